@@ -1,0 +1,214 @@
+"""The ``plexcache`` command: a thin click adapter over the library.
+
+Each command parses options, calls one library function and prints. Library
+errors (``PlexcacheError``) become one-line messages and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from . import __version__
+from .config import resolve_db_path, resolve_plex_config
+from .errors import PlexcacheError
+
+db_option = click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False),
+    help="Cache database [env PLEXCACHE_DB; default data/library_cache.db]",
+)
+url_option = click.option("--url", help="Plex server URL [env PLEX_URL]")
+token_option = click.option("--token", help="Plex token [env PLEX_TOKEN]")
+
+
+class Fail(click.ClickException):
+    "A one-line error on stderr and exit code 1"
+
+
+def _fail(e: PlexcacheError):
+    raise Fail(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="plexcache")
+def cli():
+    """Keep a Plex music library as a local, queryable SQLite dataset.
+
+    \b
+    Try it with no Plex server at hand:
+        plexcache demo
+    """
+
+
+@cli.command()
+@db_option
+@url_option
+@token_option
+@click.option("--section", help="Only sync the music library with this name")
+@click.option("--full", is_flag=True, help="Re-read everything instead of only what changed")
+@click.option(
+    "--allow-mass-delete",
+    is_flag=True,
+    help="Apply deletions even when they would remove more than half of the cache",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or log lines, only errors")
+@click.option("--trigger", default="cli", hidden=True)
+def sync(db, url, token, section, full, allow_mass_delete, quiet, trigger):
+    """Sync every music track from Plex into the cache
+
+    \b
+    Example:
+        plexcache sync --url http://127.0.0.1:32400 --token TOKEN
+    """
+    from .lock import inherited_lock
+    from .progress import CliProgress
+    from .sync import sync as run_sync
+
+    db_path = resolve_db_path(db)
+    try:
+        config = resolve_plex_config(url, token)
+        progress = CliProgress(quiet=quiet)
+        with progress:
+            result = run_sync(
+                db_path,
+                config,
+                full=full,
+                section=section,
+                allow_mass_delete=allow_mass_delete,
+                on_progress=progress,
+                trigger=trigger,
+                lock=inherited_lock(db_path),
+            )
+    except PlexcacheError as e:
+        _fail(e)
+    if not quiet:
+        for warning in result.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        click.echo(result.summary())
+
+
+@cli.command()
+@db_option
+@url_option
+@token_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status object as JSON")
+@click.option("--no-plex", is_flag=True, help="Do not contact the Plex server")
+def status(db, url, token, as_json, no_plex):
+    """Show the cache's state: tracks, last sync, running sync, errors"""
+    from .status import get_status
+
+    db_path = resolve_db_path(db)
+    try:
+        config = resolve_plex_config(url, token)
+        data = get_status(db_path, config, check_plex=not no_plex)
+    except PlexcacheError as e:
+        _fail(e)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"Cache:          {db_path}")
+    click.echo(f"Tracks:         {data['track_count']:,}")
+    click.echo(f"Synced at:      {data['synced_at'] or 'never'}")
+    if data["is_syncing"]:
+        p = data["sync_progress"] or {"current": 0, "total": 0}
+        click.echo(f"Syncing:        {p['current']:,} / {p['total']:,} tracks")
+    else:
+        click.echo("Syncing:        no")
+    if not no_plex:
+        click.echo(f"Plex connected: {'yes' if data['plex_connected'] else 'no'}")
+    if data["error"]:
+        click.echo(f"Error:          {data['error']}")
+
+
+@cli.command()
+@db_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation")
+def reset(db, yes):
+    """Delete the cache; the next sync is a full one"""
+    from .db import reset_cache
+
+    db_path = resolve_db_path(db)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Delete {db_path}?", abort=True)
+    try:
+        removed = reset_cache(db_path)
+    except PlexcacheError as e:
+        _fail(e)
+    click.echo(f"Removed {db_path}" if removed else f"No cache at {db_path}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=32400, show_default=True, type=int)
+@click.option("--tracks", default=18432, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--token", default="plexcache-demo-token", show_default=True, help="Token clients must send")
+@click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0))
+def simulate(host, port, tracks, seed, token, latency_ms):
+    """Serve a synthetic Plex Media Server until stopped (Ctrl-C)
+
+    \b
+    Example:
+        plexcache simulate --port 32400 --tracks 18432 --seed 1 --token TOKEN
+    """
+    from .simulator import Simulator
+
+    sim = Simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency_ms)
+    try:
+        sim.start(host=host, port=port)
+    except OSError as e:
+        raise Fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    click.echo(f"Plex Media Server simulator on {sim.url} ({tracks:,} tracks, seed {seed})")
+    click.echo(f"Try: PLEX_URL={sim.url} PLEX_TOKEN={token} plexcache sync")
+    try:
+        sim.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+@cli.command()
+@db_option
+@url_option
+@token_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5765, show_default=True, type=int)
+def serve(db, url, token, host, port):
+    """Browse the cache in Datasette, with sync status and controls"""
+    from datasette_plexcache.app import serve as serve_datasette
+
+    try:
+        config = resolve_plex_config(url, token)
+        serve_datasette(resolve_db_path(db), config, host=host, port=port)
+    except PlexcacheError as e:
+        _fail(e)
+
+
+@cli.command()
+@click.option("--tracks", default=18432, show_default=True, type=click.IntRange(min=0))
+@click.option("--port", default=5765, show_default=True, type=int)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--db", "db", type=click.Path(dir_okay=False), help="Demo database [default data/demo.db]")
+def demo(tracks, port, seed, db):
+    """Try everything on a built-in simulated Plex server
+
+    Starts the simulator, serves Datasette on a separate demo cache and prints
+    the URL. Your real cache is never touched.
+    """
+    from datasette_plexcache.app import demo as run_demo
+
+    try:
+        run_demo(tracks=tracks, port=port, seed=seed, db_path=db)
+    except PlexcacheError as e:
+        _fail(e)
+
+
+def main():  # pragma: no cover
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s")
+    cli()

@@ -1,0 +1,267 @@
+"""The cache's tables, indexes, full-text search and views.
+
+``ensure_shape(db)`` is the one idempotent step that creates or upgrades all of
+it; the sync engine calls it before and after every sync, so readers
+(Datasette, notebooks, ``sqlite3``) always find the same shape.
+
+``tracks`` and ``sync_state`` start with exactly the columns of the original
+spec (``../shared/seed/quickstart.md``); ``tracks`` then adds the columns people
+analysing a music library want.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+# Columns written by the sync engine, in order. The first ten are the spec's.
+TRACK_COLUMNS = (
+    "rating_key",
+    "title",
+    "artist",
+    "album",
+    "duration_ms",
+    "year",
+    "genres",
+    "user_rating",
+    "is_live",
+    "updated_at",
+    "album_artist",
+    "track_artist",
+    "track_number",
+    "disc_number",
+    "play_count",
+    "skip_count",
+    "last_played_at",
+    "last_rated_at",
+    "added_at",
+    "codec",
+    "bitrate",
+    "album_rating_key",
+    "artist_rating_key",
+    "section_id",
+)
+
+ALBUM_COLUMNS = (
+    "rating_key",
+    "title",
+    "artist",
+    "year",
+    "genres",
+    "subformats",
+    "is_live",
+    "studio",
+    "added_at",
+    "updated_at",
+    "artist_rating_key",
+    "section_id",
+)
+
+ARTIST_COLUMNS = (
+    "rating_key",
+    "name",
+    "genres",
+    "added_at",
+    "updated_at",
+    "section_id",
+)
+
+TABLES_SQL = {
+    "sections": """
+CREATE TABLE sections (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT,
+    title TEXT NOT NULL,
+    content_changed_at INTEGER,
+    track_count INTEGER,
+    synced_at TIMESTAMP
+)""",
+    "artists": """
+CREATE TABLE artists (
+    rating_key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    genres TEXT,
+    added_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    section_id INTEGER REFERENCES sections(id)
+)""",
+    "albums": """
+CREATE TABLE albums (
+    rating_key TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    artist TEXT,
+    year INTEGER,
+    genres TEXT,
+    subformats TEXT,
+    is_live BOOLEAN,
+    studio TEXT,
+    added_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    artist_rating_key TEXT REFERENCES artists(rating_key),
+    section_id INTEGER REFERENCES sections(id)
+)""",
+    "tracks": """
+CREATE TABLE tracks (
+    rating_key TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    artist TEXT NOT NULL,
+    album TEXT NOT NULL,
+    duration_ms INTEGER,
+    year INTEGER,
+    genres TEXT,
+    user_rating INTEGER,
+    is_live BOOLEAN,
+    updated_at TIMESTAMP,
+    album_artist TEXT,
+    track_artist TEXT,
+    track_number INTEGER,
+    disc_number INTEGER,
+    play_count INTEGER NOT NULL DEFAULT 0,
+    skip_count INTEGER NOT NULL DEFAULT 0,
+    last_played_at TIMESTAMP,
+    last_rated_at TIMESTAMP,
+    added_at TIMESTAMP,
+    codec TEXT,
+    bitrate INTEGER,
+    album_rating_key TEXT REFERENCES albums(rating_key),
+    artist_rating_key TEXT REFERENCES artists(rating_key),
+    section_id INTEGER REFERENCES sections(id)
+)""",
+    "sync_state": """
+CREATE TABLE sync_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    plex_server_id TEXT,
+    last_sync_at TIMESTAMP,
+    track_count INTEGER,
+    sync_duration_ms INTEGER
+)""",
+    "sync_runs": """
+CREATE TABLE sync_runs (
+    id INTEGER PRIMARY KEY,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    phase TEXT,
+    progress_current INTEGER NOT NULL DEFAULT 0,
+    progress_total INTEGER NOT NULL DEFAULT 0,
+    tracks_added INTEGER NOT NULL DEFAULT 0,
+    tracks_updated INTEGER NOT NULL DEFAULT 0,
+    tracks_removed INTEGER NOT NULL DEFAULT 0,
+    http_requests INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER,
+    error TEXT,
+    warning TEXT,
+    trigger TEXT,
+    section TEXT,
+    server_id TEXT,
+    server_time INTEGER,
+    pid INTEGER
+)""",
+}
+
+INDEXES = {
+    "tracks": [
+        ["artist"],
+        ["album"],
+        ["year"],
+        ["is_live"],
+        ["added_at"],
+        ["updated_at"],
+        ["user_rating"],
+        ["play_count"],
+        ["last_played_at"],
+        ["album_rating_key"],
+        ["artist_rating_key"],
+        ["section_id"],
+    ],
+    "albums": [["artist_rating_key"], ["year"], ["section_id"]],
+    "artists": [["section_id"]],
+    "sync_runs": [["status"], ["started_at"]],
+}
+
+FTS_COLUMNS = ["title", "artist", "album"]
+
+VIEWS = {
+    "track_details": """
+SELECT
+    t.rating_key,
+    t.title,
+    t.artist,
+    t.album,
+    t.year,
+    (t.year / 10) * 10 AS decade,
+    CASE WHEN t.duration_ms IS NULL THEN NULL
+         ELSE (t.duration_ms / 60000) || ':' || printf('%02d', (t.duration_ms / 1000) % 60)
+    END AS duration,
+    t.genres,
+    t.user_rating,
+    CASE WHEN t.user_rating IS NULL THEN NULL ELSE t.user_rating / 2.0 END AS stars,
+    t.play_count,
+    t.last_played_at,
+    t.added_at,
+    t.is_live,
+    t.codec,
+    s.title AS section
+FROM tracks t LEFT JOIN sections s ON s.id = t.section_id""",
+    "artist_summary": """
+SELECT
+    t.artist,
+    count(*) AS tracks,
+    count(DISTINCT t.album_rating_key) AS albums,
+    round(sum(coalesce(t.duration_ms, 0)) / 3600000.0, 1) AS hours,
+    sum(t.play_count) AS plays,
+    min(t.year) AS first_year,
+    max(t.year) AS last_year
+FROM tracks t
+GROUP BY t.artist""",
+    "album_summary": """
+SELECT
+    a.rating_key,
+    a.title,
+    a.artist,
+    a.year,
+    a.genres,
+    a.is_live,
+    count(t.rating_key) AS tracks,
+    round(sum(coalesce(t.duration_ms, 0)) / 60000.0, 1) AS minutes,
+    sum(coalesce(t.play_count, 0)) AS plays
+FROM albums a LEFT JOIN tracks t ON t.album_rating_key = a.rating_key
+GROUP BY a.rating_key""",
+}
+
+
+def ensure_shape(db: sqlite_utils.Database) -> None:
+    """Create or complete every table, index, FTS table and view. Idempotent.
+
+    Safe to run on a cache written by an older plexcache: missing columns are
+    added, existing data is kept.
+    """
+    conn = db.conn
+    with conn:
+        for name, sql in TABLES_SQL.items():
+            if not db[name].exists():
+                conn.execute(sql)
+            else:
+                _add_missing_columns(db, name, sql)
+        for table, index_list in INDEXES.items():
+            for columns in index_list:
+                db[table].create_index(columns, if_not_exists=True)
+    if not db["tracks_fts"].exists():
+        db["tracks"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize="unicode61")
+    for name, sql in VIEWS.items():
+        db.create_view(name, sql.strip(), replace=True)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _add_missing_columns(db: sqlite_utils.Database, table: str, create_sql: str) -> None:
+    existing = set(db[table].columns_dict)
+    for line in create_sql.splitlines():
+        line = line.strip().rstrip(",")
+        if not line or line.upper().startswith(("CREATE", ")")):
+            continue
+        column = line.split()[0]
+        if column not in existing and column.upper() not in ("PRIMARY", "FOREIGN", "CHECK"):
+            definition = line.replace(" NOT NULL DEFAULT", " DEFAULT")
+            db.conn.execute(f"ALTER TABLE [{table}] ADD COLUMN {definition}")

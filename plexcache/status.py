@@ -1,0 +1,173 @@
+"""The status object shared by ``plexcache status`` and ``GET /api/library/status``.
+
+Everything comes from the cache file and the sync lock, so a sync started by
+any process (CLI, web, cron) shows up here. Shape, exactly as in the spec::
+
+    {"track_count": 18432, "synced_at": "2026-02-05T10:30:00Z",
+     "is_syncing": false, "sync_progress": null, "error": null,
+     "plex_connected": true}
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from .config import PlexConfig
+from .errors import CacheError, PlexcacheError
+from .lock import is_locked
+from .timeutil import utc_now_iso
+
+PLEX_CHECK_TTL = 10.0  # seconds a Plex reachability answer is reused
+
+INTERRUPTED_MESSAGE = "the sync process stopped before finishing (killed or crashed)"
+
+
+def get_status(
+    db_path: str | os.PathLike,
+    config: PlexConfig | None = None,
+    *,
+    check_plex: bool = True,
+) -> dict:
+    """The spec's status dict for the cache at ``db_path``.
+
+    ``plex_connected`` is a real request to the server, cached for
+    ``PLEX_CHECK_TTL`` seconds per server; with ``check_plex=False`` (or no
+    server configured) it is ``False`` and no request is made.
+    """
+    db_path = Path(db_path)
+    syncing = is_locked(db_path)
+    status = {
+        "track_count": 0,
+        "synced_at": None,
+        "is_syncing": syncing,
+        "sync_progress": None,
+        "error": None,
+        "plex_connected": False,
+    }
+    last_error = None
+    if db_path.exists():
+        try:
+            conn = _connect_ro(db_path)
+            try:
+                row = _one(conn, "select track_count, last_sync_at from sync_state where id = 1")
+                if row:
+                    status["track_count"] = row[0] or 0
+                    status["synced_at"] = row[1]
+                running = _one(
+                    conn,
+                    "select progress_current, progress_total from sync_runs "
+                    "where status = 'running' order by id desc limit 1",
+                )
+                finished = _one(
+                    conn,
+                    "select status, error from sync_runs "
+                    "where status != 'running' order by id desc limit 1",
+                )
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise CacheError(f"cannot read cache {db_path}: {e}") from None
+        if running and not syncing:
+            # The process that owned this run is gone: record it once.
+            recover_interrupted(db_path)
+            last_error = INTERRUPTED_MESSAGE
+        elif finished and finished[0] in ("failed", "interrupted"):
+            last_error = finished[1] or f"last sync {finished[0]}"
+        if syncing:
+            current, total = running if running else (0, 0)
+            status["sync_progress"] = {"current": current, "total": total}
+    elif syncing:
+        status["sync_progress"] = {"current": 0, "total": 0}
+
+    if check_plex and config is not None and config.configured:
+        connected, plex_error = plex_reachable(config)
+        status["plex_connected"] = connected
+        if not connected:
+            last_error = plex_error
+    status["error"] = last_error
+    return status
+
+
+def recover_interrupted(db_path) -> int:
+    """Mark runs left 'running' by a dead process as 'interrupted'.
+
+    Only when nobody holds the sync lock. Returns how many rows changed.
+    """
+    if is_locked(db_path) or not Path(db_path).exists():
+        return 0
+    try:
+        conn = sqlite3.connect(db_path, timeout=2)
+        try:
+            with conn:
+                cur = conn.execute(
+                    "update sync_runs set status = 'interrupted', finished_at = ?, "
+                    "error = coalesce(error, ?) where status = 'running'",
+                    (utc_now_iso(), INTERRUPTED_MESSAGE),
+                )
+            return cur.rowcount
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        # read-only file or no sync_runs table yet: nothing to recover here
+        return 0
+
+
+def list_runs(db_path, limit: int = 20) -> list[dict]:
+    "The most recent rows of ``sync_runs``, newest first"
+    if not Path(db_path).exists():
+        return []
+    conn = _connect_ro(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(
+            "select * from sync_runs order by id desc limit ?", (limit,)
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+    return [dict(r) for r in rows]
+
+
+_plex_cache: dict[str, tuple[float, bool, str | None]] = {}
+_plex_cache_lock = threading.Lock()
+
+
+def plex_reachable(config: PlexConfig, ttl: float = PLEX_CHECK_TTL) -> tuple[bool, str | None]:
+    "(connected, token-free error) for the server, reusing an answer for ``ttl`` seconds"
+    from .plex import PlexSource
+
+    key = f"{config.url}\0{hash(config.token)}"
+    now = time.monotonic()
+    with _plex_cache_lock:
+        hit = _plex_cache.get(key)
+        if hit and now - hit[0] < ttl:
+            return hit[1], hit[2]
+    try:
+        with PlexSource(config, timeout=min(config.timeout, 5.0), retries=0) as source:
+            source.server_info()
+        answer = (True, None)
+    except PlexcacheError as e:
+        answer = (False, str(e))
+    with _plex_cache_lock:
+        _plex_cache[key] = (time.monotonic(), *answer)
+    return answer
+
+
+def _connect_ro(db_path) -> sqlite3.Connection:
+    uri = Path(db_path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=5)
+    return conn
+
+
+def _one(conn, sql):
+    try:
+        return conn.execute(sql).fetchone()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return None
+        raise
