@@ -1,0 +1,363 @@
+"""Talking to a Plex Media Server: the raw, fast path.
+
+The sync reads listings as XML with ElementTree and never builds plexapi
+objects: a partially loaded plexapi ``Track`` silently re-fetches itself when
+an absent attribute (``genres``, ``userRating``, ``year``...) is read, which
+turns a sync into one request per track. Here every request is explicit:
+
+- ``count``: one ``X-Plex-Container-Size: 0`` request per section;
+- ``pages``: keyset paging (``sort=id`` and ``track.id>>=<last key>``), so
+  items deleted or added while we page cannot shift others out of a page;
+- ``metadata``: full items for up to ``batch_size`` keys per request through
+  ``/library/metadata/k1,k2,...`` (complete genre lists, album subformats).
+
+The token travels only in the ``X-Plex-Token`` header; error messages carry
+the server URL and path, never the token.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import platform
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from . import __version__
+from .config import PlexConfig, redact
+from .errors import (
+    ConfigError,
+    NotPlexServer,
+    PlexAuthError,
+    PlexBadResponse,
+    PlexError,
+    PlexNotFound,
+    PlexUnreachable,
+)
+
+log = logging.getLogger(__name__)
+
+TRACK, ALBUM, ARTIST = 10, 9, 8
+TYPE_PREFIX = {TRACK: "track", ALBUM: "album", ARTIST: "artist"}
+MAX_BODY_BYTES = 256 * 1024 * 1024
+MAX_RETRY_AFTER = 30.0
+CLIENT_IDENTIFIER = "plexcache-" + uuid.uuid5(uuid.NAMESPACE_DNS, platform.node() or "plexcache").hex[:12]
+
+
+class TransientError(PlexError):
+    "A failure worth retrying: connection error, timeout, 429, 5xx, truncated body"
+
+    def __init__(self, message, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Section:
+    id: int
+    uuid: str | None
+    title: str
+    type: str
+    content_changed_at: int | None
+
+    @property
+    def is_music(self) -> bool:
+        return self.type == "artist"
+
+
+def _wait(retry_state) -> float:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+    return wait_exponential(multiplier=0.5, max=8)(retry_state)
+
+
+class PlexSource:
+    """One server connection. ``requests`` counts every HTTP attempt made."""
+
+    def __init__(
+        self,
+        config: PlexConfig,
+        *,
+        timeout: float | None = None,
+        retries: int = 3,
+        page_size: int = 1000,
+        batch_size: int = 500,
+    ):
+        if not config.url:
+            raise ConfigError(
+                "no Plex server configured: pass --url/--token or set PLEX_URL and PLEX_TOKEN"
+            )
+        self.config = config
+        self.base_url = config.url.rstrip("/")
+        self.timeout = timeout or config.timeout
+        self.retries = retries
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.requests = 0
+        self.server_time: int | None = None  # PMS clock, from the Date header
+        self.session = requests.Session()
+        self.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0))
+        self.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0))
+        self.session.headers.update(
+            {
+                "Accept": "application/xml",
+                "X-Plex-Product": "plexcache",
+                "X-Plex-Version": __version__,
+                "X-Plex-Client-Identifier": CLIENT_IDENTIFIER,
+                "X-Plex-Platform": platform.system() or "Linux",
+                "X-Plex-Device-Name": "plexcache",
+            }
+        )
+        if config.token:
+            self.session.headers["X-Plex-Token"] = config.token
+
+    # -- plumbing ---------------------------------------------------------
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> PlexSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def get(self, path: str, params: dict | None = None, start: int | None = None, size: int | None = None) -> ET.Element:
+        "GET ``path`` and parse the MediaContainer, retrying transient failures"
+        headers = {}
+        if start is not None:
+            headers["X-Plex-Container-Start"] = str(start)
+            headers["X-Plex-Container-Size"] = str(size)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=_wait,
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._get_once(path, params, headers)
+        except TransientError as e:
+            # Out of retries: a plain PlexError for the caller.
+            raise PlexError(str(e)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_once(self, path, params, headers) -> ET.Element:
+        url = self.base_url + path
+        where = f"Plex at {self.base_url}"
+        self.requests += 1
+        try:
+            response = self.session.get(
+                url, params=params, headers=headers, timeout=self.timeout, stream=True
+            )
+        except requests.exceptions.Timeout:
+            raise TransientError(f"{where} did not answer within {self.timeout:g}s ({path})") from None
+        except requests.exceptions.SSLError as e:
+            raise PlexUnreachable(f"TLS error talking to {where}: {self._clean(e)}") from None
+        except requests.exceptions.ConnectionError as e:
+            raise TransientError(f"cannot reach {where}: {self._reason(e)}") from None
+        except requests.exceptions.RequestException as e:
+            raise PlexUnreachable(f"cannot reach {where}: {self._clean(e)}") from None
+        try:
+            status = response.status_code
+            if status == 401:
+                raise PlexAuthError(
+                    f"{where} rejected the token (401 Unauthorized): check PLEX_TOKEN / --token"
+                )
+            if status == 404:
+                raise PlexNotFound(f"{where} has nothing at {path} (404 Not Found)")
+            if status == 429 or status >= 500:
+                raise TransientError(
+                    f"{where} answered {status} {response.reason} for {path}",
+                    retry_after=_retry_after(response.headers.get("Retry-After")),
+                )
+            if status != 200:
+                raise PlexBadResponse(f"{where} answered {status} {response.reason} for {path}")
+            body = self._read(response, where, path)
+            self._note_date(response.headers.get("Date"))
+        finally:
+            response.close()
+        return self._parse(body, where, path)
+
+    def _read(self, response, where, path) -> bytes:
+        chunks, total = [], 0
+        try:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                total += len(chunk)
+                if total > MAX_BODY_BYTES:
+                    raise PlexBadResponse(
+                        f"{where} sent more than {MAX_BODY_BYTES >> 20} MB for {path}; refusing it"
+                    )
+                chunks.append(chunk)
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError):
+            raise TransientError(f"{where} closed the connection mid-response ({path})") from None
+        except requests.exceptions.Timeout:
+            raise TransientError(f"{where} stalled mid-response ({path})") from None
+        return b"".join(chunks)
+
+    def _parse(self, body: bytes, where: str, path: str) -> ET.Element:
+        if not body.strip():
+            raise TransientError(f"{where} sent an empty response for {path}")
+        head = body[:512].lstrip()
+        if head[:1] != b"<" or head[:5].lower() == b"<html" or head[:9].lower() == b"<!doctype":
+            raise NotPlexServer(f"{where} does not look like a Plex Media Server (no XML at {path})")
+        # Plex never sends a DTD: refusing one rules out entity expansion
+        # ("billion laughs") and external entities before expat sees them.
+        if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+            raise PlexBadResponse(f"{where} sent XML with a DTD/entities for {path}; refusing it")
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError as e:
+            raise TransientError(f"{where} sent malformed XML for {path} ({e})") from None
+        if root.tag != "MediaContainer":
+            raise NotPlexServer(
+                f"{where} does not look like a Plex Media Server (<{root.tag[:40]}> at {path})"
+            )
+        return root
+
+    def _note_date(self, value: str | None) -> None:
+        if not value:
+            return
+        try:
+            self.server_time = int(email.utils.parsedate_to_datetime(value).timestamp())
+        except (TypeError, ValueError):
+            pass
+
+    def _clean(self, e: Exception) -> str:
+        return redact(str(e), self.config.token)[:200]
+
+    def _reason(self, e: Exception) -> str:
+        text = str(e)
+        for needle, reason in (
+            ("Connection refused", "connection refused"),
+            ("Name or service not known", "unknown host"),
+            ("nodename nor servname", "unknown host"),
+            ("No route to host", "no route to host"),
+            ("Connection reset", "connection reset"),
+            ("RemoteDisconnected", "the server closed the connection"),
+            ("timed out", "timed out"),
+        ):
+            if needle in text:
+                return reason
+        return self._clean(e)
+
+    # -- the calls the sync makes -----------------------------------------
+
+    def server_info(self) -> dict:
+        "``GET /``: machineIdentifier, friendlyName, version"
+        root = self.get("/")
+        if not root.get("machineIdentifier"):
+            raise NotPlexServer(f"Plex at {self.base_url} sent no machineIdentifier: not a Plex Media Server?")
+        return dict(root.attrib)
+
+    def sections(self) -> list[Section]:
+        root = self.get("/library/sections")
+        out = []
+        for d in root.iter("Directory"):
+            try:
+                out.append(
+                    Section(
+                        id=int(d.get("key")),
+                        uuid=d.get("uuid"),
+                        title=d.get("title") or f"Section {d.get('key')}",
+                        type=d.get("type") or "",
+                        content_changed_at=_int(d.get("contentChangedAt")),
+                    )
+                )
+            except (TypeError, ValueError):
+                continue
+        return out
+
+    def count(self, section_id: int, libtype: int = TRACK, filters: dict | None = None) -> int:
+        "How many items of ``libtype`` the section holds (one Size=0 request)"
+        params = {"type": libtype, **(filters or {})}
+        root = self.get(f"/library/sections/{section_id}/all", params, start=0, size=0)
+        total = _int(root.get("totalSize"))
+        if total is None:
+            total = _int(root.get("size")) or 0
+        return total
+
+    def pages(
+        self,
+        section_id: int,
+        libtype: int = TRACK,
+        filters: dict | None = None,
+        page_size: int | None = None,
+        extra: dict | None = None,
+    ) -> Iterator[tuple[list[ET.Element], int]]:
+        """Yield (items, remaining_total) pages in ascending rating-key order.
+
+        Keyset paging: every request asks for keys above the last one seen,
+        so concurrent deletions cannot make us skip a live item.
+        """
+        size = page_size or self.page_size
+        prefix = TYPE_PREFIX[libtype]
+        last_key = None
+        while True:
+            params = {"type": libtype, "sort": "id", **(filters or {}), **(extra or {})}
+            if last_key is not None:
+                params[f"{prefix}.id>>"] = last_key
+            root = self.get(f"/library/sections/{section_id}/all", params, start=0, size=size)
+            items = [el for el in root if el.tag in ("Track", "Directory", "Metadata")]
+            total = _int(root.get("totalSize"))
+            if total is None:
+                total = len(items)
+            yield items, total
+            keys = [_int(el.get("ratingKey")) for el in items]
+            keys = [k for k in keys if k is not None]
+            if not keys or total <= len(items):
+                return
+            new_last = max(keys)
+            if last_key is not None and new_last <= last_key:
+                raise PlexBadResponse(
+                    f"Plex at {self.base_url} ignored key paging (sort=id) for section {section_id}"
+                )
+            last_key = new_last
+
+    def metadata(self, keys: list[str]) -> Iterator[ET.Element]:
+        "Full items for ``keys`` in batches; keys the server no longer has are skipped"
+        for i in range(0, len(keys), self.batch_size):
+            batch = keys[i : i + self.batch_size]
+            try:
+                root = self.get(
+                    "/library/metadata/" + ",".join(batch), start=0, size=len(batch)
+                )
+            except PlexNotFound:
+                continue  # none of them exists any more
+            yield from root
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        import time
+
+        return max(0.0, when.timestamp() - time.time())
+
+
+def _int(value) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,187 @@
+"""Turning Plex XML elements into cache rows. Pure functions, no I/O.
+
+Listing items are *partial*: they omit empty attributes and truncate tag
+lists. These functions read exactly the attributes present and never guess;
+the sync engine decides what needs a full fetch (``genres_truncated``).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from .timeutil import epoch_to_iso
+
+# A listing shows at most this many tags per item (real PMS: 2-3). An item
+# showing at least this many may have more, so its full list is fetched.
+LISTING_TAG_LIMIT = 2
+MAX_TEXT = 2000  # longer titles are cut, not stored whole
+
+STAGE_TRACK_COLUMNS = (
+    "rating_key",
+    "title",
+    "track_artist",
+    "album_artist",
+    "album_title",
+    "parent_year",
+    "own_year",
+    "own_genres",
+    "genres_truncated",
+    "duration_ms",
+    "user_rating",
+    "updated_at",
+    "track_number",
+    "disc_number",
+    "play_count",
+    "skip_count",
+    "last_played_at",
+    "last_rated_at",
+    "added_at",
+    "codec",
+    "bitrate",
+    "album_rating_key",
+    "artist_rating_key",
+    "section_id",
+)
+
+
+class BadItem(ValueError):
+    "An item that cannot be cached (no ratingKey, no title); skipped and counted"
+
+
+def text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    return value[:MAX_TEXT]
+
+
+def int_or_none(value, lo: int | None = 0, hi: int | None = None) -> int | None:
+    "Parse an integer attribute; absurd (negative, out of range) values become None"
+    if value in (None, ""):
+        return None
+    try:
+        number = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if lo is not None and number < lo:
+        return None
+    if hi is not None and number > hi:
+        return None
+    return number
+
+
+def tags(el: ET.Element, tag: str) -> list[str]:
+    """Tag names of `<Genre tag="..."/>`-style children, de-duplicated, in order"""
+    seen = []
+    for child in el.iter(tag):
+        name = text(child.get("tag"))
+        if name and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def user_rating(value) -> int | None:
+    "Plex's 0-10 float ('8.0') as an integer; None when unrated or absurd"
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 0 <= number <= 10:
+        return None
+    return int(round(number))
+
+
+def track_row(el: ET.Element, section_id: int | None) -> tuple:
+    "A stage row (STAGE_TRACK_COLUMNS order) from a listed or full ``<Track>``"
+    a = el.attrib
+    key = a.get("ratingKey", "").strip()
+    if not key or not key.isdigit():
+        raise BadItem("track without a valid ratingKey")
+    title = text(a.get("title"))
+    if title is None:
+        raise BadItem(f"track {key} has no title")
+    own_genres = tags(el, "Genre")
+    media = el.find("Media")
+    section = int_or_none(a.get("librarySectionID")) or section_id
+    return (
+        key,
+        title,
+        text(a.get("originalTitle")),
+        text(a.get("grandparentTitle")),
+        text(a.get("parentTitle")),
+        int_or_none(a.get("parentYear"), 1, 3000),
+        int_or_none(a.get("year"), 1, 3000),
+        json.dumps(own_genres, ensure_ascii=False) if own_genres else None,
+        1 if len(own_genres) >= LISTING_TAG_LIMIT else 0,
+        int_or_none(a.get("duration"), 1, 10**10),
+        user_rating(a.get("userRating")),
+        epoch_to_iso(a.get("updatedAt")),
+        int_or_none(a.get("index"), 0, 100000),
+        int_or_none(a.get("parentIndex"), 0, 100000),
+        int_or_none(a.get("viewCount"), 0) or 0,
+        int_or_none(a.get("skipCount"), 0) or 0,
+        epoch_to_iso(a.get("lastViewedAt")),
+        epoch_to_iso(a.get("lastRatedAt")),
+        epoch_to_iso(a.get("addedAt")),
+        text(media.get("audioCodec")) if media is not None else None,
+        int_or_none(media.get("bitrate"), 0) if media is not None else None,
+        _key(a.get("parentRatingKey")),
+        _key(a.get("grandparentRatingKey")),
+        section,
+    )
+
+
+def album_row(el: ET.Element) -> dict:
+    "An ``albums`` row from a full album item (``/library/metadata``)"
+    a = el.attrib
+    key = _key(a.get("ratingKey"))
+    if key is None:
+        raise BadItem("album without a valid ratingKey")
+    subformats = tags(el, "Subformat")
+    genres = tags(el, "Genre")
+    return {
+        "rating_key": key,
+        "title": text(a.get("title")) or "",
+        "artist": text(a.get("parentTitle")),
+        "year": int_or_none(a.get("year"), 1, 3000),
+        "genres": json.dumps(genres, ensure_ascii=False),
+        "subformats": json.dumps(subformats, ensure_ascii=False),
+        "is_live": 1 if any(s.lower() == "live" for s in subformats) else 0,
+        "studio": text(a.get("studio")),
+        "added_at": epoch_to_iso(a.get("addedAt")),
+        "updated_at": epoch_to_iso(a.get("updatedAt")),
+        "artist_rating_key": _key(a.get("parentRatingKey")),
+        "section_id": int_or_none(a.get("librarySectionID")),
+    }
+
+
+def artist_row(el: ET.Element) -> dict:
+    "An ``artists`` row from a full artist item"
+    a = el.attrib
+    key = _key(a.get("ratingKey"))
+    if key is None:
+        raise BadItem("artist without a valid ratingKey")
+    return {
+        "rating_key": key,
+        "name": text(a.get("title")) or "",
+        "genres": json.dumps(tags(el, "Genre"), ensure_ascii=False),
+        "added_at": epoch_to_iso(a.get("addedAt")),
+        "updated_at": epoch_to_iso(a.get("updatedAt")),
+        "section_id": int_or_none(a.get("librarySectionID")),
+    }
+
+
+def item_type(el: ET.Element) -> str | None:
+    return el.get("type") or {"Track": "track"}.get(el.tag)
+
+
+def _key(value) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value if value.isdigit() else None
