@@ -1,0 +1,60 @@
+"""Helpers shared by the sync tests: snapshots of a cache, CLI runs."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from plexcache.config import PlexConfig
+
+DATA_TABLES = ("tracks", "albums", "artists")
+
+
+def config_for(sim) -> PlexConfig:
+    return PlexConfig(url=sim.url, token=sim.token, timeout=10)
+
+
+def snapshot(db_path, tables=DATA_TABLES) -> dict:
+    "Every row of the data tables, sorted: equal snapshots mean equal caches"
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        out = {}
+        for table in tables:
+            try:
+                out[table] = sorted(conn.execute(f"select * from {table}").fetchall(), key=repr)
+            except sqlite3.OperationalError:
+                out[table] = None
+        return out
+    finally:
+        conn.close()
+
+
+def runs(db_path) -> list[dict]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("select * from sync_runs order by id")]
+    finally:
+        conn.close()
+
+
+def run_cli(args, sim=None, env=None, timeout=120, **kwargs) -> subprocess.CompletedProcess:
+    "Run `python -m plexcache ...` as a real process"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PLEX_", "PLEXAPI_"))}
+    full_env["PLEXAPI_CONFIG_PATH"] = "/nonexistent/plexapi.ini"
+    if sim is not None:
+        full_env["PLEX_URL"] = sim.url
+        full_env["PLEX_TOKEN"] = sim.token
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "plexcache", *map(str, args)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=kwargs.pop("cwd", Path(__file__).parent.parent),
+        **kwargs,
+    )

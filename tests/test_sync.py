@@ -1,0 +1,543 @@
+"""The sync engine against the simulator over real HTTP: column rules,
+request counts, incremental == full, failures, locking, secrets."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from syncutil import config_for, run_cli, runs, snapshot
+
+from plexcache.config import PlexConfig
+from plexcache.errors import (
+    CacheError,
+    NoMusicSection,
+    PlexAuthError,
+    PlexError,
+    SyncAlreadyRunning,
+)
+from plexcache.lock import SyncLock
+from plexcache.simulator import Simulator
+from plexcache.status import get_status
+from plexcache.sync import sync
+
+TOKEN = "sync-Tok_en-42xYz"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator(tracks=3000, seed=11, token=TOKEN) as s:
+        yield s
+
+
+@pytest.fixture
+def fresh_sim():
+    with Simulator(tracks=1200, seed=5, token=TOKEN) as s:
+        yield s
+
+
+def rows_by_key(db, table="tracks", key="rating_key"):
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return {r[key]: dict(r) for r in conn.execute(f"select * from {table}")}
+    finally:
+        conn.close()
+
+
+# -- column rules ------------------------------------------------------------
+
+
+def test_every_column_follows_the_rules(tmp_path, sim):
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    tracks = rows_by_key(db)
+    lib = sim.library
+    assert set(tracks) == set(lib.track_keys())
+    checked = {"compilation": 0, "own_genres": 0, "album_genres": 0, "artist_genres": 0, "live": 0, "no_year": 0, "no_duration": 0}
+    for key, row in tracks.items():
+        t = lib.track(key)
+        album = lib.album(t["parentRatingKey"])
+        artist = lib.artist(t["grandparentRatingKey"])
+        # artist: the track's own artist, else the album artist
+        expected_artist = t.get("originalTitle") or t["grandparentTitle"]
+        assert row["artist"] == expected_artist
+        if t.get("originalTitle"):
+            checked["compilation"] += 1
+            assert row["track_artist"] == t["originalTitle"]
+        assert row["album_artist"] == t["grandparentTitle"]
+        assert row["album"] == t["parentTitle"]
+        assert row["title"] == t["title"]
+        # year: the track's, else the album's
+        assert row["year"] == (t.get("year") or t.get("parentYear"))
+        if row["year"] is None:
+            checked["no_year"] += 1
+        # genres: own, else album's, else artist's; complete lists
+        genres = json.loads(row["genres"])
+        if t.get("genres"):
+            assert genres == t["genres"]
+            checked["own_genres"] += 1
+        elif album.get("genres"):
+            assert genres == album["genres"]
+            checked["album_genres"] += 1
+        else:
+            assert genres == (artist.get("genres") or [])
+            checked["artist_genres"] += 1
+        # rating 0-10 integer, NULL when unrated
+        rating = t.get("userRating")
+        assert row["user_rating"] == (None if rating in (None, "") else round(float(rating)))
+        assert row["duration_ms"] == (int(t["duration"]) if t.get("duration") else None)
+        if row["duration_ms"] is None:
+            checked["no_duration"] += 1
+        live = "Live" in (album.get("subformats") or [])
+        assert row["is_live"] == (1 if live else 0)
+        checked["live"] += live
+        assert row["updated_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t["updatedAt"])))
+        assert row["play_count"] == int(t.get("viewCount") or 0)
+        assert row["album_rating_key"] == str(t["parentRatingKey"])
+        assert row["artist_rating_key"] == str(t["grandparentRatingKey"])
+        assert row["track_number"] == (int(t["index"]) if t.get("index") else None)
+    # the synthetic library exercises every rule
+    for rule, n in checked.items():
+        assert n > 0, f"no track exercised {rule}"
+
+
+def test_unicode_and_xml_special_characters_survive(tmp_path, sim):
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    conn = sqlite3.connect(db)
+    names = [r[0] for r in conn.execute("select artist || album || title from tracks")]
+    assert any(any(ord(ch) > 0x3000 for ch in n) for n in names), "no CJK text"
+    assert any("&" in n for n in names)
+    assert any("<" in n or '"' in n for n in names)
+
+
+def test_albums_and_artists_tables_link_by_foreign_keys(tmp_path, sim):
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    conn = sqlite3.connect(db)
+    orphans = conn.execute(
+        "select count(*) from tracks t left join albums a on a.rating_key = t.album_rating_key where a.rating_key is null"
+    ).fetchone()[0]
+    assert orphans == 0
+    fks = conn.execute("pragma foreign_key_list(tracks)").fetchall()
+    assert {fk[2] for fk in fks} >= {"albums", "artists"}
+    # full-text search works
+    title = conn.execute("select title from tracks limit 1").fetchone()[0]
+    word = title.split()[0].strip('"&<>()')
+    if word:
+        hits = conn.execute(
+            "select count(*) from tracks_fts where tracks_fts match ?", (f'"{word}"',)
+        ).fetchone()[0]
+        assert hits >= 1
+
+
+def test_no_url_with_token_and_no_token_anywhere(tmp_path, sim):
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    for path in tmp_path.iterdir():
+        assert TOKEN.encode() not in path.read_bytes(), path
+    conn = sqlite3.connect(db)
+    for table in ("tracks", "albums", "artists", "sync_runs", "sections"):
+        for row in conn.execute(f"select * from {table}"):
+            assert not any(isinstance(v, str) and "X-Plex-Token" in v for v in row)
+
+
+# -- requests ----------------------------------------------------------------
+
+
+def test_full_sync_request_count(tmp_path, sim):
+    sim.reset_counts()
+    result = sync(tmp_path / "c.db", config_for(sim))
+    assert result.requests == sim.total_requests
+    sections = [s for s in sim.library.sections() if s["type"] == "artist"]
+    pages = sum(math.ceil(max(1, sim.library.track_count(s["id"])) / 1000) for s in sections)
+    albums = len({sim.library.track(k)["parentRatingKey"] for k in sim.library.track_keys()})
+    # root + sections + one count per section + track pages + metadata batches
+    budget = 2 + len(sections) + pages + math.ceil((albums * 1.5) / 500) + 3
+    assert sim.total_requests <= budget, sim.request_counts
+    assert sim.request_counts.get("metadata", 0) <= math.ceil(albums * 1.5 / 500) + 2
+    assert not sim.unknown_filters, sim.unknown_filters
+
+
+def test_nothing_changed_costs_a_few_requests(tmp_path, sim):
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    before = snapshot(db)
+    sim.reset_counts()
+    result = sync(db, config_for(sim))
+    assert result.mode == "incremental"
+    assert (result.added, result.updated, result.removed) == (0, 0, 0)
+    assert sim.total_requests <= 5, sim.request_counts
+    assert snapshot(db) == before
+    assert not sim.unknown_filters, sim.unknown_filters
+
+
+# -- incremental == full -----------------------------------------------------
+
+
+def mutate_randomly(sim, rng: random.Random, steps: int):
+    lib = sim.library
+    for _ in range(steps):
+        keys = lib.track_keys()
+        op = rng.choice(["edit", "edit", "add", "delete", "play", "play", "rate", "album", "artist"])
+        key = rng.choice(keys)
+        t = lib.track(key)
+        if op == "edit":
+            sim.edit_track(key, title=f"{t['title']} (edit {rng.randint(1, 999)})")
+        elif op == "add":
+            sim.add_tracks(rng.randint(1, 5), section_id=t.get("librarySectionID", 1) or 1,
+                           album_key=rng.choice([None, t["parentRatingKey"]]))
+        elif op == "delete":
+            sim.delete_tracks(rng.sample(keys, rng.randint(1, 3)))
+        elif op == "play":
+            sim.play_track(key, times=rng.randint(1, 3))
+        elif op == "rate":
+            sim.rate_track(key, rng.choice([None, 2.0, 6.0, 10.0]))
+        elif op == "album":
+            album = t["parentRatingKey"]
+            change = rng.choice(["title", "genres", "live", "year"])
+            if change == "title":
+                sim.edit_album(album, title=f"Renamed {rng.randint(1, 99)}")
+            elif change == "genres":
+                sim.edit_album(album, genres=rng.sample(["Rock", "Jazz", "Ambient", "Folk", "Pop"], rng.randint(0, 3)))
+            elif change == "live":
+                sim.edit_album(album, subformats=rng.choice([["Live"], []]))
+            else:
+                sim.edit_album(album, year=rng.randint(1960, 2024))
+        elif op == "artist":
+            artist = t["grandparentRatingKey"]
+            if rng.random() < 0.5:
+                sim.edit_artist(artist, title=f"Artist {rng.randint(1, 999)}")
+            else:
+                sim.edit_artist(artist, genres=rng.sample(["Electronic", "Metal", "Blues"], rng.randint(0, 2)))
+        if rng.random() < 0.3:
+            sim.advance_clock(rng.randint(1, 90))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_incremental_equals_full_after_random_mutations(tmp_path, fresh_sim, seed):
+    sim = fresh_sim
+    rng = random.Random(seed)
+    inc_db = tmp_path / "inc.db"
+    sync(inc_db, config_for(sim))
+    for round_no in range(4):
+        sim.advance_clock(5)
+        mutate_randomly(sim, rng, steps=rng.randint(3, 25))
+        sim.advance_clock(1)
+        result = sync(inc_db, config_for(sim))
+        assert result.mode == "incremental"
+        full_db = tmp_path / f"full{round_no}.db"
+        sync(full_db, config_for(sim), full=True)
+        inc, full = snapshot(inc_db), snapshot(full_db)
+        for table in inc:
+            assert inc[table] == full[table], f"round {round_no}: {table} differs"
+
+
+def test_full_flag_forces_full(tmp_path, sim):
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    result = sync(db, config_for(sim), full=True)
+    assert result.mode == "full"
+    assert (result.added, result.updated, result.removed) == (0, 0, 0)
+
+
+def test_deletions_are_detected_and_mass_deletes_refused(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    gone = sim.library.track_keys()[:3]
+    sim.delete_tracks(gone)
+    result = sync(db, config_for(sim))
+    assert result.removed == 3
+    assert not set(gone) & set(rows_by_key(db))
+    # now remove most of the library: refused without the flag
+    keys = sim.library.track_keys()
+    sim.delete_tracks(keys[: int(len(keys) * 0.7)])
+    before = snapshot(db)
+    result = sync(db, config_for(sim))
+    assert result.removed == 0
+    assert any("--allow-mass-delete" in w for w in result.warnings)
+    assert snapshot(db)["tracks"] == before["tracks"]
+    result = sync(db, config_for(sim), allow_mass_delete=True)
+    assert result.removed == int(len(keys) * 0.7)
+
+
+def test_section_limit_and_unknown_section(tmp_path, sim):
+    db = tmp_path / "c.db"
+    music = [s for s in sim.library.sections() if s["type"] == "artist"]
+    assert len(music) >= 2
+    target = music[1]
+    result = sync(db, config_for(sim), section=target["title"].upper())
+    assert result.track_count == sim.library.track_count(target["id"])
+    with pytest.raises(NoMusicSection, match="no music library named 'Nope'"):
+        sync(db, config_for(sim), section="Nope")
+
+
+def test_other_server_replaces_cache(tmp_path, sim, fresh_sim):
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    result = sync(db, config_for(fresh_sim))
+    assert any("replacing it" in w for w in result.warnings)
+    assert set(rows_by_key(db)) == set(fresh_sim.library.track_keys())
+    conn = sqlite3.connect(db)
+    assert conn.execute("select plex_server_id from sync_state").fetchone()[0] == fresh_sim.machine_identifier
+
+
+def test_keyset_paging_survives_deletions_during_the_sync(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    keys = sim.library.track_keys()
+    stop = threading.Event()
+    deleted = []
+
+    def deleter():
+        rng = random.Random(9)
+        while not stop.is_set():
+            victims = rng.sample(sim.library.track_keys(), 2)
+            sim.delete_tracks(victims)
+            deleted.extend(victims)
+            time.sleep(0.01)
+
+    sim.set_latency(20)
+    thread = threading.Thread(target=deleter)
+    thread.start()
+    try:
+        sync(db, config_for(sim), page_size=100)
+    finally:
+        stop.set()
+        thread.join()
+        sim.set_latency(0)
+    cached = set(rows_by_key(db))
+    still_there = set(sim.library.track_keys())
+    # every track that exists now and existed at the start was cached
+    assert still_there & set(keys) <= cached
+    assert len(deleted) > 10
+
+
+# -- failures ------------------------------------------------------------------
+
+
+def test_500_mid_sync_keeps_cache_and_records_failure(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    before = snapshot(db)
+    sim.edit_track(sim.library.track_keys()[0], title="changed")
+    sim.inject_fault("status", path=r"/all", nth=2, times=10, status=500)
+    with pytest.raises(PlexError, match="500"):
+        sync(db, config_for(sim), full=True, page_size=200, retries=1)
+    assert snapshot(db) == before
+    last = runs(db)[-1]
+    assert last["status"] == "failed" and "500" in last["error"]
+    sim.clear_faults()
+    assert sync(db, config_for(sim)).status == "succeeded"
+
+
+def test_transient_faults_are_retried(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sim.inject_fault("status", path=r"/all", nth=2, times=1, status=429, retry_after=1)
+    sim.inject_fault("drop", path=r"/library/metadata", nth=1, times=1)
+    sim.inject_fault("truncate", path=r"/all", nth=4, times=1)
+    result = sync(db, config_for(sim), page_size=200)
+    assert result.status == "succeeded"
+    assert result.track_count == sim.library.track_count()
+
+
+def test_dropped_connection_keeps_cache(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    before = snapshot(db)
+    sim.inject_fault("drop", path=r"/all", nth=1, times=20)
+    with pytest.raises(PlexError, match="closed the connection|cannot reach"):
+        sync(db, config_for(sim), full=True, retries=1)
+    assert snapshot(db) == before
+    assert runs(db)[-1]["status"] == "failed"
+
+
+def test_bad_token_and_unreachable_server(tmp_path, sim):
+    db = tmp_path / "c.db"
+    with pytest.raises(PlexAuthError) as err:
+        sync(db, PlexConfig(url=sim.url, token="wrong-token"))
+    assert "wrong-token" not in str(err.value)
+    done = run_cli(["sync", "--db", db], env={"PLEX_URL": sim.url, "PLEX_TOKEN": "wrong-token"})
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("Error:") and "401" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+    done = run_cli(["sync", "--db", db], env={"PLEX_URL": "http://127.0.0.1:9", "PLEX_TOKEN": TOKEN})
+    assert done.returncode == 1
+    assert "cannot reach Plex at http://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr and TOKEN not in done.stderr + done.stdout
+
+    done = run_cli(["sync", "--db", db], env={"PLEX_URL": "not a url"})
+    assert done.returncode == 1 and "Plex URL must look like" in done.stderr
+
+
+def test_not_a_plex_server(tmp_path):
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>hello</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = run_cli(
+            ["sync", "--db", tmp_path / "c.db"],
+            env={"PLEX_URL": f"http://127.0.0.1:{server.server_port}", "PLEX_TOKEN": "x"},
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 1
+    assert "does not look like a Plex Media Server" in done.stderr
+
+
+def test_corrupt_and_readonly_cache(tmp_path, sim):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CacheError, match="not a valid SQLite database"):
+        sync(bad, config_for(sim))
+    assert bad.read_bytes() == b"this is not sqlite" * 100
+    done = run_cli(["sync", "--db", bad], sim=sim)
+    assert done.returncode == 1 and "not a valid SQLite database" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    sync(ro / "c.db", config_for(sim))
+    os.chmod(ro / "c.db", 0o444)
+    with pytest.raises(CacheError):
+        sync(ro / "c.db", config_for(sim), full=True)
+
+
+def test_one_sync_at_a_time(tmp_path, sim):
+    db = tmp_path / "c.db"
+    lock = SyncLock(db).acquire()
+    try:
+        with pytest.raises(SyncAlreadyRunning):
+            sync(db, config_for(sim))
+        done = run_cli(["sync", "--db", db], sim=sim)
+        assert done.returncode == 1
+        assert "a sync is already running" in done.stderr
+        assert get_status(db, None)["is_syncing"] is True
+    finally:
+        lock.release()
+    assert not db.exists() or runs(db) == []
+
+
+def test_two_concurrent_cli_syncs_one_runs(tmp_path, fresh_sim):
+    sim = fresh_sim
+    sim.set_latency(30)
+    db = tmp_path / "c.db"
+    env = {"PLEX_URL": sim.url, "PLEX_TOKEN": sim.token}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "plexcache", "sync", "--db", str(db), "--page-size", "200"],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = sorted(p.wait(timeout=120) for p in procs)
+    sim.set_latency(0)
+    assert outcomes == [0, 1]
+    assert [r["status"] for r in runs(db)] == ["succeeded"]
+
+
+def test_sigkill_mid_sync_leaves_cache_intact(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    before = snapshot(db)
+    for key in sim.library.track_keys()[:50]:
+        sim.edit_track(key, title="new title")
+    sim.set_latency(40)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plexcache", "sync", "--db", str(db), "--full", "--page-size", "100", "--quiet"],
+        env={**os.environ, "PLEX_URL": sim.url, "PLEX_TOKEN": sim.token},
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        rows = runs(db)
+        if rows[-1]["status"] == "running" and rows[-1]["progress_current"] > 200:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    sim.set_latency(0)
+    assert snapshot(db) == before
+    status = get_status(db, None)
+    assert status["is_syncing"] is False
+    assert "stopped before finishing" in status["error"]
+    assert runs(db)[-1]["status"] == "interrupted"
+    result = sync(db, config_for(sim))
+    assert result.status == "succeeded"
+    titles = {r["title"] for r in rows_by_key(db).values()}
+    assert "new title" in titles
+
+
+def test_sigterm_is_recorded_as_interrupted(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sim.set_latency(40)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plexcache", "sync", "--db", str(db), "--page-size", "100", "--quiet"],
+        env={**os.environ, "PLEX_URL": sim.url, "PLEX_TOKEN": sim.token},
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if db.exists() and runs(db) and runs(db)[-1]["progress_current"] > 100:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0
+    sim.set_latency(0)
+    last = runs(db)[-1]
+    assert last["status"] == "interrupted"
+    assert get_status(db, None)["track_count"] == 0
+
+
+def test_token_never_in_logs_or_output(tmp_path, sim, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    sim.inject_fault("status", path=r"/all", nth=1, times=5, status=503)
+    with pytest.raises(PlexError) as err:
+        sync(db, config_for(sim), full=True, retries=1)
+    sim.clear_faults()
+    assert TOKEN not in str(err.value)
+    assert TOKEN not in caplog.text
+    done = run_cli(["sync", "--db", db, "--full"], sim=sim, env={"PLEXCACHE_TIMEOUT": "5"})
+    status = run_cli(["status", "--db", db, "--json"], sim=sim)
+    for text in (done.stdout, done.stderr, status.stdout, status.stderr):
+        assert TOKEN not in text
+    for path in tmp_path.iterdir():
+        assert TOKEN.encode() not in path.read_bytes()
