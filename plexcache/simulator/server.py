@@ -1,0 +1,818 @@
+"""The HTTP side of the simulator: a PMS-shaped server on ``ThreadingHTTPServer`` (HTTP/1.1,
+keep-alive), fault injection, request counters and the ``/__sim__`` admin endpoint."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import gzip
+import json
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from . import render as R
+from .library import ALBUM, ARTIST, MOVIE, TRACK, Library, QueryError
+
+PMS_VERSION = "1.41.5.9522-a96edc606"
+BODY_401 = (
+    b"<html><head><script>window.location = window.location.href.match(/(^.+\\/)[^\\/]*$/)[1] + "
+    b"'web/index.html';</script><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
+)
+XML_CT = "text/xml;charset=utf-8"
+JSON_CT = "application/json"
+FAULT_KINDS = {"status", "drop", "stall", "truncate", "malformed", "body"}
+
+
+def html_error(code: int) -> bytes:
+    if code == 401:
+        return BODY_401
+    phrase = HTTPStatus(code).phrase
+    return f"<html><head><title>{phrase}</title></head><body><h1>{code} {phrase}</h1></body></html>".encode()
+
+
+class Fault:
+    def __init__(self, kind, path=r".*", nth=1, times=1, status=500, retry_after=None, stall_seconds=None,
+                 body=None):  # fmt: skip
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if kind == "status":
+            HTTPStatus(int(status))  # only standard codes: plexapi crashes on unknown ones
+        if kind == "stall" and stall_seconds is None:
+            raise ValueError("stall needs stall_seconds")
+        if kind == "body" and body is None:
+            raise ValueError("body fault needs body")
+        self.kind = kind
+        self.path = path
+        self.regex = re.compile(path)
+        self.nth = max(1, int(nth))
+        self.times = int(times)
+        self.status = int(status)
+        self.retry_after = retry_after
+        self.stall_seconds = stall_seconds
+        self.body = body.encode() if isinstance(body, str) else body
+        self.seen = 0
+        self.fired = 0
+
+    def check(self, path: str) -> bool:
+        "called for every request in order; True when this request must be hit"
+        if self.fired >= self.times or not self.regex.search(path):
+            return False
+        self.seen += 1
+        if self.seen >= self.nth:
+            self.fired += 1
+            return True
+        return False
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": self.path, "nth": self.nth, "times": self.times, "status": self.status,
+                "retry_after": self.retry_after, "stall_seconds": self.stall_seconds, "seen": self.seen,
+                "fired": self.fired}  # fmt: skip
+
+
+def categorize(path: str) -> str:
+    p = path.rstrip("/") or "/"
+    if p == "/":
+        return "root"
+    if p == "/identity":
+        return "identity"
+    if p == "/library":
+        return "library"
+    if p == "/library/sections":
+        return "sections"
+    m = re.fullmatch(r"/library/sections/[^/]+(/([^/]+))?", p)
+    if m:
+        sub = m.group(2)
+        if sub is None:
+            return "section"
+        if sub in ("all", "collections"):
+            return sub
+        if sub == "albums":
+            return "all"
+        return "filter_choices"
+    if re.fullmatch(r"/library/metadata/[^/]+/children", p):
+        return "children"
+    if re.fullmatch(r"/library/metadata/[^/]+", p):
+        return "metadata"
+    return "other"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, handler, sim):
+        self.sim = sim
+        self.open_sockets: set = set()
+        self.sock_lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def process_request(self, request, client_address):
+        with self.sock_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.sock_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self):
+        with self.sock_lock:
+            socks = list(self.open_sockets)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "PlexMediaServer/" + PMS_VERSION
+    sys_version = ""
+
+    def log_message(self, format, *args):  # noqa: A002
+        pass
+
+    def version_string(self):
+        return self.server_version
+
+    def date_time_string(self, timestamp=None):
+        return email.utils.formatdate(self.server.sim.now(), usegmt=True)
+
+    def do_GET(self):
+        self._handle(head=False)
+
+    def do_HEAD(self):
+        self._handle(head=True)
+
+    def do_POST(self):
+        self._handle(head=False)
+
+    def do_PUT(self):
+        self._handle(head=False)
+
+    def do_DELETE(self):
+        self._handle(head=False)
+
+    # -----------------------------------------------------------------------------------------
+
+    def _handle(self, head: bool):
+        sim = self.server.sim
+        url = urlsplit(self.path)
+        path = url.path
+        params = parse_qsl(url.query, keep_blank_values=True)
+        if path.startswith("/__sim__/"):
+            return self._admin(path, params)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        fault = sim._record_request(path, self.path)
+        if sim.latency_ms:
+            time.sleep(sim.latency_ms / 1000)
+        if fault is not None and fault.kind == "drop":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if fault is not None and fault.kind == "stall":
+            time.sleep(float(fault.stall_seconds))
+        if fault is not None and fault.kind == "status":
+            body = html_error(fault.status)
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return self._send(fault.status, body, "text/html", extra, head)
+        if fault is not None and fault.kind == "body":
+            return self._send(200, fault.body, XML_CT, {}, head, compress=False)
+        try:
+            status, body, ctype, extra = self._route(path, params)
+        except QueryError:
+            status, body, ctype, extra = 400, html_error(400), "text/html", {}
+        except Exception:  # a simulator bug must look like a PMS 500, never a hang
+            import traceback
+
+            traceback.print_exc()
+            status, body, ctype, extra = 500, html_error(500), "text/html", {}
+        if fault is not None and fault.kind == "malformed":
+            body = body[: max(1, len(body) // 2)] if body else b"<MediaContainer"
+            return self._send(200, body, XML_CT, {}, head, compress=False)
+        if fault is not None and fault.kind == "truncate":
+            return self._send(status, body, ctype, extra, head, truncate=True, compress=False)
+        return self._send(status, body, ctype, extra, head)
+
+    def _send(self, status, body, ctype, extra, head, truncate=False, compress=True):
+        sim = self.server.sim
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("X-Plex-Protocol", "1.0")
+        self.send_header("Cache-Control", "no-cache")
+        for k, v in extra.items():
+            self.send_header(k, v)
+        if (compress and sim.gzip and len(body) > 1024 and "gzip" in (self.headers.get("Accept-Encoding") or "")
+                and status == 200):  # fmt: skip
+            original = len(body)
+            body = gzip.compress(body, compresslevel=1, mtime=0)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("X-Plex-Content-Original-Length", str(original))
+            self.send_header("X-Plex-Content-Compressed-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        if truncate:
+            self.close_connection = True
+        self.end_headers()
+        if head:
+            return
+        if truncate:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.wfile.write(body)
+
+    # -----------------------------------------------------------------------------------------
+
+    def _token_ok(self, params) -> bool:
+        token = self.headers.get("X-Plex-Token")
+        if token is None:
+            for k, v in params:
+                if k == "X-Plex-Token":
+                    token = v
+        return token == self.server.sim.token
+
+    def _wants_json(self) -> bool:
+        return "application/json" in (self.headers.get("Accept") or "")
+
+    def _paging(self, params) -> tuple[int | None, int | None]:
+        qs = dict(params)
+        start = qs.get("X-Plex-Container-Start", self.headers.get("X-Plex-Container-Start"))
+        size = qs.get("X-Plex-Container-Size", self.headers.get("X-Plex-Container-Size"))
+        try:
+            start = int(start) if start not in (None, "") else None
+            size = int(size) if size not in (None, "") else None
+        except ValueError:
+            raise QueryError("bad paging") from None
+        if (start is not None and start < 0) or (size is not None and size < 0):
+            raise QueryError("bad paging")
+        return start, size
+
+    def _out(self, root, item_key="Metadata", extra=None):
+        if self._wants_json():
+            return 200, R.to_json(root, item_key), JSON_CT, extra or {}
+        return 200, R.to_xml(root), XML_CT, extra or {}
+
+    def _not_found(self):
+        return 404, html_error(404), "text/html", {}
+
+    def _route(self, path, params):
+        sim = self.server.sim
+        lib: Library = sim.library
+        if self.command not in ("GET", "HEAD"):
+            # PMS write endpoints (scrobble, rate, refresh...) are not simulated
+            if not self._token_ok(params):
+                return 401, BODY_401, "text/html", {}
+            return self._not_found()
+        p = path.rstrip("/") or "/"
+        if p == "/identity":
+            root = ("MediaContainer", {"size": 0, "claimed": True, "machineIdentifier": sim.machine_identifier,
+                                       "version": PMS_VERSION}, [])  # fmt: skip
+            return self._out(root)
+        if not self._token_ok(params):
+            return 401, BODY_401, "text/html", {}
+        if p == "/":
+            return self._out(self._root(), "Directory")
+        if p == "/library":
+            root = ("MediaContainer", {"size": 3, "allowSync": False, "art": "/:/resources/library-art.png",
+                                       "content": "", "identifier": "com.plexapp.plugins.library",
+                                       "mediaTagPrefix": R.MEDIA_TAG_PREFIX, "mediaTagVersion": R.MEDIA_TAG_VERSION,
+                                       "title1": "Plex Library", "title2": ""},
+                    [("Directory", {"key": "sections", "title": "Library Sections"}, []),
+                     ("Directory", {"key": "recentlyAdded", "title": "Recently Added Content"}, []),
+                     ("Directory", {"key": "onDeck", "title": "On Deck Content"}, [])])  # fmt: skip
+            return self._out(root, "Directory")
+        if p == "/library/sections":
+            return self._out(self._sections(), "Directory")
+        m = re.fullmatch(r"/library/sections/(\d+)(?:/([A-Za-z]+))?", p)
+        if m:
+            sec = lib.section(int(m.group(1)))
+            if sec is None:
+                return self._not_found()
+            sub = m.group(2)
+            if sub is None:
+                return self._section_root(sec)
+            if sub == "all":
+                return self._all(sec, params)
+            if sub == "albums" and sec["type"] == "artist":  # MusicSection.albums()
+                return self._all(
+                    sec, [("type", str(ALBUM))] + [p for p in params if p[0] != "type"]
+                )
+            if sub == "collections":
+                return self._collections(sec, params)
+            if sub in ("genre", "format", "subformat", "mood", "style", "country"):
+                return self._choices(sec, sub, params)
+            return self._not_found()
+        m = re.fullmatch(r"/library/metadata/([^/]+)/children", p)
+        if m:
+            return self._children(m.group(1), params)
+        m = re.fullmatch(r"/library/metadata/([^/]+)", p)
+        if m:
+            return self._metadata(m.group(1), params)
+        return self._not_found()
+
+    # -----------------------------------------------------------------------------------------
+
+    def _root(self):
+        sim = self.server.sim
+        a = {
+            "size": 5, "allowCameraUpload": False, "allowChannelAccess": True, "allowMediaDeletion": True,
+            "allowSharing": True, "allowSync": True, "allowTuners": False, "apiVersion": "0.2.0",
+            "backgroundProcessing": True, "certificate": False, "companionProxy": True, "countryCode": "fra",
+            "diagnostics": "logs,databases,streaminglogs", "eventStream": True, "friendlyName": sim.friendly_name,
+            "hubSearch": True, "itemClusters": True, "livetv": 7, "machineIdentifier": sim.machine_identifier,
+            "mediaProviders": True, "multiuser": True, "musicAnalysis": 2, "myPlex": True,
+            "myPlexMappingState": "mapped", "myPlexSigninState": "ok", "myPlexSubscription": False,
+            "myPlexUsername": "plexcache@example.com", "offlineTranscode": 1,
+            "ownerFeatures": "home,kevin-bacon,loudness,radio,sonic-analysis", "platform": "Linux",
+            "platformVersion": "6.8.0-55-generic", "pluginHost": True, "pushNotifications": False,
+            "readOnlyLibraries": False, "streamingBrainABRVersion": 3, "streamingBrainVersion": 2, "sync": True,
+            "transcoderActiveVideoSessions": 0, "transcoderAudio": True, "transcoderLyrics": True,
+            "transcoderPhoto": True, "transcoderSubtitles": True, "transcoderVideo": True,
+            "transcoderVideoBitrates": "64,96,208,320,720,1500,2000,3000,4000,8000,10000,12000,20000",
+            "transcoderVideoQualities": "0,1,2,3,4,5,6,7,8,9,10,11,12",
+            "transcoderVideoResolutions": "128,128,160,240,320,480,768,720,720,1080,1080,1080,1080",
+            "updatedAt": 1743847598, "updater": True, "version": PMS_VERSION, "voiceSearch": True,
+        }  # fmt: skip
+        dirs = [("Directory", {"count": 1, "key": k, "title": k}, [])
+                for k in ("activities", "butler", "channels", "library", "playlists")]  # fmt: skip
+        return ("MediaContainer", a, dirs)
+
+    def _sections(self):
+        lib = self.server.sim.library
+        dirs = []
+        with lib.lock:
+            secs = list(lib._sections.values())
+            for s in secs:
+                a = {
+                    "allowSync": s["type"] == "artist", "art": s["art"],
+                    "composite": f"/library/sections/{s['id']}/composite/{s['scannedAt']}", "filters": True,
+                    "refreshing": False, "thumb": s["thumb"], "key": str(s["id"]), "type": s["type"],
+                    "title": s["title"], "agent": s["agent"], "scanner": s["scanner"], "language": s["language"],
+                    "uuid": s["uuid"], "updatedAt": s["updatedAt"], "createdAt": s["createdAt"],
+                    "scannedAt": s["scannedAt"], "content": True, "directory": True,
+                    "contentChangedAt": s["content_changed_at"], "hidden": 0,
+                }  # fmt: skip
+                a["hidden"] = False
+                dirs.append(
+                    (
+                        "Directory",
+                        a,
+                        [("Location", {"id": s["location_id"], "path": s["location"]}, [])],
+                    )
+                )
+        root = ("MediaContainer", {"size": len(dirs), "allowSync": False,
+                                   "identifier": "com.plexapp.plugins.library", "mediaTagPrefix": R.MEDIA_TAG_PREFIX,
+                                   "mediaTagVersion": R.MEDIA_TAG_VERSION, "title1": "Plex Library"}, dirs)  # fmt: skip
+        return root
+
+    def _section_root(self, sec):
+        views = [("all", "All Artists" if sec["type"] == "artist" else "All Movies"), ("albums", "By Album"),
+                 ("genre", "By Genre"), ("decade", "By Decade"), ("year", "By Year"),
+                 ("recentlyAdded", "Recently Added"), ("folder", "By Folder")]  # fmt: skip
+        dirs = [("Directory", {"key": k, "title": t}, []) for k, t in views]
+        a = {"size": len(dirs), "allowSync": False, "art": sec["art"], "content": "secondary",
+             "identifier": "com.plexapp.plugins.library", "librarySectionID": sec["id"],
+             "mediaTagPrefix": R.MEDIA_TAG_PREFIX, "mediaTagVersion": R.MEDIA_TAG_VERSION, "thumb": sec["thumb"],
+             "title1": sec["title"], "viewGroup": "secondary", "viewMode": 65592}  # fmt: skip
+        return self._out(("MediaContainer", a, dirs), "Directory")
+
+    def _opts(self, params, detail=False) -> R.Options:
+        qs = {}
+        for k, v in params:
+            qs.setdefault(k, v)
+
+        def csv(name):
+            v = qs.get(name, "")
+            return [x.strip() for x in v.split(",") if x.strip()]
+
+        return R.Options(include_guids=qs.get("includeGuids", "0") not in ("0", ""),
+                         excl_elements=csv("excludeElements"), excl_fields=csv("excludeFields"), detail=detail)  # fmt: skip
+
+    def _size_attrs(self, n_items, total, start, paged):
+        if paged:
+            return {"size": n_items, "totalSize": total, "offset": start or 0}, {
+                "X-Plex-Container-Start": str(start or 0),
+                "X-Plex-Container-Total-Size": str(total),
+            }
+        return {"size": n_items}, {}
+
+    def _all(self, sec, params):
+        sim = self.server.sim
+        lib = sim.library
+        start, size = self._paging(params)
+        if sim.strict and (size is None or size > 1000):
+            return 400, html_error(400), "text/html", {}
+        qs = dict(params)
+        default_t = ARTIST if sec["type"] == "artist" else MOVIE
+        try:
+            t = int(qs.get("type") or default_t)
+        except ValueError:
+            raise QueryError("bad type") from None
+        valid = (ARTIST, ALBUM, TRACK) if sec["type"] == "artist" else (MOVIE,)
+        opts = self._opts(params)
+        paged = start is not None or size is not None
+        if t not in valid:
+            total, keys = 0, []
+        else:
+            total, keys = lib.query(sec["id"], t, params, start, size)
+        with lib.lock:
+            recs = [lib.record(k) for k in keys]
+        items = [R.item_element(r, sec, opts) for r in recs if r is not None]
+        size_attrs, extra = self._size_attrs(len(items), total, start, paged)
+        root = R.listing_container(sec, items, size_attrs, t)
+        if qs.get("includeMeta", "0") not in ("0", ""):
+            root[2].insert(0, R.meta_element(sec))
+        return self._out(root, "Metadata", extra)
+
+    def _collections(self, sec, params):
+        start, size = self._paging(params)
+        paged = start is not None or size is not None
+        size_attrs, extra = self._size_attrs(0, 0, start, paged)
+        a = dict(size_attrs)
+        a.update({"allowSync": False, "art": sec["art"], "identifier": "com.plexapp.plugins.library",
+                  "librarySectionID": sec["id"], "librarySectionTitle": sec["title"],
+                  "librarySectionUUID": sec["uuid"], "mediaTagPrefix": R.MEDIA_TAG_PREFIX,
+                  "mediaTagVersion": R.MEDIA_TAG_VERSION, "thumb": sec["thumb"], "title1": sec["title"],
+                  "title2": "All Collections", "viewGroup": "secondary"})  # fmt: skip
+        children = []
+        if dict(params).get("includeMeta", "0") not in ("0", ""):
+            children.append(R.meta_element(sec, collections=True))
+        return self._out(("MediaContainer", a, children), "Metadata", extra)
+
+    def _choices(self, sec, field, params):
+        lib = self.server.sim.library
+        try:
+            t = int(dict(params).get("type") or (ARTIST if sec["type"] == "artist" else MOVIE))
+        except ValueError:
+            raise QueryError("bad type") from None
+        choices = lib.tag_choices(sec["id"], t, field)
+        dirs = [("Directory", {"fastKey": f"/library/sections/{sec['id']}/all?type={t}&{field}={i}", "key": str(i),
+                               "title": name, "type": field}, []) for i, name in choices]  # fmt: skip
+        a = {"size": len(dirs), "allowSync": False, "art": sec["art"], "content": "secondary",
+             "identifier": "com.plexapp.plugins.library", "mediaTagPrefix": R.MEDIA_TAG_PREFIX,
+             "mediaTagVersion": R.MEDIA_TAG_VERSION, "nocache": True, "thumb": sec["thumb"],
+             "title1": sec["title"], "title2": f"By {field.title()}", "viewGroup": "secondary"}  # fmt: skip
+        return self._out(("MediaContainer", a, dirs), "Directory")
+
+    def _metadata(self, keyspec, params):
+        lib = self.server.sim.library
+        start, size = self._paging(params)
+        keys = []
+        seen = set()
+        for part in keyspec.split(","):
+            part = part.strip()
+            if part.isdigit() and int(part) not in seen:
+                seen.add(int(part))
+                keys.append(int(part))
+        with lib.lock:
+            recs = [r for r in (lib.record(k) for k in keys) if r is not None]
+        if not recs:
+            return self._not_found()
+        total = len(recs)
+        paged = start is not None or size is not None
+        s = start or 0
+        e = total if size is None else min(total, s + size)
+        page = recs[s:e]
+        opts = self._opts(params, detail=True)
+        items = []
+        for r in page:
+            sec = lib.section(r["librarySectionID"])
+            items.append(R.item_element(r, sec, opts))
+        size_attrs, extra = self._size_attrs(len(items), total, start, paged)
+        a = dict(size_attrs)
+        a["allowSync"] = True
+        a["identifier"] = "com.plexapp.plugins.library"
+        sids = {r["librarySectionID"] for r in recs}
+        if len(sids) == 1:
+            sec = lib.section(sids.pop())
+            a["librarySectionID"] = sec["id"]
+            a["librarySectionTitle"] = sec["title"]
+            a["librarySectionUUID"] = sec["uuid"]
+        a["mediaTagPrefix"] = R.MEDIA_TAG_PREFIX
+        a["mediaTagVersion"] = R.MEDIA_TAG_VERSION
+        return self._out(("MediaContainer", a, items), "Metadata", extra)
+
+    def _children(self, keyspec, params):
+        lib = self.server.sim.library
+        if not keyspec.isdigit():
+            return self._not_found()
+        key = int(keyspec)
+        start, size = self._paging(params)
+        with lib.lock:
+            parent = lib.record(key)
+            if parent is None or parent["type"] not in ("album", "artist"):
+                return self._not_found()
+            child_keys = lib.children(key)
+            total = len(child_keys)
+            s = start or 0
+            e = total if size is None else min(total, s + size)
+            recs = [lib.record(k) for k in child_keys[s:e]]
+            if parent["type"] == "album":  # tracks in disc/track order
+                allrecs = None
+                if total <= 2000:
+                    allrecs = sorted(
+                        (lib.record(k) for k in child_keys),
+                        key=lambda r: (r["parentIndex"] or 1, r["index"] or 0, int(r["ratingKey"])),
+                    )
+                    recs = allrecs[s:e]
+        sec = lib.section(parent["librarySectionID"])
+        opts = self._opts(params)
+        items = [R.item_element(r, sec, opts) for r in recs]
+        paged = start is not None or size is not None
+        size_attrs, extra = self._size_attrs(len(items), total, start, paged)
+        a = dict(size_attrs)
+        a["allowSync"] = True
+        a["art"] = parent.get("art")
+        if parent["type"] == "album":
+            a["grandparentRatingKey"] = int(parent["parentRatingKey"])
+            a["grandparentThumb"] = parent.get("parentThumb")
+            a["grandparentTitle"] = parent["parentTitle"]
+        a["identifier"] = "com.plexapp.plugins.library"
+        a["key"] = str(key)
+        a["librarySectionID"] = sec["id"]
+        a["librarySectionTitle"] = sec["title"]
+        a["librarySectionUUID"] = sec["uuid"]
+        a["mediaTagPrefix"] = R.MEDIA_TAG_PREFIX
+        a["mediaTagVersion"] = R.MEDIA_TAG_VERSION
+        a["nocache"] = True
+        if parent["type"] == "album":
+            a["parentIndex"] = 1
+            a["parentTitle"] = parent["title"]
+            if parent.get("year"):
+                a["parentYear"] = parent["year"]
+            a["summary"] = parent.get("summary") or ""
+            a["thumb"] = parent.get("thumb")
+            a["title1"] = parent["parentTitle"]
+            a["title2"] = parent["title"]
+            a["viewGroup"] = "track"
+            a["viewMode"] = 458810
+        else:
+            a["summary"] = parent.get("summary") or ""
+            a["thumb"] = parent.get("thumb")
+            a["title1"] = sec["title"]
+            a["title2"] = parent["title"]
+            a["viewGroup"] = "album"
+            a["viewMode"] = 65592
+        a = {k: v for k, v in a.items() if v is not None}
+        return self._out(("MediaContainer", a, items), "Metadata", extra)
+
+    # -----------------------------------------------------------------------------------------
+    # admin endpoint (token required, never counted, no latency or faults)
+
+    def _admin(self, path, params):
+        sim = self.server.sim
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+
+        def reply(code, obj):
+            body = json.dumps(obj, default=str).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        if not self._token_ok(params):
+            return reply(401, {"error": "unauthorized"})
+        try:
+            data = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return reply(400, {"error": "body must be JSON"})
+        try:
+            result = sim._admin(self.command, path[len("/__sim__/") :].strip("/"), data)
+        except KeyError as e:
+            return reply(404, {"error": str(e)})
+        except (ValueError, TypeError) as e:
+            return reply(400, {"error": str(e)})
+        if result is NotImplemented:
+            return reply(404, {"error": f"unknown admin endpoint {path}"})
+        return reply(200, result)
+
+
+class Simulator:
+    """A Plex Media Server simulator serving a deterministic synthetic music library.
+
+    >>> with Simulator(tracks=500, seed=1, token="T") as sim:
+    ...     PlexServer(sim.url, "T").library.sections()
+    """
+
+    def __init__(self, tracks: int = 18432, seed: int = 1, token: str = "TOKEN", latency_ms: float = 0,
+                 music_sections: int = 2, strict: bool = False, gzip: bool = True,
+                 friendly_name: str = "plexcache-sim"):  # fmt: skip
+        self.token = token
+        self.latency_ms = latency_ms or 0
+        self.strict = strict
+        self.gzip = gzip
+        self.friendly_name = friendly_name
+        self._clock_offset = 0.0
+        self.library = Library(
+            tracks=tracks, seed=seed, music_sections=music_sections, clock=self.now
+        )
+        self.machine_identifier = self.library.machine_seed
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._counts: Counter = Counter()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self.host = None
+        self.port = None
+
+    # -- lifecycle
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
+        if self._server is not None:
+            raise RuntimeError("simulator already started")
+        self._server = _Server((host, port), Handler, self)
+        self.host = host
+        self.port = self._server.server_address[1]
+        self._stopped.clear()
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name=f"plex-sim-{self.port}", daemon=True)  # fmt: skip
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("simulator not started")
+        host = self.host if self.host not in ("0.0.0.0", "") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        srv = self._server
+        if srv is None:
+            self._stopped.set()
+            return
+        self._server = None
+        srv.shutdown()
+        srv.close_all()
+        srv.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        "Block until stop() (or KeyboardInterrupt in the caller); True when stopped"
+        if timeout is not None:
+            return self._stopped.wait(timeout)
+        while not self._stopped.wait(0.5):
+            pass
+        return True
+
+    def __enter__(self) -> Simulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- clock
+
+    def now(self) -> int:
+        return int(time.time() + self._clock_offset)
+
+    def advance_clock(self, seconds: float) -> int:
+        self._clock_offset += float(seconds)
+        return self.now()
+
+    # -- mutations (delegated to the library)
+
+    def edit_track(self, key, **fields):
+        return self.library.edit_track(key, **fields)
+
+    def edit_album(self, key, **fields):
+        return self.library.edit_album(key, **fields)
+
+    def edit_artist(self, key, **fields):
+        return self.library.edit_artist(key, **fields)
+
+    def add_tracks(self, n, section_id=1, album_key=None):
+        return self.library.add_tracks(n, section_id=section_id, album_key=album_key)
+
+    def delete_tracks(self, keys):
+        return self.library.delete_tracks(keys)
+
+    def play_track(self, key, times=1):
+        return self.library.play_track(key, times=times)
+
+    def rate_track(self, key, rating):
+        return self.library.rate_track(key, rating)
+
+    # -- controls
+
+    def set_latency(self, ms: float) -> None:
+        self.latency_ms = ms or 0
+
+    def inject_fault(self, kind, path=r".*", nth=1, times=1, status=500, retry_after=None, stall_seconds=None,
+                     body=None) -> Fault:  # fmt: skip
+        f = Fault(kind, path=path, nth=nth, times=times, status=status, retry_after=retry_after,
+                  stall_seconds=stall_seconds, body=body)  # fmt: skip
+        with self._lock:
+            self._faults.append(f)
+        return f
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def faults(self) -> list[dict]:
+        with self._lock:
+            return [f.describe() for f in self._faults]
+
+    def _record_request(self, path: str, raw_path: str) -> Fault | None:
+        cat = categorize(path)
+        with self._lock:
+            self._counts[cat] += 1
+            hit = None
+            for f in self._faults:
+                if f.check(raw_path) and hit is None:
+                    hit = f
+            return hit
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts.clear()
+        self.library.unknown_filters.clear()
+
+    @property
+    def unknown_filters(self) -> Counter:
+        return self.library.unknown_filters
+
+    # -- admin endpoint dispatcher
+
+    _MUTATIONS = {"edit_track", "edit_album", "edit_artist", "add_tracks", "delete_tracks", "play_track",
+                  "rate_track"}  # fmt: skip
+    _QUERIES = {"track", "album", "artist", "track_keys", "album_keys", "artist_keys", "track_count",
+                "album_count", "artist_count", "sections", "item"}  # fmt: skip
+
+    def _admin(self, method: str, name: str, data: dict):
+        if name == "stats" and method == "GET":
+            return {"request_counts": self.request_counts, "total_requests": self.total_requests,
+                    "unknown_filters": dict(self.unknown_filters), "now": self.now(), "latency_ms": self.latency_ms,
+                    "faults": self.faults, "track_count": self.library.track_count(),
+                    "sections": self.library.sections()}  # fmt: skip
+        if method != "POST":
+            return NotImplemented
+        if name == "mutate":
+            op, args = data.get("op"), data.get("args") or {}
+            if op not in self._MUTATIONS:
+                raise ValueError(f"unknown op {op!r}; expected one of {sorted(self._MUTATIONS)}")
+            return {"result": getattr(self, op)(**args)}
+        if name == "query":
+            op, args = data.get("op"), data.get("args") or {}
+            if op not in self._QUERIES:
+                raise ValueError(f"unknown op {op!r}; expected one of {sorted(self._QUERIES)}")
+            return {"result": getattr(self.library, op)(**args)}
+        if name == "latency":
+            self.set_latency(data.get("ms", 0))
+            return {"latency_ms": self.latency_ms}
+        if name == "fault":
+            args = dict(data)
+            if "body_b64" in args:
+                args["body"] = base64.b64decode(args.pop("body_b64"))
+            f = self.inject_fault(**args)
+            return {"fault": f.describe()}
+        if name == "clear-faults":
+            self.clear_faults()
+            return {"ok": True}
+        if name == "reset-stats":
+            self.reset_counts()
+            return {"ok": True}
+        if name == "advance-clock":
+            return {"now": self.advance_clock(data.get("seconds", 0))}
+        return NotImplemented
