@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 
 import click
@@ -34,6 +35,10 @@ def _fail(e: PlexcacheError):
     raise Fail(str(e)) from None
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="plexcache")
 def cli():
@@ -56,9 +61,16 @@ def cli():
     is_flag=True,
     help="Apply deletions even when they would remove more than half of the cache",
 )
+@click.option(
+    "--page-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Tracks per request",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or log lines, only errors")
 @click.option("--trigger", default="cli", hidden=True)
-def sync(db, url, token, section, full, allow_mass_delete, quiet, trigger):
+def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, trigger):
     """Sync every music track from Plex into the cache
 
     \b
@@ -70,6 +82,9 @@ def sync(db, url, token, section, full, allow_mass_delete, quiet, trigger):
     from .sync import sync as run_sync
 
     db_path = resolve_db_path(db)
+    # SIGTERM (systemd, docker stop, kill) ends the sync like Ctrl-C: the run
+    # is recorded as interrupted and the cache stays as it was.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         config = resolve_plex_config(url, token)
         progress = CliProgress(quiet=quiet)
@@ -83,12 +98,13 @@ def sync(db, url, token, section, full, allow_mass_delete, quiet, trigger):
                 on_progress=progress,
                 trigger=trigger,
                 lock=inherited_lock(db_path),
+                page_size=page_size,
             )
     except PlexcacheError as e:
         _fail(e)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if not quiet:
-        for warning in result.warnings:
-            click.echo(f"Warning: {warning}", err=True)
         click.echo(result.summary())
 
 

@@ -32,6 +32,8 @@ class CliProgress:
         level = logging.WARNING if (self.quiet or self.tty) else logging.INFO
         self._handler = logging.StreamHandler(self.stream)
         self._handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        # The CLI prints a failure itself, once, as its one-line error.
+        self._handler.addFilter(lambda record: record.levelno < logging.ERROR)
         logger = logging.getLogger("plexcache")
         logger.addHandler(self._handler)
         logger.setLevel(level)

@@ -107,6 +107,10 @@ def sync(
     token-free message) when the sync fails; the cache is then unchanged.
     """
     db_path = Path(db_path)
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(f"cannot create folder {db_path.parent}: {e.strerror}") from None
     lock = lock or SyncLock(db_path)
     lock.acquire(timeout=1.0)
     try:
@@ -617,6 +621,7 @@ class _SyncRun:
                     scanned_sections,
                 )
             doomed = conn.execute("select count(*) from temp.doomed").fetchone()[0]
+            guarded: set[int] = set()
             if doomed and not replacing and not self.allow_mass_delete:
                 emptied = [
                     s.title
@@ -634,9 +639,13 @@ class _SyncRun:
                     self.warnings.append(
                         f"not removing {doomed:,} tracks: {why}; run again with --allow-mass-delete if this is intended"
                     )
+                    # Forget these sections' change marker so the next sync
+                    # checks for deletions again instead of trusting it.
+                    guarded = {r[0] for r in conn.execute(
+                        "select distinct t.section_id from main.tracks t join temp.doomed d using (rating_key)"
+                    )}
                     conn.execute("delete from temp.doomed")
                     doomed = 0
-
             bulk = cache_total == 0 or (added + doomed) > cache_total // 2
             fts_triggers = self._drop_fts_triggers() if bulk else []
 
@@ -707,7 +716,7 @@ class _SyncRun:
                     "values (?, ?, ?, ?, ?, ?) on conflict(id) do update set uuid = excluded.uuid, "
                     "title = excluded.title, content_changed_at = excluded.content_changed_at, "
                     "track_count = excluded.track_count, synced_at = excluded.synced_at",
-                    (s.id, s.uuid, s.title, s.content_changed_at, count, synced_at_iso),
+                    (s.id, s.uuid, s.title, None if s.id in guarded else s.content_changed_at, count, synced_at_iso),
                 )
             track_count = conn.execute("select count(*) from main.tracks").fetchone()[0]
             duration_ms = int((time.monotonic() - started) * 1000)

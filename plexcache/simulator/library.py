@@ -19,6 +19,7 @@ import hashlib
 import re
 import threading
 import time
+import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
@@ -45,6 +46,15 @@ SUBFORMAT_IDS = {
     "Demo": 90105,
 }
 TAG_IDS = {"genre": GENRE_IDS, "format": FORMAT_IDS, "subformat": SUBFORMAT_IDS}
+
+
+def tag_id(field: str, name: str) -> int:
+    "Stable tag id for a tag name (names added by edits get a crc-derived id)"
+    known = TAG_IDS.get(field)
+    if known is not None and name in known:
+        return known[name]
+    return 100000 + zlib.crc32(f"{field}:{name}".encode()) % 900000
+
 
 TRACK_EDITABLE = {
     "title", "titleSort", "originalTitle", "index", "parentIndex", "duration", "genres", "summary",
@@ -1027,8 +1037,7 @@ class Library:
     ) -> bool:
         if ftype == "tag":
             tags = self._tags(rec, field)
-            ids = TAG_IDS.get(field, {})
-            cand = {str(ids.get(tg, "")) for tg in tags}
+            cand = {str(tag_id(field, tg)) for tg in tags}
             if resolve:
                 cand |= {tg.casefold() for tg in tags}
             hit = any(v in cand for v in values)
@@ -1259,7 +1268,6 @@ class Library:
         sec = self._sections.get(section_id)
         if sec is None or field not in TAG_IDS:
             return []
-        ids = TAG_IDS[field]
         if field == "genre":
             pool = N.CLASSICAL_GENRES if sec["classical"] else N.POP_GENRES
             names = set(pool)
@@ -1272,7 +1280,7 @@ class Library:
             names = set(FORMAT_IDS)
         else:
             names = {"Live", "Soundtrack"} | (set() if sec["classical"] else {"Compilation"})
-        return sorted(((ids.get(n, 0), n) for n in names), key=lambda x: x[1].casefold())
+        return sorted(((tag_id(field, n), n) for n in names), key=lambda x: x[1].casefold())
 
     def now(self) -> int:
         return self._clock()

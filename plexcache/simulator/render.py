@@ -9,8 +9,9 @@ are dropped by the builders, never by the serialisers.
 from __future__ import annotations
 
 import json
+import re
 
-from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES
+from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, tag_id
 
 MEDIA_TAG_PREFIX = "/system/bundle/media/flags/"
 MEDIA_TAG_VERSION = 1740148659
@@ -20,23 +21,26 @@ _ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n
                       "\t": "&#9;"})  # fmt: skip
 
 
+_SPECIAL = re.compile(r'[&<>"\n\r\t]')
+
+
 def _xml_value(v) -> str:
-    if v is True:
-        return "1"
-    if v is False:
-        return "0"
-    if isinstance(v, float):
+    t = type(v)
+    if t is str:
+        return v.translate(_ESC) if _SPECIAL.search(v) else v
+    if t is int:
+        return str(v)
+    if t is bool:
+        return "1" if v else "0"
+    if t is float:
         return f"{v:.1f}" if v == round(v, 1) else repr(v)
-    if isinstance(v, str):
-        return v.translate(_ESC)
-    return str(v)
+    return _xml_value(str(v))
 
 
 def _emit(elem, out: list) -> None:
     tag, attrs, children = elem
-    out.append("<" + tag)
-    for k, v in attrs.items():
-        out.append(f' {k}="{_xml_value(v)}"')
+    xv = _xml_value
+    out.append("<" + tag + "".join([f' {k}="{xv(v)}"' for k, v in attrs.items()]))
     if children:
         out.append(">\n")
         for c in children:
@@ -103,17 +107,15 @@ def _section_attrs(attrs: dict, sec: dict) -> None:
     attrs["librarySectionKey"] = f"/library/sections/{sec['id']}"
 
 
-def _tags(tag: str, values: list[str], ids: dict | None, opts: Options, limit: int = 2) -> list:
+def _tags(tag: str, values: list[str], ids, opts: Options, limit: int = 2) -> list:
     if tag in opts.excl_elements or not values:
         return []
     if opts.detail:
+        field = tag.lower()
         out = []
         for v in values:
-            a = {}
-            if ids is not None and v in ids:
-                a["id"] = ids[v]
-                a["filter"] = f"{tag.lower()}={ids[v]}"
-            a["tag"] = v
+            i = tag_id(field, v)
+            a = {"id": i, "filter": f"{field}={i}", "tag": v}
             out.append((tag, a, []))
         return out
     return [(tag, {"tag": v}, []) for v in values[:limit]]
