@@ -627,3 +627,16 @@ def test_timings(sim_factory, capsys):
     with capsys.disabled():
         print("\n" + msg)
     assert build < 2 and page < 1.0
+
+
+def test_strict_mode_requires_container_size(sim_factory):
+    sim = sim_factory(tracks=100, strict=True)
+    assert get(sim, "/library/sections/1/all", {"type": 10}).status_code == 400
+    assert (
+        get(sim, "/library/sections/1/all", {"type": 10, "X-Plex-Container-Size": 1001}).status_code
+        == 400
+    )
+    r = get(sim, "/library/sections/1/all", {"type": 10}, {"X-Plex-Container-Size": "1000"})
+    assert r.status_code == 200 and ET.fromstring(r.content).get("totalSize") == str(
+        sim.library.track_count(1)
+    )
