@@ -422,27 +422,35 @@ class Library:
     def _gen_track(self, key: int, album: dict, pos: int, now: int | None = None) -> dict:
         """Base fields of a track (no album/artist-derived fields). ``pos`` is 1-based in the album."""
         rng = Random(_h(self.seed, key, 3))
+        r_ = rng.random
+
+        def pick(seq):
+            return seq[int(r_() * len(seq))]
+
+        def rint(lo, hi):
+            return lo + int(r_() * (hi - lo + 1))
+
         classical = album["_classical"]
         if classical:
-            title = rng.choice(N.MOVEMENTS)
+            title = pick(N.MOVEMENTS)
         else:
             r = rng.random()
             if r < 0.55:
-                title = " ".join(w.title() for w in rng.sample(N.WORDS, rng.randint(1, 4)))
+                title = " ".join([pick(N.WORDS).title() for _ in range(rint(1, 4))])
             elif r < 0.7:
-                title = f"{rng.choice(N.ADJ)} {rng.choice(N.NOUN)}"
+                title = f"{pick(N.ADJ)} {pick(N.NOUN)}"
             elif r < 0.8:
-                title = "".join(rng.sample(N.CJK_WORDS, rng.randint(1, 4)))
+                title = "".join([pick(N.CJK_WORDS) for _ in range(rint(1, 4))])
             elif r < 0.86:
-                title = f"{rng.choice(N.WORDS).title()} & {rng.choice(N.WORDS).title()}"
+                title = f"{pick(N.WORDS).title()} & {pick(N.WORDS).title()}"
             elif r < 0.89:
-                title = f'Song for "{rng.choice(N.FIRST)}"'
+                title = f'Song for "{pick(N.FIRST)}"'
             elif r < 0.9:
-                title = f"{rng.choice(N.WORDS).title()} <interlude>"
+                title = f"{pick(N.WORDS).title()} <interlude>"
             elif r < 0.905:
-                title = f"{rng.choice(N.WORDS).title()} {rng.choice(N.EMOJI)}"
+                title = f"{pick(N.WORDS).title()} {pick(N.EMOJI)}"
             else:
-                title = rng.choice(N.WORDS).title()
+                title = pick(N.WORDS).title()
         if "Live" in album["subformats"] and rng.random() < 0.4:
             title += " (Live)"
         duration = (
@@ -452,30 +460,28 @@ class Library:
         if album["_compilation"]:
             original, _ = self._artist_name(rng, False)
         elif rng.random() < 0.03:
-            original = f"{album.get('_artist_title', 'Artist')} feat. {rng.choice(N.FIRST)} {rng.choice(N.LAST)}"
+            original = (
+                f"{album.get('_artist_title', 'Artist')} feat. {pick(N.FIRST)} {pick(N.LAST)}"
+            )
         if album["_two_discs"]:
             half = (album["_ntracks"] + 1) // 2
             disc, index = (1, pos) if pos <= half else (2, pos - half)
         else:
             disc, index = 1, pos
-        genres = rng.sample(N.CLASSICAL_GENRES if classical else N.POP_GENRES, rng.randint(1, 4)) \
+        genres = rng.sample(N.CLASSICAL_GENRES if classical else N.POP_GENRES, rint(1, 4)) \
             if rng.random() < 0.05 else []  # fmt: skip
         if now is None:
-            added = min(BASE_TIME, album["addedAt"] + rng.randint(0, 40))
+            added = min(BASE_TIME, album["addedAt"] + rint(0, 40))
             if rng.random() < 0.5:
-                updated = min(BASE_TIME, added + rng.randint(0, 120))
+                updated = min(BASE_TIME, added + rint(0, 120))
             else:
                 updated = added + int(rng.random() * (BASE_TIME - added))
             played = rng.random() < 0.4
             view_count = min(2500, int(rng.paretovariate(1.1))) if played else 0
             last_viewed = added + int(rng.random() * (BASE_TIME - added)) if played else None
-            skip = rng.randint(1, 6) if played and rng.random() < 0.15 else 0
+            skip = rint(1, 6) if played and rng.random() < 0.15 else 0
             rated = rng.random() < 0.15
-            rating = (
-                float(rng.randint(1, 5) * 2 if rng.random() < 0.85 else rng.randint(2, 9))
-                if rated
-                else None
-            )
+            rating = float(rint(1, 5) * 2 if rng.random() < 0.85 else rint(2, 9)) if rated else None
             last_rated = added + int(rng.random() * (BASE_TIME - added)) if rated else None
         else:
             added = updated = now
@@ -483,14 +489,14 @@ class Library:
         matched = album["_matched"]
         codec = rng.random()
         if classical or codec < 0.4:
-            acodec, container, bitrate, ext = "flac", "flac", rng.randint(700, 1400), "flac"
+            acodec, container, bitrate, ext = "flac", "flac", rint(700, 1400), "flac"
         elif codec < 0.85:
-            acodec, container, bitrate, ext = "mp3", "mp3", rng.choice((128, 192, 256, 320)), "mp3"
+            acodec, container, bitrate, ext = "mp3", "mp3", pick((128, 192, 256, 320)), "mp3"
         elif codec < 0.95:
             acodec, container, bitrate, ext = "aac", "mp4", 256, "m4a"
         else:
-            acodec, container, bitrate, ext = "alac", "mp4", rng.randint(700, 1100), "m4a"
-        size = int((duration or 180000) / 1000 * bitrate * 125) + rng.randint(20000, 90000)
+            acodec, container, bitrate, ext = "alac", "mp4", rint(700, 1100), "m4a"
+        size = int((duration or 180000) / 1000 * bitrate * 125) + rint(20000, 90000)
         return {
             "ratingKey": str(key), "key": f"/library/metadata/{key}",
             "guid": f"plex://track/{_hex(rng, 24)}" if matched else f"local://{key}",
