@@ -1,0 +1,144 @@
+"""Datasette plugin for plexcache: sync status, sync controls and a progress page.
+
+Hooks only; the handlers are in ``views`` and the logic in ``service``.
+Works on Datasette 0.65 and on the 1.0 alphas (see ``permissions``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from datasette import hookimpl
+
+from plexcache import __version__
+
+from . import service, views
+from .permissions import can_sync
+
+log = logging.getLogger("datasette_plexcache")
+
+STATIC_NAME = "plexcache"  # the distribution name: Datasette mounts static files under it
+
+
+@hookimpl
+def register_routes():
+    return [
+        (r"^/api/library/status$", views.status_view),
+        (r"^/api/library/sync$", views.sync_view),
+        (r"^/-/plexcache/status(\.json)?$", views.status_view),
+        (r"^/-/plexcache/sync$", views.sync_view),
+        (r"^/-/plexcache/runs\.json$", views.runs_view),
+        (r"^/-/plexcache(\.(?P<format>json))?$", views.page_view),
+    ]
+
+
+@hookimpl
+def menu_links(datasette):
+    return [{"href": datasette.urls.path("/-/plexcache"), "label": "Plex library sync"}]
+
+
+@hookimpl
+def extra_css_urls(datasette):
+    return [datasette.urls.static_plugins(STATIC_NAME, "plexcache.css") + f"?v={__version__}"]
+
+
+@hookimpl
+def extra_js_urls(datasette):
+    return [datasette.urls.static_plugins(STATIC_NAME, "plexcache.js") + f"?v={__version__}"]
+
+
+@hookimpl
+def extra_body_script(template, request, datasette):
+    async def inner():
+        settings = views.get_settings(datasette)
+        token = ""
+        csrftoken = request.scope.get("csrftoken") if request is not None else None
+        if callable(csrftoken):
+            token = csrftoken()
+        config = {
+            "statusUrl": datasette.urls.path("/api/library/status"),
+            "syncUrl": datasette.urls.path("/api/library/sync"),
+            "pageUrl": datasette.urls.path("/-/plexcache"),
+            "runsUrl": datasette.urls.path("/-/plexcache/runs.json"),
+            "csrftoken": token,
+            "staleAfterHours": settings.stale_after_hours,
+            "canSync": await can_sync(datasette, request.actor if request else None),
+            "progressPage": template == "plexcache.html",
+        }
+        # "<" escaped so no string in the config can close the script element
+        payload = json.dumps(config).replace("<", "\\u003c")
+        return f"window.plexcacheConfig = {payload};"
+
+    return inner
+
+
+@hookimpl
+def startup(datasette):
+    async def inner():
+        settings = views.get_settings(datasette)
+        db = datasette.databases.get(settings.database) if settings.database else None
+        if db is None or not db.is_mutable:
+            return
+        # Spawning a process is safe here; an asyncio task is not: 0.65 runs
+        # startup on a throwaway event loop.
+        await asyncio.to_thread(on_server_start, settings)
+
+    return inner
+
+
+def on_server_start(settings: service.PluginSettings) -> None:
+    "Mark runs orphaned by a dead process, then sync if the cache is empty or stale"
+    from plexcache.errors import PlexcacheError, SyncAlreadyRunning
+    from plexcache.status import recover_interrupted
+
+    recover_interrupted(settings.db_path)
+    if not service.should_sync_on_start(settings):
+        return
+    try:
+        service.start_sync(settings, trigger="startup")
+        log.info("plexcache: cache empty or stale, started a background sync")
+    except SyncAlreadyRunning:
+        pass
+    except PlexcacheError as e:
+        log.warning("plexcache: could not start a sync: %s", settings.redact(str(e)))
+
+
+# Permissions, both Datasette lines side by side. Each line ignores the hooks
+# it does not define.
+
+
+@hookimpl
+def permission_allowed(datasette, actor, action):
+    "Datasette 0.65"
+    if action != service.SYNC_ACTION:
+        return None
+    # None, not False, when we do not grant it: other rules may still allow
+    return True if service.sync_allowed(views.get_settings(datasette), actor) else None
+
+
+@hookimpl
+def register_actions(datasette):
+    "Datasette 1.0a20+"
+    from datasette.permissions import Action
+
+    return [
+        Action(
+            name=service.SYNC_ACTION,
+            abbr=None,
+            description="Start a sync of the Plex library cache",
+        )
+    ]
+
+
+@hookimpl
+def permission_resources_sql(datasette, actor, action):
+    "Datasette 1.0a20+"
+    if action != service.SYNC_ACTION:
+        return None
+    if not service.sync_allowed(views.get_settings(datasette), actor):
+        return None
+    from datasette.permissions import PermissionSQL
+
+    return PermissionSQL.allow(reason="plexcache: allow_sync / local-only server")

@@ -1,0 +1,371 @@
+"""The plugin's logic as plain functions, so hooks and views stay thin.
+
+Nothing here talks HTTP: views turn these results into responses, and the
+tests call most of these directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+import subprocess
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from plexcache.config import PlexConfig, redact, resolve_plex_config
+from plexcache.errors import ConfigError, PlexcacheError
+
+PLUGIN_NAME = "plexcache"
+SYNC_ACTION = "plexcache-sync"
+DEFAULT_STALE_AFTER_HOURS = 24.0
+
+# The spec's status object, used when the cache cannot be read at all.
+EMPTY_STATUS = {
+    "track_count": 0,
+    "synced_at": None,
+    "is_syncing": False,
+    "sync_progress": None,
+    "error": None,
+    "plex_connected": False,
+}
+
+
+@dataclass
+class PluginSettings:
+    """Everything the plugin needs to know, read once per Datasette instance.
+
+    ``bind_host`` is the address Datasette listens on when ``plexcache serve``
+    started it; ``None`` means unknown (plain ``datasette serve``), which is
+    treated as "not local only".
+    """
+
+    database: str | None
+    db_path: Path | None
+    plex: PlexConfig
+    stale_after_hours: float = DEFAULT_STALE_AFTER_HOURS
+    allow_sync: Any = None
+    bind_host: str | None = None
+    sync_on_start: bool = True
+    sync_log: str | None = None
+    config_error: str | None = None
+    children: list = field(default_factory=list)
+
+    @property
+    def local_only(self) -> bool:
+        return is_loopback_host(self.bind_host)
+
+    def redact(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        return redact(self.plex.redact(str(text)), self.plex.token)
+
+
+def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginSettings:
+    """Build settings from the ``plexcache`` plugin config and Datasette's databases.
+
+    ``databases`` maps database name to file path (None for in-memory ones).
+    Plugin config keys: ``database``, ``plex_url``, ``plex_token`` (use
+    ``{"$env": "PLEX_TOKEN"}``), ``stale_after_hours``, ``allow_sync``,
+    ``bind_host``, ``sync_on_start``, ``sync_log``. Without ``plex_url`` the
+    server comes from the same places as for ``plexcache sync``.
+    """
+    pc = dict(plugin_config or {})
+    name = pc.get("database") or pick_cache_database(databases)
+    path = databases.get(name) if name else None
+    config_error = None
+    try:
+        plex = resolve_plex_config(pc.get("plex_url"), pc.get("plex_token"))
+    except ConfigError as e:
+        plex = PlexConfig(url=None)
+        config_error = str(e)
+    if name and name not in databases:
+        config_error = f"plexcache: database {name!r} is not attached to Datasette"
+    try:
+        stale = float(pc.get("stale_after_hours", DEFAULT_STALE_AFTER_HOURS))
+    except (TypeError, ValueError):
+        stale = DEFAULT_STALE_AFTER_HOURS
+    return PluginSettings(
+        database=name,
+        db_path=Path(path) if path else None,
+        plex=plex,
+        stale_after_hours=stale,
+        allow_sync=pc.get("allow_sync"),
+        bind_host=pc.get("bind_host"),
+        sync_on_start=bool(pc.get("sync_on_start", True)),
+        sync_log=pc.get("sync_log"),
+        config_error=config_error,
+    )
+
+
+def pick_cache_database(databases: dict) -> str | None:
+    """The database that holds the cache when the config does not name one.
+
+    The only file-backed database; else the first one with a ``sync_runs``
+    table; else one called ``library_cache``; else the first file.
+    """
+    files = {name: path for name, path in databases.items() if path and not name.startswith("_")}
+    if not files:
+        return None
+    if len(files) == 1:
+        return next(iter(files))
+    for name, path in files.items():
+        if _has_table(path, "sync_runs"):
+            return name
+    if "library_cache" in files:
+        return "library_cache"
+    return next(iter(files))
+
+
+def _has_table(path, table) -> bool:
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=1)
+        try:
+            return bool(
+                conn.execute(
+                    "select 1 from sqlite_master where type = 'table' and name = ?", (table,)
+                ).fetchone()
+            )
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
+def is_loopback_host(host: str | None) -> bool:
+    "True for 127.0.0.1, ::1, localhost: an address only this machine can reach"
+    if not host:
+        return False
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def sync_allowed(settings: PluginSettings, actor: dict | None) -> bool:
+    """The ``plexcache-sync`` permission, before Datasette's own rules.
+
+    The root actor always may. With an ``allow_sync`` allow block, it decides;
+    without one, everyone may when Datasette listens on localhost only.
+    """
+    from datasette.utils import actor_matches_allow
+
+    if actor and actor.get("id") == "root":
+        return True
+    if settings.allow_sync is not None:
+        return bool(actor_matches_allow(actor, settings.allow_sync))
+    return settings.local_only
+
+
+def library_status(settings: PluginSettings, *, check_plex: bool = True) -> dict:
+    """The spec's status dict, token-free. Blocking: call it in a thread.
+
+    Never raises: an unreadable cache becomes an ``error``.
+    """
+    from plexcache.status import get_status
+
+    if settings.db_path is None:
+        return {**EMPTY_STATUS, "error": settings.config_error or "plexcache: no cache database"}
+    try:
+        status = get_status(settings.db_path, settings.plex, check_plex=check_plex)
+    except PlexcacheError as e:
+        status = {**EMPTY_STATUS, "error": str(e)}
+    if settings.config_error and not status["error"]:
+        status["error"] = settings.config_error
+    status["error"] = settings.redact(status["error"])
+    return status
+
+
+def recent_runs(settings: PluginSettings, limit: int = 20) -> list[dict]:
+    "The latest ``sync_runs`` rows, newest first, with errors redacted"
+    from plexcache.status import list_runs
+
+    if settings.db_path is None:
+        return []
+    try:
+        runs = list_runs(settings.db_path, limit=limit)
+    except PlexcacheError:
+        return []
+    for run in runs:
+        for key in ("error", "warning"):
+            if run.get(key):
+                run[key] = settings.redact(run[key])
+    return runs
+
+
+def start_sync(settings: PluginSettings, *, full: bool = False, trigger: str = "web"):
+    """Start ``plexcache sync`` in a child process; returns the ``Popen``.
+
+    Raises ``SyncAlreadyRunning`` (another process holds the lock) or
+    ``ConfigError`` (no server, no cache). Blocking for up to half a second
+    while it tries the lock: call it in a thread from async code.
+    """
+    from plexcache.process import spawn_sync
+
+    if settings.db_path is None:
+        raise ConfigError(settings.config_error or "plexcache: no cache database")
+    if settings.config_error:
+        raise ConfigError(settings.config_error)
+    proc = spawn_sync(
+        settings.db_path,
+        settings.plex,
+        full=full,
+        trigger=trigger,
+        log_path=settings.sync_log,
+    )
+    _remember(proc)
+    return proc
+
+
+def is_stale(synced_at: str | None, hours: float, now: datetime | None = None) -> bool:
+    "True when the last sync is older than ``hours`` (or there never was one)"
+    if not synced_at:
+        return True
+    try:
+        when = datetime.fromisoformat(synced_at.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return (now - when).total_seconds() > hours * 3600
+
+
+def should_sync_on_start(settings: PluginSettings) -> bool:
+    "Server start: sync when a server is configured and the cache is empty or stale"
+    if not (settings.sync_on_start and settings.plex.configured and settings.db_path):
+        return False
+    if settings.config_error:
+        return False
+    status = library_status(settings, check_plex=False)
+    if status["is_syncing"]:
+        return False
+    return status["track_count"] == 0 or is_stale(status["synced_at"], settings.stale_after_hours)
+
+
+def cross_origin_reason(headers: dict, scheme: str, host: str | None) -> str | None:
+    """Why a state-changing request looks cross-site, or None when it is fine.
+
+    The check Datasette 1.0 does in middleware (``Sec-Fetch-Site``, then
+    ``Origin`` against ``Host``), applied in the view so that 0.65, whose
+    token-based CSRF waves through requests without cookies, refuses them too.
+    ``headers`` has lower-case names.
+    """
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        if site in ("same-origin", "none"):
+            return None
+        return f"cross-site request refused (Sec-Fetch-Site: {site})"
+    origin = headers.get("origin")
+    if origin is None:
+        return None  # not a browser: curl, scripts
+    try:
+        if _origin_tuple(origin) == _origin_tuple(f"{scheme}://{host or ''}"):
+            return None
+    except ValueError:
+        pass
+    return f"cross-site request refused (Origin {origin!r} does not match this server)"
+
+
+def _origin_tuple(value: str):
+    parts = urllib.parse.urlsplit(value)
+    scheme = (parts.scheme or "").lower()
+    if not scheme or not parts.hostname:
+        raise ValueError(value)
+    return scheme, parts.hostname.lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+# Sync processes started by this server, so `plexcache serve`/`demo` can stop
+# them on Ctrl-C.
+_children: list[subprocess.Popen] = []
+_children_lock = threading.Lock()
+
+
+def _remember(proc) -> None:
+    with _children_lock:
+        _children[:] = [p for p in _children if p.poll() is None]
+        _children.append(proc)
+
+
+def stop_children(timeout: float = 5.0) -> int:
+    "Terminate the sync processes this server started; returns how many were running"
+    with _children_lock:
+        running = [p for p in _children if p.poll() is None]
+        _children.clear()
+    for proc in running:
+        try:
+            proc.terminate()
+        except OSError:
+            pass
+    for proc in running:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return len(running)
+
+
+def init_cache(db_path) -> None:
+    "Create the cache file with the full schema (WAL) when it does not exist yet"
+    try:
+        from plexcache.db import init_cache as core_init_cache
+    except ImportError:  # older core: build it with the schema module
+        core_init_cache = None
+    if core_init_cache is not None:
+        core_init_cache(db_path)
+        return
+    import sqlite_utils
+
+    from plexcache.schema import ensure_shape
+
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(db_path)
+    db.enable_wal()
+    ensure_shape(db)
+    db.close()
+
+
+def format_duration(ms) -> str:
+    "1234 -> '1.2 s', 95432 -> '1 min 35 s'; '' for None"
+    if ms is None:
+        return ""
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def describe_run(run: dict) -> dict:
+    "A ``sync_runs`` row as the progress page shows it"
+    return {
+        "id": run.get("id"),
+        "started_at": run.get("started_at"),
+        "finished_at": run.get("finished_at"),
+        "mode": run.get("mode") or "",
+        "trigger": run.get("trigger") or "",
+        "status": run.get("status") or "",
+        "phase": run.get("phase") or "",
+        "duration": format_duration(run.get("duration_ms")),
+        "added": run.get("tracks_added") or 0,
+        "updated": run.get("tracks_updated") or 0,
+        "removed": run.get("tracks_removed") or 0,
+        "requests": run.get("http_requests") or 0,
+        "progress": f"{run.get('progress_current') or 0:,} / {run.get('progress_total') or 0:,}",
+        "error": run.get("error") or "",
+        "warning": run.get("warning") or "",
+    }
+
+
+def database_paths(datasette) -> dict:
+    "Datasette's databases as name -> file path (None when not a file)"
+    return {name: getattr(db, "path", None) for name, db in datasette.databases.items()}
