@@ -20,6 +20,8 @@ from __future__ import annotations
 import email.utils
 import logging
 import platform
+import queue
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -323,8 +325,8 @@ class PlexSource:
                 )
             last_key = new_last
 
-    def metadata(self, keys: list[str]) -> Iterator[ET.Element]:
-        "Full items for ``keys`` in batches; keys the server no longer has are skipped"
+    def metadata(self, keys: list[str]) -> Iterator[list[ET.Element]]:
+        "Full items for ``keys``, one list per batch; keys the server no longer has are skipped"
         for i in range(0, len(keys), self.batch_size):
             batch = keys[i : i + self.batch_size]
             try:
@@ -333,7 +335,51 @@ class PlexSource:
                 )
             except PlexNotFound:
                 continue  # none of them exists any more
-            yield from root
+            yield list(root)
+
+
+_DONE = object()
+
+
+def prefetch(iterable, depth: int = 1):
+    """Iterate ``iterable`` in a background thread, ``depth`` items ahead.
+
+    The sync spends most of a page's time waiting for the server; reading the
+    next page while the current one is parsed into rows and written to SQLite
+    overlaps the two. Exceptions are re-raised in the consumer; closing the
+    generator early stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((_DONE, None))
+        except BaseException as e:  # handed to the consumer
+            q.put((_DONE, e))
+
+    thread = threading.Thread(target=produce, name="plexcache-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = q.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _retry_after(value: str | None) -> float | None:

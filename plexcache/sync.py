@@ -35,7 +35,7 @@ from .config import PlexConfig
 from .db import describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexcacheError
 from .lock import SyncLock
-from .plex import ALBUM, ARTIST, TRACK, PlexSource, Section
+from .plex import ALBUM, ARTIST, TRACK, PlexSource, Section, prefetch
 from .rows import STAGE_TRACK_COLUMNS, BadItem, album_row, artist_row, item_type, track_row
 from .schema import ALBUM_COLUMNS, ARTIST_COLUMNS, TRACK_COLUMNS, ensure_shape
 from .timeutil import epoch_to_iso, iso_to_epoch, utc_now_iso
@@ -389,7 +389,7 @@ class _SyncRun:
         return len(rows)
 
     def _fetch_all(self, section: Section) -> None:
-        for items, _remaining in self.source.pages(section.id, TRACK):
+        for items, _remaining in prefetch(self.source.pages(section.id, TRACK)):
             self.fetched += self._stage_tracks(items, section.id, seen=True)
             self._progress()
 
@@ -518,15 +518,12 @@ class _SyncRun:
         conn = self.conn
         album_sql = f"insert or replace into stage.albums ({', '.join(ALBUM_COLUMNS)}) values ({', '.join(':' + c for c in ALBUM_COLUMNS)})"
         artist_sql = f"insert or replace into stage.artists ({', '.join(ARTIST_COLUMNS)}) values ({', '.join(':' + c for c in ARTIST_COLUMNS)})"
-        batch: list = []
-
-        def flush():
-            if not batch:
-                return
+        for elements in prefetch(self.source.metadata(keys)):
             tracks_full = []
             with conn:
                 conn.execute("begin")
-                for kind, el in batch:
+                for el in elements:
+                    kind = item_type(el)
                     try:
                         if kind == "album":
                             conn.execute(album_sql, album_row(el))
@@ -538,14 +535,7 @@ class _SyncRun:
                         self.skipped += 1
             if tracks_full:
                 self._merge_full_tracks(tracks_full)
-            batch.clear()
-
-        for el in self.source.metadata(keys):
-            batch.append((item_type(el), el))
-            if len(batch) >= self.source.batch_size:
-                flush()
-                self._progress()
-        flush()
+            self._progress()
 
     def _merge_full_tracks(self, elements) -> None:
         """Full track items: complete genres for staged tracks; tracks we

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+
+_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime(_FORMAT, time.gmtime())
 
 
 def epoch_to_iso(value) -> str | None:
@@ -14,15 +17,18 @@ def epoch_to_iso(value) -> str | None:
     if value in (None, "", 0, "0"):
         return None
     try:
-        seconds = int(float(value))
+        seconds = int(value)
     except (TypeError, ValueError):
-        return None
+        try:
+            seconds = int(float(value))
+        except (TypeError, ValueError, OverflowError):
+            return None
     if seconds <= 0 or seconds > 32503680000:  # beyond year 3000: garbage
         return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime(_FORMAT, time.gmtime(seconds))
 
 
 def iso_to_epoch(value: str | None) -> int | None:
     if not value:
         return None
-    return int(datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+    return int(datetime.strptime(value, _FORMAT).replace(tzinfo=UTC).timestamp())

@@ -33,10 +33,17 @@ def snapshot(db_path, tables=DATA_TABLES) -> dict:
 
 
 def runs(db_path) -> list[dict]:
+    "Rows of sync_runs, oldest first ([] while the cache is still being created)"
+    if not os.path.exists(db_path):
+        return []
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
         return [dict(r) for r in conn.execute("select * from sync_runs order by id")]
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return []
+        raise
     finally:
         conn.close()
 

@@ -485,7 +485,7 @@ def test_sigkill_mid_sync_leaves_cache_intact(tmp_path, fresh_sim):
     deadline = time.time() + 30
     while time.time() < deadline:
         rows = runs(db)
-        if rows[-1]["status"] == "running" and rows[-1]["progress_current"] > 200:
+        if rows and rows[-1]["status"] == "running" and rows[-1]["progress_current"] > 200:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -512,7 +512,8 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path, fresh_sim):
     )
     deadline = time.time() + 30
     while time.time() < deadline:
-        if db.exists() and runs(db) and runs(db)[-1]["progress_current"] > 100:
+        rows = runs(db)
+        if rows and rows[-1]["progress_current"] > 100:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
