@@ -165,6 +165,8 @@ class Library:
         self._query_cache: OrderedDict = OrderedDict()
         self._artist_base = lru_cache(maxsize=16384)(self._gen_artist)
         self._album_base = lru_cache(maxsize=16384)(self._gen_album)
+        # generated base tracks are immutable (edits live in the overlay): cache the hot ones
+        self._track_base = lru_cache(maxsize=32768)(self._gen_base_track)
 
     # -----------------------------------------------------------------------------------------
     # structure
@@ -419,6 +421,9 @@ class Library:
             "_two_discs": two_discs, "_ntracks": ntracks,
         }  # fmt: skip
 
+    def _gen_base_track(self, key: int, album_idx: int, pos: int) -> dict:
+        return self._gen_track(key, self._album_base(album_idx), pos)
+
     def _gen_track(self, key: int, album: dict, pos: int, now: int | None = None) -> dict:
         """Base fields of a track (no album/artist-derived fields). ``pos`` is 1-based in the album."""
         rng = Random(_h(self.seed, key, 3))
@@ -542,7 +547,7 @@ class Library:
             return None
         if kind[0] == "track":
             # generated from the RAW album so album edits never change a track's own fields
-            return self._gen_track(key, self._album_base(kind[1]), kind[2])
+            return self._track_base(key, kind[1], kind[2])
         if kind[0] == "album":
             return self._album_base(kind[1])
         if kind[0] == "artist":

@@ -39,8 +39,19 @@ def _xml_value(v) -> str:
 
 def _emit(elem, out: list) -> None:
     tag, attrs, children = elem
-    xv = _xml_value
-    out.append("<" + tag + "".join([f' {k}="{xv(v)}"' for k, v in attrs.items()]))
+    parts = ["<", tag]
+    search = _SPECIAL.search
+    for k, v in attrs.items():
+        t = type(v)
+        if t is str:
+            if search(v):
+                v = v.translate(_ESC)
+        elif t is bool:
+            v = "1" if v else "0"
+        elif t is not int:
+            v = _xml_value(v)
+        parts.append(f' {k}="{v}"')
+    out.append("".join(parts))
     if children:
         out.append(">\n")
         for c in children:
@@ -127,47 +138,52 @@ def _guids(rec: dict, opts: Options) -> list:
     return [("Guid", {"id": g}, []) for g in rec.get("guids") or []]
 
 
+_TRACK_A = ("parentGuid", "grandparentGuid", "parentStudio")
+_TRACK_B = ("index", "parentIndex", "ratingCount", "userRating", "viewCount", "skipCount", "lastViewedAt",
+            "lastRatedAt", "parentYear", "thumb", "art", "parentThumb", "grandparentThumb", "grandparentArt",
+            "duration")  # fmt: skip
+_TRACK_C = ("updatedAt", "musicAnalysisVersion")
+
+
 def track_element(rec: dict, sec: dict, opts: Options):
     from .library import GENRE_IDS
 
-    a: dict = {}
-    a["ratingKey"] = rec["ratingKey"]
-    a["key"] = rec["key"]
-    a["parentRatingKey"] = rec["parentRatingKey"]
-    a["grandparentRatingKey"] = rec["grandparentRatingKey"]
-    a["guid"] = rec["guid"]
-    _put(a, "parentGuid", rec.get("parentGuid"))
-    _put(a, "grandparentGuid", rec.get("grandparentGuid"))
-    _put(a, "parentStudio", rec.get("parentStudio"))
+    get = rec.get
+    a: dict = {
+        "ratingKey": rec["ratingKey"],
+        "key": rec["key"],
+        "parentRatingKey": rec["parentRatingKey"],
+        "grandparentRatingKey": rec["grandparentRatingKey"],
+        "guid": rec["guid"],
+    }
+    for name in _TRACK_A:
+        v = get(name)
+        if v:
+            a[name] = v
     a["type"] = "track"
     a["title"] = rec["title"]
-    _put(a, "titleSort", rec.get("titleSort"))
+    v = get("titleSort")
+    if v:
+        a["titleSort"] = v
     a["grandparentKey"] = rec["grandparentKey"]
     a["parentKey"] = rec["parentKey"]
     if opts.detail:
         _section_attrs(a, sec)
     a["grandparentTitle"] = rec["grandparentTitle"]
     a["parentTitle"] = rec["parentTitle"]
-    _put(a, "originalTitle", rec.get("originalTitle"))
-    a["summary"] = rec.get("summary") or ""
-    _put(a, "index", rec.get("index"))
-    _put(a, "parentIndex", rec.get("parentIndex"))
-    _put(a, "ratingCount", rec.get("ratingCount"))
-    _put(a, "userRating", rec.get("userRating"))
-    _put(a, "viewCount", rec.get("viewCount"))
-    _put(a, "skipCount", rec.get("skipCount"))
-    _put(a, "lastViewedAt", rec.get("lastViewedAt"))
-    _put(a, "lastRatedAt", rec.get("lastRatedAt"))
-    _put(a, "parentYear", rec.get("parentYear"))
-    _put(a, "thumb", rec.get("thumb"))
-    _put(a, "art", rec.get("art"))
-    _put(a, "parentThumb", rec.get("parentThumb"))
-    _put(a, "grandparentThumb", rec.get("grandparentThumb"))
-    _put(a, "grandparentArt", rec.get("grandparentArt"))
-    _put(a, "duration", rec.get("duration"))
+    v = get("originalTitle")
+    if v:
+        a["originalTitle"] = v
+    a["summary"] = get("summary") or ""
+    for name in _TRACK_B:
+        v = get(name)
+        if v:
+            a[name] = v
     a["addedAt"] = rec["addedAt"]
-    _put(a, "updatedAt", rec.get("updatedAt"))
-    _put(a, "musicAnalysisVersion", rec.get("musicAnalysisVersion"))
+    for name in _TRACK_C:
+        v = get(name)
+        if v:
+            a[name] = v
     _trim(a, opts)
     children = []
     if "Media" not in opts.excl_elements:
