@@ -32,7 +32,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .config import PlexConfig
-from .db import describe_sqlite_error, open_cache
+from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexcacheError
 from .lock import SyncLock
 from .plex import ALBUM, ARTIST, TRACK, PlexSource, Section, prefetch
@@ -748,10 +748,14 @@ class _SyncRun:
             raise
         if self.skipped:
             self.warnings.append(f"skipped {self.skipped:,} malformed items from Plex")
+        # Shrink the WAL if no reader is in the way; never wait for readers.
         try:
+            conn.execute("pragma busy_timeout = 0")
             conn.execute("pragma main.wal_checkpoint(truncate)")
         except sqlite3.Error:
             pass
+        finally:
+            conn.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
         log.info("Sync complete in %dms", duration_ms)
         return SyncResult(
             run_id=self.run_id,
