@@ -9,13 +9,12 @@ import re
 import sqlite3
 
 import pytest
+from syncutil import config_for, run_cli
 
 from plexcache.db import reset_cache
+from plexcache.simulator import Simulator
 from plexcache.status import get_status
 from plexcache.sync import sync
-from plexcache.simulator import Simulator
-
-from syncutil import config_for, run_cli
 
 SPEC_TRACKS = [
     ("rating_key", "TEXT", 0, 1),
