@@ -445,7 +445,7 @@ class _SyncRun:
             sid,
             TRACK,
             page_size=KEY_SCAN_PAGE,
-            extra={"excludeElements": "Media,Genre,Guid,Mood,Image", "excludeFields": "summary"},
+            extra={"excludeElements": "Media,Part,Stream,Genre,Guid,Mood,Image"},
         ):
             with self.conn:
                 self.conn.execute("begin")
