@@ -47,11 +47,14 @@ def plugin_config_for(db_path: Path, config: PlexConfig, host: str) -> dict:
 
     The token is referenced as ``{"$env": "PLEX_TOKEN"}`` so it never shows in
     ``/-/metadata`` or ``/-/config``; ``serve`` puts it in its own environment.
+    ``PLEXCACHE_SYNC_ON_START=0`` turns off the sync at server start.
     """
     plugin_config = {
         "database": database_name(db_path),
         "bind_host": host,
         "sync_log": f"{db_path}.sync.log",
+        "sync_on_start": os.environ.get("PLEXCACHE_SYNC_ON_START", "1").lower()
+        not in ("0", "false", "no", "off"),
     }
     if config.url:
         plugin_config["plex_url"] = config.url
@@ -227,10 +230,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def reset_demo_cache(db_path: Path) -> None:
-    "Delete the demo cache and its WAL/SHM/log files"
-    for suffix in ("", "-wal", "-shm", "-journal", ".sync.log"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{db_path}{suffix}").unlink()
+    "Delete the demo cache (refused while a sync of it runs) and its sync log"
+    from plexcache.db import reset_cache
+
+    reset_cache(db_path)
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"{db_path}.sync.log").unlink()
 
 
 _URL_RE = re.compile(r"(https?://[^\s)]+)")

@@ -9,7 +9,7 @@
   "use strict";
 
   var ACTIVE_MS = 1000; // poll interval while a sync runs or the modal is open
-  var IDLE_MS = 10000; // otherwise: notice syncs started elsewhere (CLI, cron)
+  var IDLE_MS = 5000; // otherwise: notice syncs started elsewhere (CLI, cron)
   var MAX_BACKOFF_MS = 10000;
   var AUTO_KEY = "plexcache:auto-sync-at";
   var AUTO_GUARD_MS = 10 * 60 * 1000; // never auto-start twice in 10 minutes
@@ -38,6 +38,11 @@
     return "on " + new Date(t).toLocaleDateString("en-US", {
       year: "numeric", month: "short", day: "numeric"
     });
+  }
+
+  function lowerFirst(text) {
+    // "Just now" reads "Synced just now" inside the footer sentence
+    return text === "Just now" ? "just now" : text;
   }
 
   function percent(progress) {
@@ -186,7 +191,7 @@
         parts.push(el("span", {
           className: "plexcache-synced",
           title: s.synced_at || "",
-          text: s.synced_at ? "Synced " + relativeTime(s.synced_at) : "Never synced"
+          text: s.synced_at ? "Synced " + lowerFirst(relativeTime(s.synced_at)) : "Never synced"
         }));
       }
     }
@@ -195,7 +200,7 @@
     } else if (s && !s.plex_connected) {
       parts.push(el("span", { className: "plexcache-offline", text: "Plex offline" }));
     }
-    if (s && !s.is_syncing && !reconnecting && app.cfg.canSync) {
+    if (s && !s.is_syncing && s.plex_connected && !reconnecting && app.cfg.canSync) {
       var button = el("button", { type: "button", className: "plexcache-refresh button-as-link", text: "Refresh" });
       button.addEventListener("click", function () { app.refresh(button); });
       parts.push(button);
@@ -438,11 +443,12 @@
 
   App.prototype.update = function (s) {
     var finished = this.wasSyncing && !s.is_syncing;
+    var changed = this.wasSyncing !== s.is_syncing;
     this.status = s;
     this.wasSyncing = s.is_syncing;
     if (finished) this.footer.message = null;
     this.render(s, false);
-    if (this.page && finished) this.page.loadRuns();
+    if (this.page && (changed || s.is_syncing)) this.page.loadRuns(); // runs started, moving or ended
     if (this.modal && !this.modal.failed) {
       if (s.is_syncing) this.modal.sawSyncing = true;
       else if (this.modal.sawSyncing || this.modal.requested) this.finishBlocking(s);
@@ -470,7 +476,8 @@
     this.modal.open();
     this.modal.render(this.status, false);
     if (this.status && this.status.is_syncing) {
-      this.modal.sawSyncing = true;
+      this.modal.sawSyncing = true; // started elsewhere (server start, CLI): just follow it
+      this.schedule(ACTIVE_MS);
       return Promise.resolve();
     }
     markAutoStarted();
