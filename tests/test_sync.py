@@ -542,3 +542,23 @@ def test_token_never_in_logs_or_output(tmp_path, sim, caplog):
         assert TOKEN not in text
     for path in tmp_path.iterdir():
         assert TOKEN.encode() not in path.read_bytes()
+
+
+def test_server_settings_precedence(tmp_path, sim):
+    "--url/--token, then PLEX_URL/PLEX_TOKEN, then plexapi's own settings"
+    db = tmp_path / "c.db"
+    plexapi_env = {"PLEXAPI_AUTH_SERVER_BASEURL": sim.url, "PLEXAPI_AUTH_SERVER_TOKEN": sim.token}
+    done = run_cli(["sync", "--db", db, "--quiet"], env=plexapi_env)
+    assert done.returncode == 0, done.stderr
+    ini = tmp_path / "plexapi.ini"
+    ini.write_text(f"[auth]\nserver_baseurl = {sim.url}\nserver_token = {sim.token}\n")
+    done = run_cli(["status", "--db", db, "--json"], env={"PLEXAPI_CONFIG_PATH": str(ini)})
+    assert json.loads(done.stdout)["plex_connected"] is True
+    # explicit options beat the environment
+    done = run_cli(
+        ["status", "--db", db, "--json", "--url", sim.url, "--token", "wrong"],
+        env={"PLEX_URL": "http://127.0.0.1:9", "PLEX_TOKEN": sim.token},
+    )
+    status = json.loads(done.stdout)
+    assert status["plex_connected"] is False and "401" in status["error"]
+    assert "wrong" not in done.stdout.replace("wrong-", "")
