@@ -40,11 +40,31 @@ def do_sync(args) -> dict:
     from plexcache.config import PlexConfig
     from plexcache.sync import sync
 
+    phases: dict[str, float] = {}
+    phase_cpu: dict[str, float] = {}
+    current = ["start", 0.0, 0.0]
+
+    def on_progress(p) -> None:
+        # wall and CPU time per sync phase (connecting, tracks, metadata, deletions, applying)
+        if p.phase != current[0]:
+            now, cpu = time.perf_counter() - t0, cpu_s() - c0
+            phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
+            phase_cpu[current[0]] = phase_cpu.get(current[0], 0.0) + cpu - current[2]
+            current[:] = [p.phase, now, cpu]
+
     base = rss_mb()
     c0, t0 = cpu_s(), time.perf_counter()
-    res = sync(args.db, PlexConfig(url=args.url, token=args.token), full=args.full, page_size=args.page_size)
+    res = sync(
+        args.db, PlexConfig(url=args.url, token=args.token), full=args.full, page_size=args.page_size,
+        on_progress=on_progress,
+    )
     seconds = time.perf_counter() - t0
+    cpu = cpu_s() - c0
+    phases[current[0]] = phases.get(current[0], 0.0) + seconds - current[1]
+    phase_cpu[current[0]] = phase_cpu.get(current[0], 0.0) + cpu - current[2]
     return {
+        "phase_seconds": {k: round(v, 3) for k, v in phases.items()},
+        "phase_cpu_s": {k: round(v, 3) for k, v in phase_cpu.items()},
         "seconds": seconds,
         "client_cpu_s": cpu_s() - c0,
         "sync_duration_ms": res.duration_ms,
