@@ -177,8 +177,12 @@ class _SyncRun:
             else:
                 error = PlexcacheError(f"unexpected {type(e).__name__}: {e}")
             message = self.source.config.redact(str(error)) if error else "interrupted"
-            self._finish_failed(status, message, started)
+            # Staging first: it may be what filled the disk, and a staging file
+            # left broken by a failed write (journal off) would make every
+            # statement on this connection fail, the failure record included.
+            self._rollback()
             self._drop_stage()
+            self._finish_failed(status, message, started)
             log.error("Sync %s: %s", status, message)
             if error is not None and error is not e:
                 raise error from None
@@ -201,6 +205,13 @@ class _SyncRun:
             (utc_now_iso(), "full" if self.full else "incremental", self.trigger, self.section_name, os.getpid()),
         )
         return cur.lastrowid
+
+    def _rollback(self) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("rollback")
+        except sqlite3.Error as e:
+            log.debug("rollback failed: %s", e)
 
     def _finish_failed(self, status: str, message: str, started: float) -> None:
         try:
