@@ -16,6 +16,7 @@ from .timeutil import epoch_to_iso
 # showing at least this many may have more, so its full list is fetched.
 LISTING_TAG_LIMIT = 2
 MAX_TEXT = 2000  # longer titles are cut, not stored whole
+MAX_INT = 2**63 - 1  # SQLite's INTEGER range; beyond it a number is garbage
 
 STAGE_TRACK_COLUMNS = (
     "rating_key",
@@ -70,6 +71,8 @@ def int_or_none(value, lo: int | None = 0, hi: int | None = None) -> int | None:
         return None
     if hi is not None and number > hi:
         return None
+    if not -MAX_INT <= number <= MAX_INT:  # would not even fit the column
+        return None
     return number
 
 
@@ -99,8 +102,8 @@ def user_rating(value) -> int | None:
 def track_row(el: ET.Element, section_id: int | None) -> tuple:
     "A stage row (STAGE_TRACK_COLUMNS order) from a listed or full ``<Track>``"
     a = el.attrib
-    key = a.get("ratingKey", "").strip()
-    if not key or not key.isdigit():
+    key = rating_key(a.get("ratingKey"))
+    if key is None:
         raise BadItem("track without a valid ratingKey")
     title = text(a.get("title"))
     if title is None:
@@ -130,8 +133,8 @@ def track_row(el: ET.Element, section_id: int | None) -> tuple:
         epoch_to_iso(a.get("addedAt")),
         text(media.get("audioCodec")) if media is not None else None,
         int_or_none(media.get("bitrate"), 0) if media is not None else None,
-        _key(a.get("parentRatingKey")),
-        _key(a.get("grandparentRatingKey")),
+        rating_key(a.get("parentRatingKey")),
+        rating_key(a.get("grandparentRatingKey")),
         section,
     )
 
@@ -139,7 +142,7 @@ def track_row(el: ET.Element, section_id: int | None) -> tuple:
 def album_row(el: ET.Element) -> dict:
     "An ``albums`` row from a full album item (``/library/metadata``)"
     a = el.attrib
-    key = _key(a.get("ratingKey"))
+    key = rating_key(a.get("ratingKey"))
     if key is None:
         raise BadItem("album without a valid ratingKey")
     subformats = tags(el, "Subformat")
@@ -155,7 +158,7 @@ def album_row(el: ET.Element) -> dict:
         "studio": text(a.get("studio")),
         "added_at": epoch_to_iso(a.get("addedAt")),
         "updated_at": epoch_to_iso(a.get("updatedAt")),
-        "artist_rating_key": _key(a.get("parentRatingKey")),
+        "artist_rating_key": rating_key(a.get("parentRatingKey")),
         "section_id": int_or_none(a.get("librarySectionID")),
     }
 
@@ -163,7 +166,7 @@ def album_row(el: ET.Element) -> dict:
 def artist_row(el: ET.Element) -> dict:
     "An ``artists`` row from a full artist item"
     a = el.attrib
-    key = _key(a.get("ratingKey"))
+    key = rating_key(a.get("ratingKey"))
     if key is None:
         raise BadItem("artist without a valid ratingKey")
     return {
@@ -180,8 +183,17 @@ def item_type(el: ET.Element) -> str | None:
     return el.get("type") or {"Track": "track"}.get(el.tag)
 
 
-def _key(value) -> str | None:
+def rating_key(value) -> str | None:
+    """A Plex rating key in canonical form ("12345"), else None.
+
+    ASCII digits only (``str.isdigit`` also accepts "١٢٣" and "²"), no
+    leading zero (so one item cannot appear under two keys), and within
+    SQLite's integer range (keys drive ``cast(... as integer)`` and paging).
+    """
     if value is None:
         return None
     value = value.strip()
-    return value if value.isdigit() else None
+    if not (value.isascii() and value.isdigit()) or value[0] == "0" or int(value) > MAX_INT:
+        return None
+    return value
+

@@ -36,7 +36,15 @@ from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexcacheError
 from .lock import SyncLock
 from .plex import ALBUM, ARTIST, TRACK, PlexSource, Section, prefetch
-from .rows import STAGE_TRACK_COLUMNS, BadItem, album_row, artist_row, item_type, track_row
+from .rows import (
+    STAGE_TRACK_COLUMNS,
+    BadItem,
+    album_row,
+    artist_row,
+    item_type,
+    rating_key,
+    track_row,
+)
 from .schema import ALBUM_COLUMNS, ARTIST_COLUMNS, TRACK_COLUMNS, ensure_shape
 from .timeutil import epoch_to_iso, iso_to_epoch, utc_now_iso
 
@@ -462,7 +470,7 @@ class _SyncRun:
                 self.conn.execute("begin")
                 self.conn.executemany(
                     "insert or ignore into stage.seen values (?, ?)",
-                    ((el.get("ratingKey"), sid) for el in items if (el.get("ratingKey") or "").isdigit()),
+                    ((k, sid) for k in map(rating_key, (el.get("ratingKey") for el in items)) if k),
                 )
         # Keys Plex has that we have never seen (e.g. moved in with an old
         # updatedAt): fetch them in full.
