@@ -442,14 +442,72 @@ def test_formatting_helpers(children, sim, db, page):
     assert page.evaluate("window.plexcache.percent({current: 5000, total: 18432})") == 27
 
 
+DOCS_IMAGES = {
+    "demo-modal": "web-modal",
+    "demo-footer": "web-footer",
+    "demo-progress-page": "web-progress-page",
+    "footer-offline": "web-footer-offline",
+}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _copy_docs_images():
-    "After the run, keep the docs screenshots in step with the UI (only if all were made)"
+    "PLEXCACHE_UPDATE_DOCS_IMAGES=1: copy fresh screenshots to docs/images after the run"
     yield
-    wanted = {"modal", "footer", "progress-page"}
-    made = {p.stem for p in ARTIFACTS.glob("*.png")} if ARTIFACTS.exists() else set()
-    if os.environ.get("PLEXCACHE_UPDATE_DOCS_IMAGES") and wanted <= made:
-        target = ROOT / "docs" / "images"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in sorted(made):
-            shutil.copy(ARTIFACTS / f"{name}.png", target / f"web-{name}.png")
+    if not os.environ.get("PLEXCACHE_UPDATE_DOCS_IMAGES"):
+        return
+    target = ROOT / "docs" / "images"
+    target.mkdir(parents=True, exist_ok=True)
+    for source, name in DOCS_IMAGES.items():
+        if (ARTIFACTS / f"{source}.png").exists():
+            shutil.copy(ARTIFACTS / f"{source}.png", target / f"{name}.png")
+
+
+def test_demo_first_load_and_ctrl_c(tmp_path, page):
+    "`plexcache demo`: the spec's first-load flow at 18,432 tracks, then Ctrl-C stops everything"
+    import signal
+
+    psutil = pytest.importorskip("psutil")
+    demo = Child(
+        plexcache("demo", "--port", "0", "--db", str(tmp_path / "demo.db")),
+        url_pattern=r"Serving .* at (http://[^/\s]+)",
+    )
+    try:
+        children = psutil.Process(demo.proc.pid).children(recursive=True)
+        assert any("simulate" in " ".join(c.cmdline()) for c in children)
+        page.goto(demo.url + "/")
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_be_visible(timeout=15000)
+        expect(dialog).to_contain_text(re.compile(r"[1-9][\d,]* / 18,432 tracks"), timeout=30000)
+        shot(page, "demo-modal")
+        expect(dialog).to_be_hidden(timeout=90000)
+        f = footer(page)
+        expect(f).to_contain_text("18,432 tracks · Synced just now · Refresh", timeout=15000)
+        page.goto(demo.url + "/demo/tracks")
+        expect(page.locator("table.rows-and-columns")).to_be_visible()
+        shot_footer(page, "demo-footer")
+        # the progress page's Refresh with "Full re-sync" ticked
+        page.goto(demo.url + "/-/plexcache")
+        rows = page.locator("tbody[data-plexcache=runs] tr")
+        expect(rows).to_have_count(1)
+        page.get_by_label("Full re-sync").check()
+        page.locator("#plexcache-page").get_by_role("button", name="Refresh").click()
+        bar = page.locator(".plexcache-page .plexcache-progress")
+        wait_for(lambda: int(bar.get_attribute("aria-valuenow") or "0") >= 4000, timeout=60)
+        expect(rows.first).to_contain_text("running")
+        shot(page, "demo-progress-page", full_page=True)
+        expect(page.locator("[data-plexcache=state]")).to_have_text("Idle", timeout=60000)
+        expect(rows).to_have_count(2)
+        expect(rows.first).to_contain_text("succeeded")
+        expect(rows.first).to_contain_text("full")
+        expect(rows.first).to_contain_text("web")
+        children = psutil.Process(demo.proc.pid).children(recursive=True)
+    finally:
+        demo.proc.send_signal(signal.SIGINT)
+        try:
+            demo.proc.wait(20)
+        finally:
+            demo.stop()
+    assert demo.proc.returncode == 0, demo.output
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [c.cmdline() for c in alive]

@@ -942,6 +942,39 @@ async def test_startup_does_not_sync_fresh_cache(cache, plex, spawned):
     assert spawned == []
 
 
+def test_plex_health_never_waits_after_first_answer(monkeypatch):
+    "A slow Plex costs the first status call only; later calls get the last answer at once"
+    import threading
+    import time
+
+    from plexcache.config import PlexConfig
+
+    release = threading.Event()
+    answers = [(True, None), (False, "Plex stopped answering")]
+
+    def slow_check(config, ttl=None):
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if answer[0] is False:
+            release.wait(5)
+        return answer
+
+    monkeypatch.setattr("plexcache.status.plex_reachable", slow_check)
+    health = service.PlexHealth(ttl=0.05)
+    config = PlexConfig(url="http://plex.invalid:32400")
+    assert health.get(config) == (True, None)
+    time.sleep(0.06)
+    start = time.monotonic()
+    assert health.get(config) == (True, None)  # stale answer, re-check started
+    assert health.get(config) == (True, None)  # only one re-check in flight
+    assert time.monotonic() - start < 0.5
+    release.set()
+    for _ in range(100):
+        if health.get(config)[0] is False:
+            break
+        time.sleep(0.02)
+    assert health.get(config)[1] == "Plex stopped answering"
+
+
 def test_demo_refuses_real_cache(tmp_path, monkeypatch):
     from plexcache.errors import ConfigError
 

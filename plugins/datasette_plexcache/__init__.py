@@ -94,6 +94,8 @@ def on_server_start(settings: service.PluginSettings) -> None:
     from plexcache.status import recover_interrupted
 
     recover_interrupted(settings.db_path)
+    if settings.plex.configured:
+        settings.health.prefetch(settings.plex)
     if not service.should_sync_on_start(settings):
         return
     try:

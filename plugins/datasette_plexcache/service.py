@@ -10,6 +10,7 @@ import ipaddress
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +53,7 @@ class PluginSettings:
     sync_on_start: bool = True
     sync_log: str | None = None
     config_error: str | None = None
-    children: list = field(default_factory=list)
+    health: PlexHealth = field(default_factory=lambda: PlexHealth())
 
     @property
     def local_only(self) -> bool:
@@ -166,20 +167,82 @@ def sync_allowed(settings: PluginSettings, actor: dict | None) -> bool:
 def library_status(settings: PluginSettings, *, check_plex: bool = True) -> dict:
     """The spec's status dict, token-free. Blocking: call it in a thread.
 
-    Never raises: an unreadable cache becomes an ``error``.
+    Never raises: an unreadable cache becomes an ``error``. Plex reachability
+    comes from ``settings.health``, which never makes a poll wait for Plex
+    once it has a first answer.
     """
     from plexcache.status import get_status
 
     if settings.db_path is None:
         return {**EMPTY_STATUS, "error": settings.config_error or "plexcache: no cache database"}
     try:
-        status = get_status(settings.db_path, settings.plex, check_plex=check_plex)
+        status = get_status(settings.db_path, settings.plex, check_plex=False)
     except PlexcacheError as e:
         status = {**EMPTY_STATUS, "error": str(e)}
+    if check_plex and settings.plex.configured:
+        connected, plex_error = settings.health.get(settings.plex)
+        status["plex_connected"] = connected
+        if not connected:
+            status["error"] = plex_error
     if settings.config_error and not status["error"]:
         status["error"] = settings.config_error
     status["error"] = settings.redact(status["error"])
     return status
+
+
+class PlexHealth:
+    """Is the Plex server reachable? Stale-while-revalidate around the core's check.
+
+    The first call waits for a real check; after that a call returns the last
+    answer at once and, when it is older than ``ttl`` seconds, starts one
+    background re-check. So a 1 s status poll never waits on a slow or
+    unreachable Plex (a dropped-packet host takes the full timeout).
+    """
+
+    def __init__(self, ttl: float = 5.0):
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._answer: tuple[bool, str | None] | None = None
+        self._checked_at = 0.0
+        self._refreshing = False
+
+    def get(self, config: PlexConfig) -> tuple[bool, str | None]:
+        with self._lock:
+            answer = self._answer
+            stale = time.monotonic() - self._checked_at >= self.ttl
+            start = answer is not None and stale and not self._refreshing
+            if start:
+                self._refreshing = True
+        if answer is None:
+            return self._check(config)
+        if start:
+            threading.Thread(
+                target=self._check, args=(config,), name="plexcache-health", daemon=True
+            ).start()
+        return answer
+
+    def prefetch(self, config: PlexConfig) -> None:
+        "Start a first check in the background (at server start)"
+        with self._lock:
+            if self._refreshing or self._answer is not None:
+                return
+            self._refreshing = True
+        threading.Thread(
+            target=self._check, args=(config,), name="plexcache-health", daemon=True
+        ).start()
+
+    def _check(self, config: PlexConfig) -> tuple[bool, str | None]:
+        from plexcache import status as core_status
+
+        try:
+            answer = core_status.plex_reachable(config, ttl=0)
+        except Exception as e:  # never let a probe bug break the status endpoint
+            answer = (False, f"cannot check the Plex server: {type(e).__name__}")
+        with self._lock:
+            self._answer = answer
+            self._checked_at = time.monotonic()
+            self._refreshing = False
+        return answer
 
 
 def recent_runs(settings: PluginSettings, limit: int = 20) -> list[dict]:

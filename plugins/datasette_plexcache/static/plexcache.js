@@ -407,6 +407,7 @@
     this.footer = new Footer(this);
     var root = document.getElementById("plexcache-page");
     this.page = root ? new Page(this, root) : null;
+    if (this.page) this.page.loadRuns(); // relative times instead of the server's ISO
   }
 
   App.prototype.schedule = function (ms) {
