@@ -22,12 +22,14 @@ import logging
 import platform
 import queue
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -56,6 +58,9 @@ LISTING_TRIM = {
     "guid,parentGuid,grandparentGuid,parentKey,grandparentKey,musicAnalysisVersion,ratingCount",
 }
 MAX_RETRY_AFTER = 30.0
+# The request timeout bounds each wait for bytes; a server that trickles a
+# byte at a time never trips it. A whole body gets this many timeouts.
+BODY_TIMEOUTS = 4
 CLIENT_IDENTIFIER = "plexcache-" + uuid.uuid5(uuid.NAMESPACE_DNS, platform.node() or "plexcache").hex[:12]
 
 
@@ -199,18 +204,33 @@ class PlexSource:
 
     def _read(self, response, where, path) -> bytes:
         chunks, total = [], 0
+        limit = self.timeout * BODY_TIMEOUTS
+        deadline = time.monotonic() + limit
         try:
-            for chunk in response.iter_content(chunk_size=1 << 16):
+            for chunk in _chunks(response):
                 total += len(chunk)
                 if total > MAX_BODY_BYTES:
                     raise PlexBadResponse(
                         f"{where} sent more than {MAX_BODY_BYTES >> 20} MB for {path}; refusing it"
                     )
                 chunks.append(chunk)
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError):
-            raise TransientError(f"{where} closed the connection mid-response ({path})") from None
-        except requests.exceptions.Timeout:
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"{where} stalled mid-response ({path}): not finished after {limit:g}s"
+                    )
+        except (
+            requests.exceptions.Timeout,
+            urllib3.exceptions.ReadTimeoutError,
+        ):
             raise TransientError(f"{where} stalled mid-response ({path})") from None
+        except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
+            raise TransientError(f"{where} sent a corrupt compressed body for {path}") from None
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ConnectionError,
+            urllib3.exceptions.HTTPError,
+        ):
+            raise TransientError(f"{where} closed the connection mid-response ({path})") from None
         return b"".join(chunks)
 
     def _parse(self, body: bytes, where: str, path: str) -> ET.Element:
@@ -343,6 +363,21 @@ class PlexSource:
             except PlexNotFound:
                 continue  # none of them exists any more
             yield list(root)
+
+
+def _chunks(response) -> Iterator[bytes]:
+    """The decoded body as it arrives. ``read1`` returns whatever one socket
+    read brings, so the caller's deadline is checked between reads;
+    ``iter_content`` (urllib3 1.x) blocks until a whole chunk is in."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):
+        yield from response.iter_content(chunk_size=1 << 16)
+        return
+    while True:
+        chunk = raw.read1(1 << 16, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
 
 
 _DONE = object()
