@@ -49,7 +49,12 @@ log = logging.getLogger(__name__)
 
 TRACK, ALBUM, ARTIST = 10, 9, 8
 TYPE_PREFIX = {TRACK: "track", ALBUM: "album", ARTIST: "artist"}
-MAX_BODY_BYTES = 256 * 1024 * 1024
+# Bounds on what one response may cost. The largest answer a sync asks for
+# (a 10,000-track page) is ~12 MB with ~50,000 tags; a parsed element costs
+# ~100-400 bytes, so a few MB of tiny tags (or a 400 KB gzip bomb) would
+# otherwise take gigabytes.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_XML_TAGS = 400_000
 # Listing fields and elements the cache never reads. PMS treats these as
 # requests, not guarantees; they cut a track listing to ~40% of its size.
 LISTING_TRIM = {
@@ -243,6 +248,10 @@ class PlexSource:
         # ("billion laughs") and external entities before expat sees them.
         if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
             raise PlexBadResponse(f"{where} sent XML with a DTD/entities for {path}; refusing it")
+        if body.count(b"<") > MAX_XML_TAGS:
+            raise PlexBadResponse(
+                f"{where} sent more than {MAX_XML_TAGS:,} XML tags for {path}; refusing it"
+            )
         try:
             root = ET.fromstring(body)
         except ET.ParseError as e:
