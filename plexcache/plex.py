@@ -23,6 +23,7 @@ import platform
 import queue
 import threading
 import time
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -175,8 +176,11 @@ class PlexSource:
         where = f"Plex at {self.base_url}"
         self.requests += 1
         try:
+            # Never follow a redirect: requests would send the X-Plex-Token
+            # header along to wherever it points.
             response = self.session.get(
-                url, params=params, headers=headers, timeout=self.timeout, stream=True
+                url, params=params, headers=headers, timeout=self.timeout, stream=True,
+                allow_redirects=False,
             )
         except requests.exceptions.Timeout:
             raise TransientError(f"{where} did not answer within {self.timeout:g}s ({path})") from None
@@ -198,6 +202,12 @@ class PlexSource:
                 raise TransientError(
                     f"{where} answered {status} {response.reason} for {path}",
                     retry_after=_retry_after(response.headers.get("Retry-After")),
+                )
+            if 300 <= status < 400:
+                raise PlexBadResponse(
+                    f"{where} answered {status} {response.reason} for {path}, a redirect to "
+                    f"{_origin(url, response.headers.get('Location'))}; not following it (the "
+                    "token would go along): set the Plex URL to the server's own address"
                 )
             if status != 200:
                 raise PlexBadResponse(f"{where} answered {status} {response.reason} for {path}")
@@ -431,6 +441,14 @@ def prefetch(iterable, depth: int = 1):
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def _origin(base: str, location: str | None) -> str:
+    "scheme://host:port of a redirect target: enough to act on, nothing secret"
+    if not location:
+        return "nowhere"
+    parts = urllib.parse.urlsplit(urllib.parse.urljoin(base, location))
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"[:200]
 
 
 def _retry_after(value: str | None) -> float | None:
