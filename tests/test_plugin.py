@@ -893,7 +893,29 @@ def test_pick_cache_database(tmp_path, cache):
     sqlite3.connect(other).execute("create table t (id integer)").connection.close()
     assert service.pick_cache_database({"library_cache": str(cache)}) == "library_cache"
     assert service.pick_cache_database({"other": str(other), "mine": str(cache)}) == "mine"
+    assert service.pick_cache_database({"other": str(other)}) is None
     assert service.pick_cache_database({"_memory": None}) is None
+
+
+@pytest.mark.asyncio
+async def test_dormant_without_a_cache(tmp_path, plex, spawned):
+    "Installed next to unrelated databases, the plugin adds nothing and syncs nothing"
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table t (id integer)").connection.close()
+    ds = Datasette(
+        [str(other)],
+        plugin_config={"plexcache": {"plex_url": "http://plex.invalid:32400", "bind_host": "::1"}},
+    )
+    await ds.invoke_startup()
+    html = (await ds.client.get("/")).text
+    assert "plexcacheConfig" not in html
+    assert "plexcache.js" not in html
+    assert "/-/plexcache" not in html
+    status = await ds.client.get("/api/library/status")
+    assert status.json()["error"]
+    assert (await ds.client.post("/api/library/sync", json={})).status_code == 400
+    assert spawned == []
+    assert sqlite3.connect(other).execute("select name from sqlite_master").fetchall() == [("t",)]
 
 
 def test_sync_allowed_policy():

@@ -34,23 +34,37 @@ def register_routes():
     ]
 
 
+def _active(datasette) -> bool:
+    "Is there a plexcache database? Without one the plugin adds nothing to pages"
+    return views.get_settings(datasette).database is not None
+
+
 @hookimpl
 def menu_links(datasette):
+    if not _active(datasette):
+        return None
     return [{"href": datasette.urls.path("/-/plexcache"), "label": "Plex library sync"}]
 
 
 @hookimpl
 def extra_css_urls(datasette):
+    if not _active(datasette):
+        return None
     return [datasette.urls.static_plugins(STATIC_NAME, "plexcache.css") + f"?v={__version__}"]
 
 
 @hookimpl
 def extra_js_urls(datasette):
+    if not _active(datasette):
+        return None
     return [datasette.urls.static_plugins(STATIC_NAME, "plexcache.js") + f"?v={__version__}"]
 
 
 @hookimpl
 def extra_body_script(template, request, datasette):
+    if not _active(datasette):
+        return None
+
     async def inner():
         settings = views.get_settings(datasette)
         token = ""

@@ -105,20 +105,16 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
 def pick_cache_database(databases: dict) -> str | None:
     """The database that holds the cache when the config does not name one.
 
-    The only file-backed database; else the first one with a ``sync_runs``
-    table; else one called ``library_cache``; else the first file.
+    Only a file with plexcache's ``sync_runs`` table qualifies (``library_cache``
+    first), so installing the plugin next to unrelated databases never syncs
+    into them: without a cache the plugin stays out of the way.
     """
     files = {name: path for name, path in databases.items() if path and not name.startswith("_")}
-    if not files:
-        return None
-    if len(files) == 1:
-        return next(iter(files))
-    for name, path in files.items():
-        if _has_table(path, "sync_runs"):
+    names = sorted(files, key=lambda name: name != "library_cache")
+    for name in names:
+        if _has_table(files[name], "sync_runs"):
             return name
-    if "library_cache" in files:
-        return "library_cache"
-    return next(iter(files))
+    return None
 
 
 def _has_table(path, table) -> bool:
