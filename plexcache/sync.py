@@ -538,20 +538,22 @@ class _SyncRun:
         album_sql = f"insert or replace into stage.albums ({', '.join(ALBUM_COLUMNS)}) values ({', '.join(':' + c for c in ALBUM_COLUMNS)})"
         artist_sql = f"insert or replace into stage.artists ({', '.join(ARTIST_COLUMNS)}) values ({', '.join(':' + c for c in ARTIST_COLUMNS)})"
         for elements in prefetch(self.source.metadata(keys)):
-            tracks_full = []
+            tracks_full, albums, artists = [], [], []
+            for el in elements:
+                kind = item_type(el)
+                try:
+                    if kind == "album":
+                        albums.append(album_row(el))
+                    elif kind == "artist":
+                        artists.append(artist_row(el))
+                    elif kind == "track":
+                        tracks_full.append(el)
+                except BadItem:
+                    self.skipped += 1
             with conn:
                 conn.execute("begin")
-                for el in elements:
-                    kind = item_type(el)
-                    try:
-                        if kind == "album":
-                            conn.execute(album_sql, album_row(el))
-                        elif kind == "artist":
-                            conn.execute(artist_sql, artist_row(el))
-                        elif kind == "track":
-                            tracks_full.append(el)
-                    except BadItem:
-                        self.skipped += 1
+                conn.executemany(album_sql, albums)
+                conn.executemany(artist_sql, artists)
             if tracks_full:
                 self._merge_full_tracks(tracks_full)
             self._progress()
@@ -690,6 +692,7 @@ class _SyncRun:
                 from stage.tracks s
                 left join main.albums al on al.rating_key = s.album_rating_key
                 left join main.artists ar on ar.rating_key = s.artist_rating_key""",
+                order_by="rating_key",
             )
             changed = conn.execute("select changes()").fetchone()[0]
             updated = max(0, changed - added)
@@ -790,13 +793,16 @@ class _SyncRun:
             warnings=list(self.warnings),
         )
 
-    def _upsert(self, table: str, columns, select_sql: str) -> None:
+    def _upsert(self, table: str, columns, select_sql: str, order_by: str | None = None) -> None:
+        # Inserting in key order keeps the primary-key index writes sequential.
         cols = ", ".join(columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         old = ", ".join(f"{table}.{c}" for c in columns[1:])
         new = ", ".join(f"excluded.{c}" for c in columns[1:])
         self.conn.execute(
             f"insert into main.{table} ({cols}) select * from ({select_sql}) where true "
+            + (f"order by {order_by} " if order_by else "")
+            +
             f"on conflict(rating_key) do update set {updates} where ({old}) is not ({new})"
         )
 
