@@ -61,12 +61,15 @@ def text(value: str | None) -> str | None:
 
 def int_or_none(value, lo: int | None = 0, hi: int | None = None) -> int | None:
     "Parse an integer attribute; absurd (negative, out of range) values become None"
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     try:
-        number = int(float(value))
-    except (TypeError, ValueError, OverflowError):
-        return None
+        number = int(value)  # the common case: "227944"
+    except (TypeError, ValueError):
+        try:
+            number = int(float(value))  # "8.0", "1e3"
+        except (TypeError, ValueError, OverflowError):
+            return None
     if lo is not None and number < lo:
         return None
     if hi is not None and number > hi:
@@ -79,7 +82,7 @@ def int_or_none(value, lo: int | None = 0, hi: int | None = None) -> int | None:
 def tags(el: ET.Element, tag: str) -> list[str]:
     """Tag names of `<Genre tag="..."/>`-style children, de-duplicated, in order"""
     seen = []
-    for child in el.iter(tag):
+    for child in el.findall(tag):
         name = text(child.get("tag"))
         if name and name not in seen:
             seen.append(name)
