@@ -45,6 +45,7 @@ from .errors import (
     PlexNotFound,
     PlexUnreachable,
 )
+from .rows import rating_key
 
 log = logging.getLogger(__name__)
 
@@ -341,15 +342,24 @@ class PlexSource:
         filters: dict | None = None,
         page_size: int | None = None,
         extra: dict | None = None,
+        complete: bool = False,
     ) -> Iterator[tuple[list[ET.Element], int]]:
         """Yield (items, remaining_total) pages in ascending rating-key order.
 
         Keyset paging: every request asks for keys above the last one seen,
         so concurrent deletions cannot make us skip a live item.
+
+        With ``complete`` (listings whose absences become deletions), the
+        end of the listing is checked with a count of the keys above the
+        last one seen: a well-formed but empty or short page from a confused
+        server or proxy looks exactly like the end of the library. If Plex
+        counts more, paging goes on (tracks added meanwhile are listed too);
+        if it keeps disagreeing with itself, ``PlexBadResponse``.
         """
         size = page_size or self.page_size
         prefix = TYPE_PREFIX[libtype]
         last_key = None
+        recounts = 0
         while True:
             params = {"type": libtype, "sort": "id", **LISTING_TRIM, **(filters or {}), **(extra or {})}
             if last_key is not None:
@@ -360,16 +370,29 @@ class PlexSource:
             if total is None:
                 total = len(items)
             yield items, total
-            keys = [_int(el.get("ratingKey")) for el in items]
-            keys = [k for k in keys if k is not None]
-            if not keys or total <= len(items):
+            keys = [int(k) for k in (rating_key(el.get("ratingKey")) for el in items) if k]
+            if keys:
+                new_last = max(keys)
+                if last_key is not None and new_last <= last_key:
+                    raise PlexBadResponse(
+                        f"Plex at {self.base_url} ignored key paging (sort=id) for section {section_id}"
+                    )
+                last_key = new_last
+                if total > len(items):
+                    continue
+            if not complete:
                 return
-            new_last = max(keys)
-            if last_key is not None and new_last <= last_key:
+            above = {f"{prefix}.id>>": last_key} if last_key is not None else {}
+            left = self.count(section_id, libtype, {**(filters or {}), **above})
+            if left <= 0:
+                return
+            recounts += 1
+            if recounts > 2:
                 raise PlexBadResponse(
-                    f"Plex at {self.base_url} ignored key paging (sort=id) for section {section_id}"
+                    f"Plex at {self.base_url} ended the listing of section {section_id} early: "
+                    f"it counts {left:,} more items than it lists"
                 )
-            last_key = new_last
+            log.debug("listing of section %s ended early; %d more counted", section_id, left)
 
     def metadata(self, keys: list[str]) -> Iterator[list[ET.Element]]:
         "Full items for ``keys``, one list per batch; keys the server no longer has are skipped"

@@ -408,7 +408,8 @@ class _SyncRun:
         return len(rows)
 
     def _fetch_all(self, section: Section) -> None:
-        for items, _remaining in prefetch(self.source.pages(section.id, TRACK)):
+        # complete: absences from this listing become deletions
+        for items, _remaining in prefetch(self.source.pages(section.id, TRACK, complete=True)):
             self.fetched += self._stage_tracks(items, section.id, seen=True)
             self._progress()
 
@@ -465,6 +466,7 @@ class _SyncRun:
             TRACK,
             page_size=KEY_SCAN_PAGE,
             extra={"excludeElements": "Media,Part,Stream,Genre,Guid,Mood,Image"},
+            complete=True,
         ):
             with self.conn:
                 self.conn.execute("begin")
