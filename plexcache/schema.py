@@ -182,6 +182,7 @@ INDEXES = {
 }
 
 FTS_COLUMNS = ["title", "artist", "album"]
+FTS_TRIGGERS = {"tracks_ai", "tracks_ad", "tracks_au"}
 
 VIEWS = {
     "track_details": """
@@ -248,8 +249,11 @@ def ensure_shape(db: sqlite_utils.Database) -> None:
         for table, index_list in INDEXES.items():
             for columns in index_list:
                 db[table].create_index(columns, if_not_exists=True)
-    if not db["tracks_fts"].exists():
-        db["tracks"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize="unicode61")
+    # sqlite-utils creates the FTS table and its triggers in two steps: a
+    # process killed in between leaves a search index nothing keeps current.
+    triggers = {t.name for t in db["tracks"].triggers}
+    if not db["tracks_fts"].exists() or not FTS_TRIGGERS <= triggers:
+        db["tracks"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize="unicode61", replace=True)
     for name, sql in VIEWS.items():
         db.create_view(name, sql.strip(), replace=True)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
