@@ -255,6 +255,10 @@ class PlexSource:
         head = body[:512].lstrip()
         if head[:1] != b"<" or head[:5].lower() == b"<html" or head[:9].lower() == b"<!doctype":
             raise NotPlexServer(f"{where} does not look like a Plex Media Server (no XML at {path})")
+        # Plex sends UTF-8, where NUL cannot occur; UTF-16 would hide a DTD
+        # from the byte search below (expat decodes it and expands entities).
+        if b"\0" in body:
+            raise TransientError(f"{where} sent a body with NUL bytes (not UTF-8) for {path}")
         # Plex never sends a DTD: refusing one rules out entity expansion
         # ("billion laughs") and external entities before expat sees them.
         if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
