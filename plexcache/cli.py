@@ -163,7 +163,13 @@ def reset(db, yes):
 @click.option("--port", default=32400, show_default=True, type=int)
 @click.option("--tracks", default=18432, show_default=True, type=click.IntRange(min=0))
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option("--token", default="plexcache-demo-token", show_default=True, help="Token clients must send")
+@click.option(
+    "--token",
+    default="plexcache-demo-token",
+    show_default=True,
+    envvar="PLEXCACHE_SIMULATOR_TOKEN",
+    help="Token clients must send [env PLEXCACHE_SIMULATOR_TOKEN]",
+)
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0))
 def simulate(host, port, tracks, seed, token, latency_ms):
     """Serve a synthetic Plex Media Server until stopped (Ctrl-C)

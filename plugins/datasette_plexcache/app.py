@@ -111,6 +111,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 5765,
     banner: str | None = None,
+    plugin_extra: dict | None = None,
 ) -> None:
     """Serve the cache until Ctrl-C or SIGTERM (the ``plexcache serve`` command).
 
@@ -118,7 +119,7 @@ def serve(
     """
     db_path = Path(db_path)
     service.init_cache(db_path)
-    ds = build_datasette(db_path, config, host=host)
+    ds = build_datasette(db_path, config, host=host, plugin_extra=plugin_extra)
     sock = bind(host, port)
     url = url_for(host, sock.getsockname()[1])
     if banner:
@@ -207,6 +208,9 @@ def demo(
                 f"plexcache demo: simulated Plex server at {sim_url} "
                 f"({tracks:,} tracks, seed {seed}); demo cache {db_path}"
             ),
+            # The first page load starts the sync, exactly as in the spec's
+            # first-load flow (status -> empty -> modal -> POST -> poll).
+            plugin_extra={"sync_on_start": False},
         )
     finally:
         stop_process(proc)
@@ -268,13 +272,13 @@ def start_simulator(
         str(tracks),
         "--seed",
         str(seed),
-        "--token",
-        token,
         "--latency-ms",
         str(latency_ms),
     ]
     proc = subprocess.Popen(
         args,
+        # the token goes through the environment: argv is visible in `ps`
+        env={**os.environ, "PLEXCACHE_SIMULATOR_TOKEN": token},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
