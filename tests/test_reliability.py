@@ -63,6 +63,18 @@ TALLY = {"fault_steps": 0, "faults_injected": 0, "kills": 0, "bad_inputs": 0, "r
 # ---- fixtures -----------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report_tally(request):
+    "Print how many scenarios ran (docs/reliability.md quotes these numbers)"
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and any(TALLY.values()):
+        reporter.write_line(
+            "reliability: {fault_steps} fault-injected sync steps ({faults_injected} faults armed), "
+            "{kills} SIGKILLs, {bad_inputs} bad inputs, {reader_checks} reader checks".format(**TALLY)
+        )
+
+
 @pytest.fixture
 def scanner(tmp_path):
     """Secrets stay secret: after the test, every log record (all loggers at
