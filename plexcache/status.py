@@ -103,17 +103,22 @@ def recover_interrupted(db_path) -> int:
         conn = sqlite3.connect(db_path, timeout=2)
         try:
             with conn:
-                cur = conn.execute(
-                    "update sync_runs set status = 'interrupted', finished_at = ?, "
-                    "error = coalesce(error, ?) where status = 'running'",
-                    (utc_now_iso(), INTERRUPTED_MESSAGE),
-                )
-            return cur.rowcount
+                return mark_interrupted(conn)
         finally:
             conn.close()
     except sqlite3.OperationalError:
         # read-only file or no sync_runs table yet: nothing to recover here
         return 0
+
+
+def mark_interrupted(conn: sqlite3.Connection) -> int:
+    "Record every 'running' run as interrupted; the caller knows their process is gone"
+    cur = conn.execute(
+        "update sync_runs set status = 'interrupted', finished_at = ?, "
+        "error = coalesce(error, ?) where status = 'running'",
+        (utc_now_iso(), INTERRUPTED_MESSAGE),
+    )
+    return cur.rowcount
 
 
 def list_runs(db_path, limit: int = 20) -> list[dict]:

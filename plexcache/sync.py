@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlite_utils
-
 from .config import PlexConfig
 from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexcacheError
@@ -45,7 +43,8 @@ from .rows import (
     rating_key,
     track_row,
 )
-from .schema import ALBUM_COLUMNS, ARTIST_COLUMNS, TRACK_COLUMNS, ensure_shape
+from .schema import ALBUM_COLUMNS, ARTIST_COLUMNS, TRACK_COLUMNS
+from .status import mark_interrupted
 from .timeutil import epoch_to_iso, iso_to_epoch, utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ log = logging.getLogger(__name__)
 OVERLAP_SECONDS = 120  # incremental windows reach back this far (clock skew)
 KEY_FILTER_BATCH = 200  # rating keys per `album.id=` / `artist.id=` filter
 KEY_SCAN_PAGE = 5000
-INTERRUPTED_MESSAGE = "the sync process stopped before finishing (killed or crashed)"
 
 
 @dataclass
@@ -200,11 +198,7 @@ class _SyncRun:
 
     def _recover_stale_runs(self) -> None:
         # We hold the lock, so any run still 'running' belongs to a dead process.
-        self.conn.execute(
-            "update sync_runs set status = 'interrupted', finished_at = ?, "
-            "error = coalesce(error, ?) where status = 'running'",
-            (utc_now_iso(), INTERRUPTED_MESSAGE),
-        )
+        mark_interrupted(self.conn)
 
     def _insert_run(self) -> int:
         cur = self.conn.execute(
@@ -816,11 +810,3 @@ class _SyncRun:
             self.conn.execute(f'drop trigger main."{name}"')
         return [sql for _, sql in rows]
 
-
-def reshape(db_path) -> None:
-    "Run the idempotent schema step on an existing cache"
-    conn = open_cache(db_path)
-    try:
-        ensure_shape(sqlite_utils.Database(conn))
-    finally:
-        conn.close()
