@@ -268,9 +268,11 @@ def test_get_head_options_never_start_a_sync(served, scanner):
                     assert response.json()["started"] is False
                 scanner.add(f"{method} {path}", response.text)
         for path in PLUGIN_GETS:
-            params = {"full": "1"} if "plexcache" in path or "/api/" in path else None
-            response = requests.get(served.url + path, params=params, timeout=30)
-            assert response.status_code == 200, (path, response.status_code)
+            ours = "plexcache" in path or "/api/" in path
+            response = requests.get(served.url + path, params={"full": "1"} if ours else None, timeout=30)
+            # Datasette's own pages differ between 0.65 and 1.0a (/-/metadata.json is gone)
+            expected = (200,) if ours else (200, 404)
+            assert response.status_code in expected, (path, response.status_code)
             scanner.add(f"GET {path}", response.text)
             assert "Access-Control-Allow-Origin" not in response.headers, path
     assert not watch.taken, "a GET took the sync lock"
@@ -405,7 +407,9 @@ async def test_public_server_needs_the_sync_permission(public_datasette, scanner
         "bearer junk": await post(headers={"Authorization": "Bearer dstok_junk"}),
     }
     for label, response in refused.items():
-        assert response.status_code == 403, (label, response.status_code, response.text)
+        # 1.0a rejects a bad bearer token itself (401); otherwise the plugin says 403
+        expected = (401, 403) if "bearer" in label else (403,)
+        assert response.status_code in expected, (label, response.status_code, response.text)
     assert len(runs(db)) == before and not is_locked(db)
     page = await ds.client.get("/", cookies={"ds_actor": actor_cookie(ds, {"id": "mallory"})})
     assert '"canSync": false' in page.text
