@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from .config import PlexConfig
-from .errors import CacheError, PlexcacheError
-from .lock import is_locked
+from .errors import CacheError, PlexcacheError, SyncAlreadyRunning
+from .lock import SyncLock, is_locked
 from .timeutil import utc_now_iso
 
 PLEX_CHECK_TTL = 10.0  # seconds a Plex reachability answer is reused
@@ -31,6 +31,7 @@ def get_status(
     config: PlexConfig | None = None,
     *,
     check_plex: bool = True,
+    _look_again: bool = True,
 ) -> dict:
     """The spec's status dict for the cache at ``db_path``.
 
@@ -72,9 +73,14 @@ def get_status(
         except sqlite3.DatabaseError as e:
             raise CacheError(f"cannot read cache {db_path}: {e}") from None
         if running and not syncing:
-            # The process that owned this run is gone: record it once.
-            recover_interrupted(db_path)
-            last_error = INTERRUPTED_MESSAGE
+            # Either the process that owned this run is gone, or a sync took
+            # the lock (and maybe finished) after we looked: look again once.
+            if recover_interrupted(db_path):
+                last_error = INTERRUPTED_MESSAGE
+            elif _look_again:
+                return get_status(db_path, config, check_plex=check_plex, _look_again=False)
+            else:  # really orphaned, but the cache is read-only
+                last_error = INTERRUPTED_MESSAGE
         elif finished and finished[0] in ("failed", "interrupted"):
             last_error = finished[1] or f"last sync {finished[0]}"
         if syncing:
@@ -95,10 +101,20 @@ def get_status(
 def recover_interrupted(db_path) -> int:
     """Mark runs left 'running' by a dead process as 'interrupted'.
 
-    Only when nobody holds the sync lock. Returns how many rows changed.
+    Under the sync lock, taken without waiting: a sync holding it is alive,
+    and none can start (and insert its own 'running' row) while the rows
+    are updated. Returns how many rows changed.
     """
-    if is_locked(db_path) or not Path(db_path).exists():
+    if not Path(db_path).exists():
         return 0
+    try:
+        lock = SyncLock(db_path).acquire(timeout=0)
+    except SyncAlreadyRunning:
+        return 0
+    except CacheError:  # no lock file and a read-only folder: nobody syncs here
+        if is_locked(db_path):
+            return 0
+        lock = None
     try:
         conn = sqlite3.connect(db_path, timeout=2)
         try:
@@ -109,6 +125,9 @@ def recover_interrupted(db_path) -> int:
     except sqlite3.OperationalError:
         # read-only file or no sync_runs table yet: nothing to recover here
         return 0
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def mark_interrupted(conn: sqlite3.Connection) -> int:
