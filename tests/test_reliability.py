@@ -1063,3 +1063,52 @@ def test_readers_see_whole_generations_only(tmp_path, sims, scanner):
     strays = set(seen) - generations
     assert not strays, f"reads that match no generation: {sorted(strays)[:3]} (generations {generations})"
     assert len(generations) >= 4
+
+
+# ---- sync_runs and the status tell the truth while syncs start and stop ----------------------
+
+
+def test_status_never_calls_a_starting_sync_interrupted(tmp_path):
+    """Syncs starting and finishing back to back (each: take the lock, insert
+    its 'running' row, finish it, release, as plexcache.sync does) while the
+    status is read flat out: no status may report a live run as 'stopped
+    before finishing', and no live run may be marked interrupted."""
+    from plexcache.db import open_cache
+    from plexcache.lock import SyncLock
+
+    db = tmp_path / "cache.db"
+    open_cache(db).close()
+    stop = threading.Event()
+    seen_interrupted = []
+
+    def syncs():
+        conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+        while not stop.is_set():
+            with SyncLock(db):
+                run = conn.execute(
+                    "insert into sync_runs (started_at, mode, status) values ('t', 'full', 'running')"
+                ).lastrowid
+                time.sleep(0.002)
+                status = conn.execute("select status from sync_runs where id = ?", (run,)).fetchone()[0]
+                if status != "running":
+                    seen_interrupted.append(run)
+                conn.execute("update sync_runs set status = 'succeeded' where id = ?", (run,))
+            time.sleep(0.001)
+        conn.close()
+
+    thread = threading.Thread(target=syncs)
+    thread.start()
+    wrong, calls = [], 0
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            status = get_status(db, None)
+            calls += 1
+            if status["error"]:
+                wrong.append(status)
+    finally:
+        stop.set()
+        thread.join()
+    assert calls > 100
+    assert not wrong, f"{len(wrong)} of {calls} status reads called a live sync interrupted: {wrong[0]}"
+    assert not seen_interrupted, f"{len(seen_interrupted)} live runs were marked interrupted"
