@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .config import PlexConfig
 from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
-from .errors import CacheError, NoMusicSection, PlexcacheError
+from .errors import CacheError, NoMusicSection, PlexBadResponse, PlexcacheError
 from .lock import SyncLock
 from .plex import ALBUM, ARTIST, TRACK, PlexSource, Section, prefetch
 from .rows import (
@@ -528,6 +528,53 @@ class _SyncRun:
         ]
         if extra:
             self._consume_metadata(extra)
+        self._check_albums()
+
+    def _albums_missing(self) -> list[tuple[int, str]]:
+        "(section, album key) of staged tracks whose album is neither cached nor staged"
+        return self.conn.execute(
+            "select distinct section_id, album_rating_key from stage.tracks st "
+            "where album_rating_key is not null "
+            "and not exists (select 1 from main.albums a where a.rating_key = st.album_rating_key) "
+            "and not exists (select 1 from stage.albums a where a.rating_key = st.album_rating_key)"
+        ).fetchall()
+
+    def _check_albums(self) -> None:
+        """Every staged track needs its album: without it the track would
+        point at nothing and lose its album's genres and live flag.
+
+        A metadata answer may leave an album out because it was deleted
+        (with its tracks) after we listed them, or because the answer was
+        cut or wrong. Ask once more; then, if Plex still lists tracks on
+        such an album, it is contradicting itself: fail, changing nothing.
+        Otherwise those tracks are gone too, and are left out.
+        """
+        missing = self._albums_missing()
+        if not missing:
+            return
+        self._consume_metadata([key for _, key in missing])
+        missing = self._albums_missing()
+        if not missing:
+            return
+        by_section: dict = {}
+        for sid, key in missing:
+            by_section.setdefault(sid, []).append(key)
+        for sid, keys in by_section.items():
+            for i in range(0, len(keys), KEY_FILTER_BATCH):
+                batch = keys[i : i + KEY_FILTER_BATCH]
+                if sid is not None and self.source.count(sid, TRACK, {"album.id": ",".join(batch)}):
+                    raise PlexBadResponse(
+                        f"Plex at {self.source.base_url} lists tracks on {len(missing):,} albums it "
+                        f"does not return (album {batch[0]}); nothing was changed, try again"
+                    )
+        with self.conn:
+            self.conn.execute("begin")
+            for _, key in missing:
+                self.conn.execute(
+                    "delete from stage.seen where rating_key in "
+                    "(select rating_key from stage.tracks where album_rating_key = ?)", (key,)
+                )
+                self.conn.execute("delete from stage.tracks where album_rating_key = ?", (key,))
 
     def _consume_metadata(self, keys: list[str]) -> None:
         conn = self.conn
