@@ -484,6 +484,47 @@ def test_listing_that_ends_early_deletes_nothing(tmp_path, sims, scanner):
     TALLY["bad_inputs"] += 2
 
 
+def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
+    """Albums the listed tracks need, missing from the metadata answers:
+    when Plex still lists those tracks it contradicts itself and the sync
+    fails (cache unchanged); when the album was deleted, tracks and all,
+    while we synced, the sync leaves them out and equals a clean full sync."""
+    sim = sims(seed=13, tracks=300)
+    db = tmp_path / "cache.db"
+    sync(db, config(sim, timeout=10))
+    # 1. Plex keeps answering "nothing" for the new album it lists tracks on
+    sim.add_tracks(4, section_id=1)
+    sim.advance_clock(2)
+    before = fingerprint(db)
+    sim.inject_fault("body", path=r"/library/metadata/", times=50, body=GARBAGE["empty_listing"])
+    with pytest.raises(PlexcacheError, match="does not return") as err:
+        sync(db, config(sim), retries=0)
+    scanner.add("exception", str(err.value))
+    sim.clear_faults()
+    assert fingerprint(db) == before
+    check_cache(db)
+    # 2. The album and its tracks are deleted after the listing, before the metadata
+    sync(db, config(sim, timeout=10))
+    doomed = sim.add_tracks(5, section_id=1)
+    sim.advance_clock(2)
+    sim.inject_fault("stall", path=r"/library/metadata/", stall_seconds=1.0)
+
+    def delete_during_stall():
+        deadline = time.monotonic() + 20
+        while not sim.faults[0]["fired"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sim.delete_tracks(doomed)
+
+    deleter = threading.Thread(target=delete_during_stall)
+    deleter.start()
+    result = sync(db, config(sim, timeout=10), retries=0)
+    deleter.join()
+    assert result.status == "succeeded"
+    check_cache(db)
+    assert fingerprint(db) == reference(sim, tmp_path / "ref.db")
+    TALLY["bad_inputs"] += 2
+
+
 def trickle(conn, request, stop):
     "Headers at once, then one body byte every 0.2 s: never idle long enough for a read timeout"
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n<")
