@@ -528,53 +528,56 @@ class _SyncRun:
         ]
         if extra:
             self._consume_metadata(extra)
-        self._check_albums()
+        self._check_parents()
 
-    def _albums_missing(self) -> list[tuple[int, str]]:
-        "(section, album key) of staged tracks whose album is neither cached nor staged"
-        return self.conn.execute(
-            "select distinct section_id, album_rating_key from stage.tracks st "
-            "where album_rating_key is not null "
-            "and not exists (select 1 from main.albums a where a.rating_key = st.album_rating_key) "
-            "and not exists (select 1 from stage.albums a where a.rating_key = st.album_rating_key)"
-        ).fetchall()
+    def _parents_missing(self) -> list[tuple[int, str, str]]:
+        "(section, 'album'|'artist', key) that staged tracks need and nobody has"
+        found = []
+        for kind, table in (("album", "albums"), ("artist", "artists")):
+            found += self.conn.execute(
+                f"select distinct section_id, '{kind}', {kind}_rating_key from stage.tracks st "
+                f"where {kind}_rating_key is not null "
+                f"and not exists (select 1 from main.{table} a where a.rating_key = st.{kind}_rating_key) "
+                f"and not exists (select 1 from stage.{table} a where a.rating_key = st.{kind}_rating_key)"
+            ).fetchall()
+        return found
 
-    def _check_albums(self) -> None:
-        """Every staged track needs its album: without it the track would
-        point at nothing and lose its album's genres and live flag.
+    def _check_parents(self) -> None:
+        """Every staged track needs its album and artist: without them it
+        would point at nothing and lose their genres and the live flag.
 
-        A metadata answer may leave an album out because it was deleted
-        (with its tracks) after we listed them, or because the answer was
-        cut or wrong. Ask once more; then, if Plex still lists tracks on
-        such an album, it is contradicting itself: fail, changing nothing.
-        Otherwise those tracks are gone too, and are left out.
+        A metadata answer may leave one out because it was deleted (with its
+        tracks) after we listed them, or because the answer was cut or wrong.
+        Ask once more; then, if Plex still lists tracks on it, Plex is
+        contradicting itself: fail, changing nothing. Otherwise those tracks
+        are gone too, and are left out.
         """
-        missing = self._albums_missing()
+        missing = self._parents_missing()
         if not missing:
             return
-        self._consume_metadata([key for _, key in missing])
-        missing = self._albums_missing()
+        self._consume_metadata([key for _, _, key in missing])
+        missing = self._parents_missing()
         if not missing:
             return
-        by_section: dict = {}
-        for sid, key in missing:
-            by_section.setdefault(sid, []).append(key)
-        for sid, keys in by_section.items():
+        groups: dict = {}
+        for sid, kind, key in missing:
+            groups.setdefault((sid, kind), []).append(key)
+        for (sid, kind), keys in groups.items():
             for i in range(0, len(keys), KEY_FILTER_BATCH):
                 batch = keys[i : i + KEY_FILTER_BATCH]
-                if sid is not None and self.source.count(sid, TRACK, {"album.id": ",".join(batch)}):
+                if sid is not None and self.source.count(sid, TRACK, {f"{kind}.id": ",".join(batch)}):
                     raise PlexBadResponse(
-                        f"Plex at {self.source.base_url} lists tracks on {len(missing):,} albums it "
-                        f"does not return (album {batch[0]}); nothing was changed, try again"
+                        f"Plex at {self.source.base_url} lists tracks of {kind} {batch[0]} but does "
+                        f"not return the {kind} ({len(missing):,} missing); nothing was changed, try again"
                     )
         with self.conn:
             self.conn.execute("begin")
-            for _, key in missing:
+            for _, kind, key in missing:
                 self.conn.execute(
                     "delete from stage.seen where rating_key in "
-                    "(select rating_key from stage.tracks where album_rating_key = ?)", (key,)
+                    f"(select rating_key from stage.tracks where {kind}_rating_key = ?)", (key,)
                 )
-                self.conn.execute("delete from stage.tracks where album_rating_key = ?", (key,))
+                self.conn.execute(f"delete from stage.tracks where {kind}_rating_key = ?", (key,))
 
     def _consume_metadata(self, keys: list[str]) -> None:
         conn = self.conn
