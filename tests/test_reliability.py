@@ -485,7 +485,7 @@ def test_listing_that_ends_early_deletes_nothing(tmp_path, sims, scanner):
 
 
 def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
-    """Albums the listed tracks need, missing from the metadata answers:
+    """Albums (or artists) the listed tracks need, missing from the metadata answers:
     when Plex still lists those tracks it contradicts itself and the sync
     fails (cache unchanged); when the album was deleted, tracks and all,
     while we synced, the sync leaves them out and equals a clean full sync."""
@@ -497,7 +497,7 @@ def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
     sim.advance_clock(2)
     before = fingerprint(db)
     sim.inject_fault("body", path=r"/library/metadata/", times=50, body=GARBAGE["empty_listing"])
-    with pytest.raises(PlexcacheError, match="does not return") as err:
+    with pytest.raises(PlexcacheError, match="does not return the album") as err:
         sync(db, config(sim), retries=0)
     scanner.add("exception", str(err.value))
     sim.clear_faults()
@@ -522,7 +522,17 @@ def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
     assert result.status == "succeeded"
     check_cache(db)
     assert fingerprint(db) == reference(sim, tmp_path / "ref.db")
-    TALLY["bad_inputs"] += 2
+    # 3. Only the artist is left out (one key per batch, so only its answer is garbage)
+    new = sim.add_tracks(3, section_id=1)
+    artist = sim.library.track(new[0])["grandparentRatingKey"]
+    sim.advance_clock(2)
+    before = fingerprint(db)
+    sim.inject_fault("body", path=rf"/library/metadata/{artist}(\?|$)", times=50, body=GARBAGE["empty_listing"])
+    with pytest.raises(PlexcacheError, match="does not return the artist"):
+        sync(db, config(sim), retries=0, batch_size=1)
+    sim.clear_faults()
+    assert fingerprint(db) == before
+    TALLY["bad_inputs"] += 3
 
 
 def trickle(conn, request, stop):
