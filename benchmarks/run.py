@@ -512,39 +512,38 @@ class Suite:
     # -- case 7a: the web front while a full sync runs
 
     def web_during_sync(self, sim: Sim, db: Path) -> None:
+        """Status and tracks-page latency while full syncs run (in their own process).
+
+        Round A polls only the status endpoint (keep-alive, and a new
+        connection per request); round B adds a browser-like load: the tracks
+        page (default facets) requested back to back, with status polled too.
+        """
         a = self.args
         with Web(db, sim.url) as web:
             tracks_path = web.tracks_path()
-            # warm up and idle baseline
             idle_status = [web.status()[0] for _ in range(a.idle_samples)]
+            idle_fresh = [web.status(requests.Session())[0] if web.plugin else web.status()[0]
+                          for _ in range(a.idle_samples)]  # fmt: skip
             idle_page = [web.timed_get(tracks_path)[0] for _ in range(max(3, a.idle_samples // 10))]
-            # (start time, ms[, is_syncing]) samples; only those inside a sync count
-            status_samples, fresh_samples, page_samples, errors = [], [], [], []
-            runs = []
+            errors: list[str] = []
 
-            def poll_status(done: threading.Event) -> None:
-                session = requests.Session()
-                while not done.is_set():
-                    try:
-                        t = time.monotonic()
-                        ms, body = web.status(session)
-                        status_samples.append((t, ms, bool(body.get("is_syncing"))))
-                    except Exception as e:  # noqa: BLE001
-                        errors.append(f"status: {e}")
-                    done.wait(a.status_interval)
+            def status_poller(fresh: bool):
+                def poll(done: threading.Event, out: list) -> None:
+                    session = requests.Session()
+                    while not done.is_set():
+                        try:
+                            t = time.monotonic()
+                            if fresh and web.plugin:
+                                session = requests.Session()  # new connection, like curl/urllib
+                            ms, body = web.status(session)
+                            out.append((t, ms, bool(body.get("is_syncing"))))
+                        except Exception as e:  # noqa: BLE001
+                            errors.append(f"status: {e}")
+                        done.wait(a.status_interval)
 
-            def poll_status_fresh(done: threading.Event) -> None:
-                # a new connection per request, like urllib/curl: no keep-alive
-                while not done.is_set():
-                    try:
-                        t = time.monotonic()
-                        ms, body = web.status(requests.Session()) if web.plugin else web.status()
-                        fresh_samples.append((t, ms))
-                    except Exception as e:  # noqa: BLE001
-                        errors.append(f"status (new connection): {e}")
-                    done.wait(a.status_interval)
+                return poll
 
-            def poll_page(done: threading.Event) -> None:
+            def page_poller(done: threading.Event, out: list) -> None:
                 session = requests.Session()
                 while not done.is_set():
                     try:
@@ -552,59 +551,71 @@ class Suite:
                         ms, r = web.timed_get(tracks_path, session)
                         if r.status_code != 200:
                             errors.append(f"tracks page: HTTP {r.status_code}")
-                        page_samples.append((t, ms))
+                        out.append((t, ms, None))
                     except Exception as e:  # noqa: BLE001
                         errors.append(f"tracks page: {e}")
                     done.wait(0.1)
 
-            for _ in range(a.repeat):
-                done = threading.Event()
-                threads = [
-                    threading.Thread(target=f, args=(done,)) for f in (poll_status, poll_status_fresh, poll_page)
-                ]
-                for t in threads:
-                    t.start()
-                try:
-                    sim.reset_stats()
-                    runs.append(run_worker(self.sync_argv(sim, db, full=True), a.timeout))
-                finally:
-                    done.set()
+            def during_syncs(pollers: dict) -> tuple[dict, list]:
+                samples = {name: [] for name in pollers}
+                runs = []
+                for _ in range(a.repeat):
+                    done = threading.Event()
+                    threads = [threading.Thread(target=f, args=(done, samples[name])) for name, f in pollers.items()]
                     for t in threads:
-                        t.join()
-        # "during a sync": status answers that said is_syncing, and page requests
-        # started between the first and last of those (per run, merged).
-        syncing = [(t, ms) for t, ms, flag in status_samples if flag]
-        status_ms = [ms for _, ms in syncing]
-        windows, current = [], None
-        for t, _, flag in status_samples:
-            if flag:
-                current = [t, t] if current is None else [current[0], t]
-            elif current is not None:
-                windows.append(current)
-                current = None
-        if current is not None:
-            windows.append(current)
-        page_ms = [ms for t, ms in page_samples if any(w0 <= t <= w1 for w0, w1 in windows)]
-        fresh_ms = [ms for t, ms in fresh_samples if any(w0 <= t <= w1 for w0, w1 in windows)]
-        syncing_seen = [flag for _, _, flag in status_samples]
-        during = sum(syncing_seen) / len(syncing_seen) if syncing_seen else 0
-        common = {"plugin": web.plugin, "errors": errors[:20], "error_count": len(errors)}
-        self.row("7a-status", "7", "Status endpoint during a full sync, keep-alive connection (as a browser)"
-                 + ("" if web.plugin else " (get_status, no plugin)"),
-                 [], samples=len(status_ms), p50_ms=percentile(status_ms, 50), p99_ms=percentile(status_ms, 99),
-                 max_ms=max(status_ms) if status_ms else None, idle_p50_ms=percentile(idle_status, 50),
-                 idle_p99_ms=percentile(idle_status, 99), is_syncing_fraction=during,
-                 sync_seconds=[r["seconds"] for r in runs], all_samples=len(status_samples), **common)  # fmt: skip
+                        t.start()
+                    try:
+                        sim.reset_stats()
+                        runs.append(run_worker(self.sync_argv(sim, db, full=True), a.timeout))
+                    finally:
+                        done.set()
+                        for t in threads:
+                            t.join()
+                # "during a sync": answers of the first status poller that said
+                # is_syncing, and other requests started inside those windows
+                first = samples[next(iter(pollers))]
+                windows, current = [], None
+                for t, _, flag in first:
+                    if flag:
+                        current = [t, t] if current is None else [current[0], t]
+                    elif current is not None:
+                        windows.append(current)
+                        current = None
+                if current is not None:
+                    windows.append(current)
+                inside = {
+                    name: [ms for t, ms, _ in got if any(w0 <= t <= w1 for w0, w1 in windows)]
+                    for name, got in samples.items()
+                }
+                inside["_all"] = len(first)
+                return inside, runs
+
+            quiet, runs_a = during_syncs({"status": status_poller(False), "fresh": status_poller(True)})
+            busy, runs_b = during_syncs({"status": status_poller(False), "page": page_poller})
+
+        def stats(values, **extra):
+            return dict(samples=len(values), p50_ms=percentile(values, 50), p99_ms=percentile(values, 99),
+                        max_ms=max(values) if values else None, plugin=web.plugin, **extra)  # fmt: skip
+
+        how = "" if web.plugin else " (get_status in-process, no plugin)"
+        syncs = [r["seconds"] for r in runs_a + runs_b]
+        self.row("7a-status", "7", f"Status endpoint during a full sync, keep-alive (as a browser){how}", [],
+                 **stats(quiet["status"], idle_p50_ms=percentile(idle_status, 50),
+                         idle_p99_ms=percentile(idle_status, 99), all_samples=quiet["_all"],
+                         is_syncing_fraction=len(quiet["status"]) / max(1, quiet["_all"]), sync_seconds=syncs,
+                         errors=errors[:20], error_count=len(errors)))  # fmt: skip
         if web.plugin:
             self.row("7a-status-fresh", "7", "Status endpoint during a full sync, new connection per request", [],
-                     samples=len(fresh_ms), p50_ms=percentile(fresh_ms, 50), p99_ms=percentile(fresh_ms, 99),
-                     max_ms=max(fresh_ms) if fresh_ms else None, plugin=web.plugin)  # fmt: skip
-        self.row("7a-page", "7", "Tracks page (default facets) during a full sync", [], samples=len(page_ms),
-                 p50_ms=percentile(page_ms, 50), p99_ms=percentile(page_ms, 99),
-                 max_ms=max(page_ms) if page_ms else None, idle_p50_ms=percentile(idle_page, 50), **common)  # fmt: skip
-        log(f"  7a: status p50 {fmt_num(percentile(status_ms, 50))} ms p99 {fmt_num(percentile(status_ms, 99))} ms "
-            f"({len(status_ms)} samples); page p50 {fmt_num(percentile(page_ms, 50))} ms "
-            f"p99 {fmt_num(percentile(page_ms, 99))} ms ({len(page_ms)})")  # fmt: skip
+                     **stats(quiet["fresh"], idle_p50_ms=percentile(idle_fresh, 50),
+                             idle_p99_ms=percentile(idle_fresh, 99)))  # fmt: skip
+        self.row("7a-status-busy", "7", "Status endpoint during a full sync while the tracks page is browsed", [],
+                 **stats(busy["status"]))  # fmt: skip
+        self.row("7a-page", "7", "Tracks page (default facets) during a full sync", [],
+                 **stats(busy["page"], idle_p50_ms=percentile(idle_page, 50)))  # fmt: skip
+        log(f"  7a: status p50 {fmt_num(percentile(quiet['status'], 50))} ms p99 "
+            f"{fmt_num(percentile(quiet['status'], 99))} ms ({len(quiet['status'])} samples); fresh p99 "
+            f"{fmt_num(percentile(quiet.get('fresh', []), 99))} ms; while browsing p99 "
+            f"{fmt_num(percentile(busy['status'], 99))} ms; page p50 {fmt_num(percentile(busy['page'], 50))} ms")
 
     # -- cases 6 and 7b: the big library
 
@@ -927,6 +938,8 @@ def render_markdown(report: dict) -> str:
                 notes.append("no facet timed out")
             if r.get("is_syncing_fraction") is not None and r.get("all_samples"):
                 notes.append(f"only answers given while is_syncing ({r['samples']} of {r.get('all_samples')})")
+            if r.get("idle_p99_ms") is not None:
+                notes[0] = f"idle p50 {fmt_num(r['idle_p50_ms'])} ms, p99 {fmt_num(r['idle_p99_ms'])} ms"
             if r.get("error_count"):
                 notes.append(f"{r['error_count']} errors")
             if r.get("plugin") is False:
@@ -949,7 +962,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tracks", type=int, default=18432, help="library size for cases 1-5 and 7a")
     p.add_argument("--repeat", type=int, default=3, help="runs per case (medians)")
-    p.add_argument("--naive-repeat", type=int, default=1, help="runs of case 2 (~18k requests each)")
+    p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
     p.add_argument("--naive-latency-tracks", type=int, default=1000,
                    help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
     p.add_argument("--cases", default="1,2,3,4,5,6,7", help="comma-separated case numbers")
