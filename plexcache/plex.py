@@ -353,17 +353,20 @@ class PlexSource:
         Keyset paging: every request asks for keys above the last one seen,
         so concurrent deletions cannot make us skip a live item.
 
-        With ``complete`` (listings whose absences become deletions), the
-        end of the listing is checked with a count of the keys above the
-        last one seen: a well-formed but empty or short page from a confused
-        server or proxy looks exactly like the end of the library. If Plex
-        counts more, paging goes on (tracks added meanwhile are listed too);
-        if it keeps disagreeing with itself, ``PlexBadResponse``.
+        A well-formed but empty or short page from a confused server or
+        proxy looks exactly like the end of the listing. So the end is
+        checked with a count of the keys above the last one seen when the
+        last page brings fewer items than the one before announced (free
+        otherwise), and always with ``complete`` (listings whose absences
+        become deletions). If Plex counts more, paging goes on (tracks added
+        meanwhile are listed too); if it keeps contradicting itself,
+        ``PlexBadResponse``.
         """
         size = page_size or self.page_size
         prefix = TYPE_PREFIX[libtype]
         last_key = None
         recounts = 0
+        announced = None  # items the previous page said were still to come
         while True:
             params = {"type": libtype, "sort": "id", **LISTING_TRIM, **(filters or {}), **(extra or {})}
             if last_key is not None:
@@ -383,8 +386,9 @@ class PlexSource:
                     )
                 last_key = new_last
                 if total > len(items):
+                    announced = total - len(items)
                     continue
-            if not complete:
+            if not complete and (announced is None or total >= announced):
                 return
             above = {f"{prefix}.id>>": last_key} if last_key is not None else {}
             left = self.count(section_id, libtype, {**(filters or {}), **above})
