@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 
 from .config import PlexConfig
-from .errors import ConfigError
-from .lock import LOCK_FD_ENV, SyncLock
+from .errors import ConfigError, SyncAlreadyRunning
+from .lock import LOCK_FD_ENV, SyncLock, is_locked
 
 
 def spawn_sync(
@@ -40,6 +40,11 @@ def spawn_sync(
         raise ConfigError("no Plex server configured: set PLEX_URL and PLEX_TOKEN")
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    # A running sync answers at once: waiting out ``lock_timeout`` (meant for
+    # a status probe's momentary shared lock) would hold a web worker thread
+    # per refused request, and a burst of them starves the status endpoint.
+    if is_locked(db_path):
+        raise SyncAlreadyRunning()
     lock = SyncLock(db_path).acquire(timeout=lock_timeout)
     try:
         env = dict(os.environ)
