@@ -40,6 +40,19 @@ def config(sim, timeout: float = 1.0) -> PlexConfig:
     return PlexConfig(url=sim.url, token=sim.token, timeout=timeout)
 
 
+def report_line(config, text: str) -> None:
+    "A line in pytest's terminal output, even while output is captured"
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(text)
+    else:
+        reporter.write_line(text)
+
+
 # ---- the cache's invariants -----------------------------------------------------
 
 

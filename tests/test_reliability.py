@@ -42,6 +42,7 @@ from relutil import (
     fingerprint,
     http_response,
     one_line_error,
+    report_line,
     ro,
     runs,
     spawn_cli,
@@ -67,11 +68,11 @@ TALLY = {"fault_steps": 0, "faults_injected": 0, "kills": 0, "bad_inputs": 0, "r
 def report_tally(request):
     "Print how many scenarios ran (docs/reliability.md quotes these numbers)"
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and any(TALLY.values()):
-        reporter.write_line(
+    if any(TALLY.values()):
+        report_line(
+            request.config,
             "reliability: {fault_steps} fault-injected sync steps ({faults_injected} faults armed), "
-            "{kills} SIGKILLs, {bad_inputs} bad inputs, {reader_checks} reader checks".format(**TALLY)
+            "{kills} SIGKILLs, {bad_inputs} bad inputs, {reader_checks} reader checks".format(**TALLY),
         )
 
 

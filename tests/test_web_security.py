@@ -34,6 +34,7 @@ from relutil import (
     cli_env,
     config,
     one_line_error,
+    report_line,
     runs,
     wait_unlocked,
 )
@@ -161,7 +162,7 @@ class LockWatch:
 # ---- one sync at a time -----------------------------------------------------------------
 
 
-def test_fifty_posts_and_a_cli_sync_start_exactly_one_sync(served, tmp_path, scanner):
+def test_fifty_posts_and_a_cli_sync_start_exactly_one_sync(served, tmp_path, scanner, request):
     """50 concurrent POST /api/library/sync plus a CLI sync, while a burst of
     status requests polls: exactly one sync runs, the others get 409 or the
     CLI's one-line "already running", and every status answer is correct."""
@@ -188,7 +189,7 @@ def test_fifty_posts_and_a_cli_sync_start_exactly_one_sync(served, tmp_path, sca
 
     def poll_status():
         session = requests.Session()
-        for _ in range(400):  # bounded
+        for _ in range(150):  # bounded: 8 x 150 requests at most
             if stop.is_set():
                 return
             started = time.monotonic()
@@ -238,8 +239,12 @@ def test_fifty_posts_and_a_cli_sync_start_exactly_one_sync(served, tmp_path, sca
             assert body["sync_progress"] is None, body
         assert body["error"] is None, body
     assert syncing_seen >= 10, syncing_seen
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    assert latencies[-1] < 10, f"slowest status answer {latencies[-1]:.1f}s (p99 {p99:.2f}s)"
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+    summary = f"{len(latencies)} status answers: p50 {p50:.3f}s, p99 {p99:.2f}s, max {latencies[-1]:.2f}s"
+    report_line(request.config, f"web: {summary}")
+    # refused POSTs must not tie up the server's worker threads (they did:
+    # p99 1.5 s, max 3 s, before spawn_sync answered a held lock at once)
+    assert p99 < 1.0 and latencies[-1] < 5, summary
     after = status_of(served.url)
     assert after["is_syncing"] is False and after["track_count"] == served.sim.library.track_count()
     conn = sqlite3.connect(served.db)
