@@ -311,7 +311,7 @@ def run_fault_sequence(tmp_path, sim, scanner, seed: int, steps: int, concurrent
             if concurrent and not isinstance(outcome, Exception):
                 # The library moved under the sync: no single "new snapshot" to
                 # compare with, so check the invariants now and convergence below.
-                check_cache(db, orphans_ok=True)
+                check_cache(db)
                 assert runs(db)[-1]["status"] == "succeeded"
                 before = fingerprint(db)
             else:
