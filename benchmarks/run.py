@@ -86,9 +86,11 @@ def _env() -> dict:
     return env
 
 
-def run_worker(argv: list[str], timeout: float, sample_every: float = 0.2) -> dict:
+def run_worker(argv: list[str], timeout: float, sample_every: float = 0.2, nice: int = 0) -> dict:
     """Run ``worker.py argv`` in a fresh process, sample its RSS, return its JSON result"""
     cmd = [PY, str(HERE / "worker.py"), *argv]
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]
     out_f = tempfile.TemporaryFile()
     err_f = tempfile.TemporaryFile()
     start = time.perf_counter()
@@ -566,7 +568,7 @@ class Suite:
                         t.start()
                     try:
                         sim.reset_stats()
-                        runs.append(run_worker(self.sync_argv(sim, db, full=True), a.timeout))
+                        runs.append(run_worker(self.sync_argv(sim, db, full=True), a.timeout, nice=a.sync_nice))
                     finally:
                         done.set()
                         for t in threads:
@@ -974,6 +976,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--status-interval", type=float, default=0.05, help="seconds between status polls (7a)")
     p.add_argument("--idle-samples", type=int, default=50)
+    p.add_argument("--sync-nice", type=int, default=0, help="case 7a: run the sync under `nice -n N`")
     p.add_argument("--web-repeat", type=int, default=5)
     p.add_argument("--timeout", type=float, default=600, help="per measurement, seconds")
     p.add_argument("--naive-timeout", type=float, default=1800)
