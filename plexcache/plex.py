@@ -68,6 +68,15 @@ MAX_RETRY_AFTER = 30.0
 # The request timeout bounds each wait for bytes; a server that trickles a
 # byte at a time never trips it. A whole body gets this many timeouts.
 BODY_TIMEOUTS = 4
+# A keys-only listing, for deletion checks: everything but ratingKey left out.
+KEYS_ONLY = {
+    "excludeElements": "Media,Part,Stream,Genre,Guid,Mood,Image,Country,Style",
+    "excludeFields": "title,titleSort,originalTitle,parentTitle,grandparentTitle,type,key,"
+    "parentRatingKey,grandparentRatingKey,index,parentIndex,userRating,viewCount,skipCount,"
+    "lastViewedAt,lastRatedAt,parentYear,year,duration,addedAt,updatedAt,parentStudio,summary,"
+    "thumb,art,parentThumb,grandparentThumb,grandparentArt,guid,parentGuid,grandparentGuid,"
+    "parentKey,grandparentKey,musicAnalysisVersion,ratingCount",
+}
 CLIENT_IDENTIFIER = "plexcache-" + uuid.uuid5(uuid.NAMESPACE_DNS, platform.node() or "plexcache").hex[:12]
 
 

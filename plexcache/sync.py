@@ -33,7 +33,7 @@ from .config import PlexConfig
 from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexBadResponse, PlexcacheError
 from .lock import SyncLock
-from .plex import ALBUM, ARTIST, TRACK, PlexSource, Section, prefetch
+from .plex import ALBUM, ARTIST, KEYS_ONLY, TRACK, PlexSource, Section, prefetch
 from .rows import (
     STAGE_TRACK_COLUMNS,
     BadItem,
@@ -455,12 +455,8 @@ class _SyncRun:
         if server_total == local + new:
             return False
         self._progress("deletions", force=True)
-        for items, _ in self.source.pages(
-            sid,
-            TRACK,
-            page_size=KEY_SCAN_PAGE,
-            extra={"excludeElements": "Media,Part,Stream,Genre,Guid,Mood,Image"},
-            complete=True,
+        for items, _ in prefetch(
+            self.source.pages(sid, TRACK, page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY, complete=True)
         ):
             with self.conn:
                 self.conn.execute("begin")
