@@ -8,8 +8,6 @@ Everything here drives real parts: the simulator over HTTP, SQLite files,
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import logging
 import os
 import socket
@@ -74,10 +72,6 @@ def fingerprint(db) -> dict:
     finally:
         conn.close()
     return out
-
-
-def digest(fp: dict) -> str:
-    return hashlib.sha256(repr(sorted(fp.items())).encode()).hexdigest()[:16]
 
 
 def check_cache(db, orphans_ok: bool = False) -> None:
@@ -394,8 +388,3 @@ def http_response(body: bytes, status="200 OK", headers=None) -> bytes:
     head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close"]
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-class QuietHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass

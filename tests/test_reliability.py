@@ -9,7 +9,7 @@ one-line errors, tiny raw-socket servers for what a simulator cannot do.
 The default run is a fixed-seed subset. The soak run repeats the randomized
 tests with many more seeds and steps:
 
-    PLEXCACHE_SOAK=1 .venv/bin/python -m pytest tests/test_reliability.py tests/test_web_security.py -m slow
+    PLEXCACHE_SOAK=1 .venv/bin/python -m pytest tests/test_reliability.py -m slow
 """
 
 from __future__ import annotations
