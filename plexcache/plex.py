@@ -68,6 +68,13 @@ MAX_RETRY_AFTER = 30.0
 # The request timeout bounds each wait for bytes; a server that trickles a
 # byte at a time never trips it. A whole body gets this many timeouts.
 BODY_TIMEOUTS = 4
+# Full items are read for their complete Genre and Subformat tags (and a
+# track's Media, when a key scan found a track we never listed); the
+# heavy children (streams, parts, similar artists...) are not needed.
+METADATA_TRIM = {
+    "excludeElements": "Part,Stream,Guid,Mood,Style,Image,Similar,Location,Field,Extras,Related",
+    "excludeFields": "summary",
+}
 # A keys-only listing, for deletion checks: everything but ratingKey left out.
 KEYS_ONLY = {
     "excludeElements": "Media,Part,Stream,Genre,Guid,Mood,Image,Country,Style",
@@ -417,7 +424,10 @@ class PlexSource:
             batch = keys[i : i + self.batch_size]
             try:
                 root = self.get(
-                    "/library/metadata/" + ",".join(batch), start=0, size=len(batch)
+                    "/library/metadata/" + ",".join(batch),
+                    METADATA_TRIM,
+                    start=0,
+                    size=len(batch),
                 )
             except PlexNotFound:
                 continue  # none of them exists any more
