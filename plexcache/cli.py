@@ -145,17 +145,22 @@ def status(db, url, token, as_json, no_plex):
 @db_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation")
 def reset(db, yes):
-    """Delete the cache; the next sync is a full one"""
+    """Empty the cache; the next sync is a full one
+
+    The file stays (emptied in one transaction), so a running `plexcache
+    serve` or an open notebook sees the empty cache instead of a deleted file.
+    A file that is not SQLite at all is deleted.
+    """
     from .db import reset_cache
 
     db_path = resolve_db_path(db)
     if not yes and sys.stdin.isatty():
-        click.confirm(f"Delete {db_path}?", abort=True)
+        click.confirm(f"Empty the cache at {db_path}?", abort=True)
     try:
-        removed = reset_cache(db_path)
+        done = reset_cache(db_path)
     except PlexcacheError as e:
         _fail(e)
-    click.echo(f"Removed {db_path}" if removed else f"No cache at {db_path}")
+    click.echo(f"Emptied {db_path}" if done else f"No cache at {db_path}")
 
 
 @cli.command()

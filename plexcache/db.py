@@ -85,22 +85,77 @@ def init_cache(db_path) -> Path:
     return Path(db_path)
 
 
-def reset_cache(db_path) -> bool:
-    """Remove the cache and its side files; refuses while a sync runs.
+CACHE_TABLES = ("tracks", "albums", "artists", "sections", "sync_state", "sync_runs")
 
-    Returns False if there was nothing to remove.
+
+def reset_cache(db_path) -> bool:
+    """Empty the cache (the spec's "Reset Cache"); the next sync is a full one.
+
+    A cache is emptied in place, in one transaction, rather than deleted:
+    Datasette or a notebook that has the file open would otherwise keep
+    reading the deleted file. A file that is not SQLite at all (corrupt) is
+    removed; a SQLite database that is not a plexcache cache is refused.
+    Refuses while a sync runs. Returns False if there was no cache.
     """
     db_path = Path(db_path)
     with SyncLock(db_path):
-        removed = False
-        for path in (db_path, *(Path(f"{db_path}{s}") for s in ("-wal", "-shm", "-stage"))):
-            try:
-                path.unlink()
-                removed = removed or path == db_path
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise CacheError(f"cannot remove {path}: {e.strerror}") from None
+        _remove(Path(f"{db_path}-stage"))
+        if not db_path.exists():
+            return False
+        try:
+            conn = connect(db_path)
+        except CacheError:
+            conn = None  # not SQLite: remove it, as the error message suggests
+        if conn is None:
+            for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+                _remove(path)
+            return True
+        try:
+            tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+            if not {"tracks", "sync_state"} <= tables:
+                raise CacheError(f"{db_path} is not a plexcache cache; refusing to reset it")
+            _empty(conn)
+        except sqlite3.Error as e:
+            raise CacheError(describe_sqlite_error(e, db_path)) from None
+        finally:
+            conn.close()
     # The lock file stays: unlinking it could let two processes lock two
     # different inodes of the same name.
-    return removed
+    return True
+
+
+def _empty(conn: sqlite3.Connection) -> None:
+    triggers = conn.execute(
+        "select name, sql from sqlite_master where type = 'trigger' and tbl_name = 'tracks'"
+    ).fetchall()
+    conn.execute("begin immediate")
+    try:
+        # Without the FTS triggers, emptying a million tracks is one statement.
+        for name, _ in triggers:
+            conn.execute(f'drop trigger "{name}"')
+        for table in CACHE_TABLES:
+            conn.execute(f"delete from [{table}]")
+        if conn.execute("select 1 from sqlite_master where name = 'tracks_fts'").fetchone():
+            conn.execute("insert into tracks_fts(tracks_fts) values('delete-all')")
+        for _, sql in triggers:
+            conn.execute(sql)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    # Give the space back when nobody is reading; never wait for readers.
+    conn.execute("pragma busy_timeout = 0")
+    for statement in ("vacuum", "pragma wal_checkpoint(truncate)"):
+        try:
+            conn.execute(statement)
+        except sqlite3.OperationalError:
+            pass
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise CacheError(f"cannot remove {path}: {e.strerror}") from None

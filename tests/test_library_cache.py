@@ -141,8 +141,13 @@ def test_genres_are_json_arrays_and_ratings_integers(synced):
 def test_reset_removes_cache_and_next_sync_is_full(synced, sim):
     db, _ = synced
     assert reset_cache(db) is True
-    assert not db.exists()
-    assert get_status(db, None)["track_count"] == 0
+    status = get_status(db, None)
+    assert status["track_count"] == 0 and status["synced_at"] is None
+    conn = sqlite3.connect(db)
+    for table in ("tracks", "albums", "artists", "sync_state", "sync_runs"):
+        assert conn.execute(f"select count(*) from {table}").fetchone()[0] == 0
+    assert conn.execute("select count(*) from tracks_fts").fetchone()[0] == 0
+    conn.close()
     result = sync(db, config_for(sim))
     assert result.mode == "full"
 
@@ -159,4 +164,14 @@ def test_cli_sync_status_reset(tmp_path, sim):
     again = run_cli(["sync", "--db", db], sim=sim)
     assert "(incremental)" in again.stdout
     reset = run_cli(["reset", "--db", db, "--yes"])
-    assert reset.returncode == 0 and not db.exists()
+    assert reset.returncode == 0 and "Emptied" in reset.stdout
+    assert json.loads(run_cli(["status", "--db", db, "--json", "--no-plex"]).stdout)["track_count"] == 0
+    # a file that is not SQLite is removed; another SQLite database is refused
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite" * 50)
+    assert run_cli(["reset", "--db", junk, "--yes"]).returncode == 0 and not junk.exists()
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table t (x)").connection.close()
+    refused = run_cli(["reset", "--db", other, "--yes"])
+    assert refused.returncode == 1 and "not a plexcache cache" in refused.stderr
+    assert other.exists()

@@ -1184,8 +1184,6 @@ def test_status_never_calls_a_starting_sync_interrupted(tmp_path):
     assert not seen_interrupted, f"{len(seen_interrupted)} live runs were marked interrupted"
 
 
-@pytest.mark.xfail(strict=True, reason="core design: `plexcache reset` unlinks the file under open "
-                   "readers (docs/reliability.md, 'Known gaps')")
 def test_reset_while_datasette_has_the_cache_open(tmp_path, sims):
     """`plexcache reset` while Datasette (or a notebook) has the cache open,
     then a sync: readers must see the new cache, not the deleted file."""
