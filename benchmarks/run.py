@@ -120,8 +120,9 @@ def run_worker(argv: list[str], timeout: float, sample_every: float = 0.2, nice:
     out = out_f.read().decode(errors="replace")
     err = err_f.read().decode(errors="replace")
     if proc.returncode != 0:
-        tail = "\n".join(err.strip().splitlines()[-8:])
-        raise CaseError(f"worker {' '.join(argv[:1])} exited {proc.returncode}: {tail}")
+        lines = err.strip().splitlines() or ["(no output)"]
+        log("worker stderr:\n" + "\n".join(lines[-15:]))
+        raise CaseError(f"worker {argv[0]} exited {proc.returncode}: {lines[-1]}")
     lines = [line for line in out.strip().splitlines() if line.startswith("{")]
     if not lines:
         raise CaseError(f"worker {argv[0]} printed no result")
