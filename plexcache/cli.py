@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -70,7 +71,8 @@ def cli():
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or log lines, only errors")
 @click.option("--trigger", default="cli", hidden=True)
-def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, trigger):
+@click.option("--nice", "niceness", default=0, type=click.IntRange(0, 19), hidden=True)
+def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, trigger, niceness):
     """Sync every music track from Plex into the cache
 
     \b
@@ -82,6 +84,8 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
     from .sync import sync as run_sync
 
     db_path = resolve_db_path(db)
+    if niceness:
+        os.nice(niceness)
     # SIGTERM (systemd, docker stop, kill) ends the sync like Ctrl-C: the run
     # is recorded as interrupted and the cache stays as it was.
     signal.signal(signal.SIGTERM, _terminated)

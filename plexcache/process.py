@@ -67,6 +67,8 @@ def spawn_sync(
         ]
         if full:
             args.append("--full")
+        # A background sync yields the CPU to the web server it runs beside.
+        args += ["--nice", "10"]
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             proc = subprocess.Popen(

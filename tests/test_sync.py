@@ -451,7 +451,7 @@ def test_one_sync_at_a_time(tmp_path, sim):
 
 def test_two_concurrent_cli_syncs_one_runs(tmp_path, fresh_sim):
     sim = fresh_sim
-    sim.set_latency(30)
+    sim.set_latency(150)  # each sync takes seconds, far longer than the lock wait
     db = tmp_path / "c.db"
     env = {"PLEX_URL": sim.url, "PLEX_TOKEN": sim.token}
     procs = [

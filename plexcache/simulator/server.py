@@ -134,6 +134,9 @@ class _Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: without it every keep-alive response waits ~40 ms for
+    # Nagle's algorithm and the client's delayed ACK; a real PMS does not.
+    disable_nagle_algorithm = True
     server_version = "PlexMediaServer/" + PMS_VERSION
     sys_version = ""
 
