@@ -56,6 +56,8 @@ from plexcache.status import get_status
 from plexcache.sync import sync
 
 slow = pytest.mark.skipif(not SOAK, reason="soak run: set PLEXCACHE_SOAK=1")
+# PLEXCACHE_SOAK_SEED=N shifts every soak seed by N, to explore new sequences
+SEED_SHIFT = int(os.environ.get("PLEXCACHE_SOAK_SEED", "0"))
 
 # Totals reported at the end of the session (docs/reliability.md quotes them).
 TALLY = {"fault_steps": 0, "faults_injected": 0, "kills": 0, "bad_inputs": 0, "reader_checks": 0}
@@ -343,14 +345,14 @@ def test_random_faults_while_the_library_changes(tmp_path, sims, scanner):
 
 @slow
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(1000, 1030))
+@pytest.mark.parametrize("seed", range(1000 + SEED_SHIFT, 1030 + SEED_SHIFT))
 def test_random_faults_never_lose_data_soak(tmp_path, sims, scanner, seed):
     run_fault_sequence(tmp_path, sims(seed=seed, tracks=1500), scanner, seed, steps=12)
 
 
 @slow
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(2000, 2015))
+@pytest.mark.parametrize("seed", range(2000 + SEED_SHIFT, 2015 + SEED_SHIFT))
 def test_random_faults_while_the_library_changes_soak(tmp_path, sims, scanner, seed):
     run_fault_sequence(tmp_path, sims(seed=seed, tracks=1500), scanner, seed, steps=8, concurrent=True)
 
@@ -458,7 +460,7 @@ def test_sigkill_at_every_phase(tmp_path, sims, scanner):
 
 @slow
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(3000, 3010))
+@pytest.mark.parametrize("seed", range(3000 + SEED_SHIFT, 3010 + SEED_SHIFT))
 def test_sigkill_at_random_moments_soak(tmp_path, sims, scanner, seed):
     run_kill_sequence(tmp_path, sims(seed=seed, tracks=1500), scanner, seed, kills=12)
 
