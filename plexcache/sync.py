@@ -167,6 +167,8 @@ class _SyncRun:
         self.next_log = 1000
         self.last_progress_write = 0.0
         self.run_id: int | None = None
+        self.asked: set[str] = set()  # keys requested through /library/metadata
+        self.returned: set[str] = set()  # keys those answers brought back
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -528,61 +530,57 @@ class _SyncRun:
         ]
         if extra:
             self._consume_metadata(extra)
-        self._check_parents()
+        self._check_metadata()
 
-    def _parents_missing(self) -> list[tuple[int, str, str]]:
-        "(section, 'album'|'artist', key) that staged tracks need and nobody has"
-        found = []
-        for kind, table in (("album", "albums"), ("artist", "artists")):
-            found += self.conn.execute(
-                f"select distinct section_id, '{kind}', {kind}_rating_key from stage.tracks st "
-                f"where {kind}_rating_key is not null "
-                f"and not exists (select 1 from main.{table} a where a.rating_key = st.{kind}_rating_key) "
-                f"and not exists (select 1 from stage.{table} a where a.rating_key = st.{kind}_rating_key)"
-            ).fetchall()
-        return found
+    def _check_metadata(self) -> None:
+        """Every key asked for in full must come back, or be gone for good.
 
-    def _check_parents(self) -> None:
-        """Every staged track needs its album and artist: without them it
-        would point at nothing and lose their genres and the live flag.
-
-        A metadata answer may leave one out because it was deleted (with its
-        tracks) after we listed them, or because the answer was cut or wrong.
-        Ask once more; then, if Plex still lists tracks on it, Plex is
+        A metadata answer may leave keys out because they were deleted after
+        we listed them, or because the answer was cut or wrong. Taking the
+        latter for the former would cache tracks with no album or artist
+        row, with an album's or artist's old title, genres and live flag, or
+        with truncated genre lists, and the next incremental sync would not
+        look again. So ask once more for what is missing; then, if Plex
+        still lists the staged tracks that depend on a missing key, it is
         contradicting itself: fail, changing nothing. Otherwise those tracks
         are gone too, and are left out.
         """
-        missing = self._parents_missing()
+        missing = self.asked - self.returned
         if not missing:
             return
-        self._consume_metadata([key for _, _, key in missing])
-        missing = self._parents_missing()
+        self._consume_metadata(sorted(missing, key=int))
+        missing -= self.returned
         if not missing:
             return
-        groups: dict = {}
-        for sid, kind, key in missing:
-            groups.setdefault((sid, kind), []).append(key)
-        for (sid, kind), keys in groups.items():
+        dependents: dict = {}  # section -> staged track keys that need a missing key
+        for key in missing:
+            for track_key, sid in self.conn.execute(
+                "select rating_key, section_id from stage.tracks "
+                "where ? in (rating_key, album_rating_key, artist_rating_key)",
+                (key,),
+            ):
+                dependents.setdefault(sid, set()).add(track_key)
+        for sid, keys in dependents.items():
+            keys = sorted(keys, key=int)
             for i in range(0, len(keys), KEY_FILTER_BATCH):
                 batch = keys[i : i + KEY_FILTER_BATCH]
-                if sid is not None and self.source.count(sid, TRACK, {f"{kind}.id": ",".join(batch)}):
+                if sid is not None and self.source.count(sid, TRACK, {"track.id": ",".join(batch)}):
                     raise PlexBadResponse(
-                        f"Plex at {self.source.base_url} lists tracks of {kind} {batch[0]} but does "
-                        f"not return the {kind} ({len(missing):,} missing); nothing was changed, try again"
+                        f"Plex at {self.source.base_url} lists tracks whose album, artist or full "
+                        f"details it does not return ({len(missing):,} items, e.g. {min(missing, key=int)}); "
+                        "nothing was changed, try again"
                     )
+        gone = [(k,) for keys in dependents.values() for k in keys]
         with self.conn:
             self.conn.execute("begin")
-            for _, kind, key in missing:
-                self.conn.execute(
-                    "delete from stage.seen where rating_key in "
-                    f"(select rating_key from stage.tracks where {kind}_rating_key = ?)", (key,)
-                )
-                self.conn.execute(f"delete from stage.tracks where {kind}_rating_key = ?", (key,))
+            self.conn.executemany("delete from stage.seen where rating_key = ?", gone)
+            self.conn.executemany("delete from stage.tracks where rating_key = ?", gone)
 
     def _consume_metadata(self, keys: list[str]) -> None:
         conn = self.conn
         album_sql = f"insert or replace into stage.albums ({', '.join(ALBUM_COLUMNS)}) values ({', '.join(':' + c for c in ALBUM_COLUMNS)})"
         artist_sql = f"insert or replace into stage.artists ({', '.join(ARTIST_COLUMNS)}) values ({', '.join(':' + c for c in ARTIST_COLUMNS)})"
+        self.asked.update(keys)
         for elements in prefetch(self.source.metadata(keys)):
             tracks_full, albums, artists = [], [], []
             for el in elements:
@@ -594,6 +592,9 @@ class _SyncRun:
                         artists.append(artist_row(el))
                     elif kind == "track":
                         tracks_full.append(el)
+                    else:
+                        continue
+                    self.returned.add(rating_key(el.get("ratingKey")))
                 except BadItem:
                     self.skipped += 1
             with conn:
