@@ -504,10 +504,11 @@ def test_listing_that_ends_early_loses_nothing(tmp_path, sims, scanner):
 
 
 def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
-    """Albums (or artists) the listed tracks need, missing from the metadata answers:
-    when Plex still lists those tracks it contradicts itself and the sync
-    fails (cache unchanged); when the album was deleted, tracks and all,
-    while we synced, the sync leaves them out and equals a clean full sync."""
+    """Albums, artists or edits the listed tracks need, missing from the
+    metadata answers: asked again once; when Plex still lists those tracks it
+    contradicts itself and the sync fails (cache unchanged); when the album
+    was deleted, tracks and all, while we synced, the sync leaves them out
+    and equals a clean full sync."""
     sim = sims(seed=13, tracks=300)
     db = tmp_path / "cache.db"
     sync(db, config(sim, timeout=10))
@@ -516,7 +517,7 @@ def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
     sim.advance_clock(2)
     before = fingerprint(db)
     sim.inject_fault("body", path=r"/library/metadata/", times=50, body=GARBAGE["empty_listing"])
-    with pytest.raises(PlexcacheError, match="does not return the album") as err:
+    with pytest.raises(PlexcacheError, match="does not return") as err:
         sync(db, config(sim), retries=0)
     scanner.add("exception", str(err.value))
     sim.clear_faults()
@@ -547,11 +548,20 @@ def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
     sim.advance_clock(2)
     before = fingerprint(db)
     sim.inject_fault("body", path=rf"/library/metadata/{artist}(\?|$)", times=50, body=GARBAGE["empty_listing"])
-    with pytest.raises(PlexcacheError, match="does not return the artist"):
+    with pytest.raises(PlexcacheError, match="does not return"):
         sync(db, config(sim), retries=0, batch_size=1)
     sim.clear_faults()
     assert fingerprint(db) == before
-    TALLY["bad_inputs"] += 3
+    # 4. An edited album whose new details come back empty once: the edit
+    # must not be lost (the next incremental window starts after this sync)
+    sync(db, config(sim, timeout=10))
+    album = sim.library.track(sim.library.track_keys()[7])["parentRatingKey"]
+    sim.edit_album(album, title="Renamed while the answer was empty")
+    sim.advance_clock(2)
+    sim.inject_fault("body", path=r"/library/metadata/", times=1, body=GARBAGE["empty_listing"])
+    assert sync(db, config(sim), retries=0).status == "succeeded"
+    assert fingerprint(db) == reference(sim, tmp_path / "ref.db")
+    TALLY["bad_inputs"] += 4
 
 
 def trickle(conn, request, stop):
