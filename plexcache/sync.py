@@ -768,14 +768,18 @@ class _SyncRun:
                     conn.execute(sql)
 
             synced_at_iso = epoch_to_iso(sync_started_at)
-            for s, _, _ in plans:
+            for s, _, prev in plans:
                 count = conn.execute("select count(*) from main.tracks where section_id = ?", (s.id,)).fetchone()[0]
+                # A guarded section may have listed nothing at all (Plex said
+                # "empty"): keep its last sync time, so the next incremental
+                # window still covers edits made before this sync.
+                synced_at = prev[3] if s.id in guarded and prev and prev[3] else synced_at_iso
                 conn.execute(
                     "insert into main.sections (id, uuid, title, content_changed_at, track_count, synced_at) "
                     "values (?, ?, ?, ?, ?, ?) on conflict(id) do update set uuid = excluded.uuid, "
                     "title = excluded.title, content_changed_at = excluded.content_changed_at, "
                     "track_count = excluded.track_count, synced_at = excluded.synced_at",
-                    (s.id, s.uuid, s.title, None if s.id in guarded else s.content_changed_at, count, synced_at_iso),
+                    (s.id, s.uuid, s.title, None if s.id in guarded else s.content_changed_at, count, synced_at),
                 )
             track_count = conn.execute("select count(*) from main.tracks").fetchone()[0]
             duration_ms = int((time.monotonic() - started) * 1000)
