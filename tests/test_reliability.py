@@ -316,6 +316,16 @@ def run_fault_sequence(tmp_path, sim, scanner, seed: int, steps: int, concurrent
                 check_cache(db)
                 assert runs(db)[-1]["status"] == "succeeded"
                 before = fingerprint(db)
+            elif not isinstance(outcome, Exception) and any("not removing" in w for w in outcome.warnings):
+                # The mass-delete guard held (e.g. every answer said "empty"):
+                # by design nothing is deleted and the sync says so; the
+                # guarded sections are re-read in full next time (below).
+                check_cache(db)
+                assert runs(db)[-1]["status"] == "succeeded" and "not removing" in runs(db)[-1]["warning"]
+                old_keys = {r[0] for r in before["tracks"]}
+                now = fingerprint(db)
+                assert old_keys <= {r[0] for r in now["tracks"]}, "the guard let tracks go"
+                before = now
             else:
                 ref = None if isinstance(outcome, Exception) else reference(sim, tmp_path / "ref.db")
                 before = check_step(db, before, ref, outcome, count_before, scanner)
@@ -562,6 +572,27 @@ def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
     assert sync(db, config(sim), retries=0).status == "succeeded"
     assert fingerprint(db) == reference(sim, tmp_path / "ref.db")
     TALLY["bad_inputs"] += 4
+
+
+def test_a_library_that_comes_back_empty_loses_no_edits(tmp_path, sims, scanner):
+    """Plex says a section is empty (an unmounted disk, a confused server):
+    the mass-delete guard keeps the tracks, and the edits made before that
+    sync must still arrive once the section is back, however old they are."""
+    sim = sims(seed=15, tracks=300)
+    db = tmp_path / "cache.db"
+    sync(db, config(sim, timeout=10))
+    key = sim.library.track_keys()[3]
+    sim.edit_track(key, title="Edited an hour before Plex went blank")
+    sim.advance_clock(3600)  # older than any incremental overlap
+    sim.inject_fault("body", path=r"/library/sections/\d+/all", times=1000, body=GARBAGE["empty_listing"])
+    guarded = sync(db, config(sim), retries=0)
+    assert any("not removing" in w for w in guarded.warnings), guarded.warnings
+    assert generation(db)[1] == 300
+    sim.clear_faults()
+    sim.advance_clock(60)
+    sync(db, config(sim, timeout=10))
+    assert fingerprint(db) == reference(sim, tmp_path / "ref.db"), "an edit was lost behind the guard"
+    TALLY["bad_inputs"] += 1
 
 
 def trickle(conn, request, stop):
