@@ -9,8 +9,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import sqlite_utils
-
 from .errors import CacheError
 from .lock import SyncLock
 from .schema import ensure_shape
@@ -69,7 +67,7 @@ def open_cache(db_path) -> sqlite3.Connection:
         if mode.lower() != "wal":
             raise CacheError(f"cannot switch {db_path} to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
-        ensure_shape(sqlite_utils.Database(conn))
+        ensure_shape(conn)
     except sqlite3.Error as e:
         conn.close()
         raise CacheError(describe_sqlite_error(e, db_path)) from None

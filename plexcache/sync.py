@@ -174,8 +174,11 @@ class _SyncRun:
 
     def execute(self) -> SyncResult:
         started = time.monotonic()
-        self._recover_stale_runs()
-        self.run_id = self._insert_run()
+        try:
+            self._recover_stale_runs()
+            self.run_id = self._insert_run()
+        except sqlite3.Error as e:  # the first writes: a full disk or read-only file shows here
+            raise CacheError(describe_sqlite_error(e, self.db_path)) from None
         try:
             result = self._run(started)
         except BaseException as e:
