@@ -52,6 +52,15 @@ log = logging.getLogger(__name__)
 OVERLAP_SECONDS = 120  # incremental windows reach back this far (clock skew)
 KEY_FILTER_BATCH = 200  # rating keys per `album.id=` / `artist.id=` filter
 KEY_SCAN_PAGE = 5000
+# An album listing cut to its keys and track counts (`leafCount`), for
+# finding which albums lost tracks without listing every track key.
+ALBUM_COUNTS_ONLY = {
+    "excludeElements": "Genre,Guid,Image,Country,Style,Mood,Format,Subformat,Director,Collection,Label",
+    "excludeFields": "key,parentRatingKey,guid,parentGuid,studio,type,title,titleSort,parentKey,"
+    "parentTitle,summary,index,rating,userRating,viewCount,skipCount,lastViewedAt,lastRatedAt,year,"
+    "thumb,art,parentThumb,originallyAvailableAt,viewedLeafCount,addedAt,updatedAt,"
+    "loudnessAnalysisVersion,musicAnalysisVersion,parentYear",
+}
 SYNC_CACHE_KIB = 64 * 1024
 
 
@@ -366,6 +375,8 @@ class _SyncRun:
         )
         self.conn.execute("create table stage.seen (rating_key TEXT PRIMARY KEY, section_id INTEGER)")
         self.conn.execute("create table stage.wanted (rating_key TEXT PRIMARY KEY)")
+        # Cached tracks found deleted without a full key scan (album counts).
+        self.conn.execute("create table stage.gone (rating_key TEXT PRIMARY KEY)")
 
     def _drop_stage(self) -> None:
         try:
@@ -464,6 +475,8 @@ class _SyncRun:
         if server_total == local + new:
             return False
         self._progress("deletions", force=True)
+        if self._find_deletions_by_album(sid, server_total, local + new):
+            return False
         for items, _ in prefetch(
             self.source.pages(sid, TRACK, page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY, complete=True)
         ):
@@ -486,6 +499,90 @@ class _SyncRun:
         ]
         if missing:
             self._want(missing)
+        return True
+
+    def _find_deletions_by_album(self, sid: int, server_total: int, expected: int) -> bool:
+        """Find the tracks that left section ``sid`` from per-album counts.
+
+        The section's count disagrees with the cache, so tracks were deleted
+        (or appeared without a recent ``updatedAt``). Instead of listing every
+        track key of the section, list its albums with their ``leafCount``,
+        compare each with the cache's count for that album (staged tracks
+        counted under the album they are staged with), and list the track
+        keys of only the albums that differ. Returns True when that explains
+        the whole difference, with the deleted tracks in ``stage.gone`` and
+        unknown tracks queued for a full read; False (nothing recorded) when
+        it does not, e.g. a server without ``leafCount`` or changes racing
+        the sync, and the caller falls back to the full key scan.
+        """
+        conn = self.conn
+        server_albums: dict[str, int] = {}
+        for items, _ in self.source.pages(
+            sid, ALBUM, page_size=KEY_SCAN_PAGE, extra=ALBUM_COUNTS_ONLY, complete=True
+        ):
+            for el in items:
+                key, leaves = rating_key(el.get("ratingKey")), el.get("leafCount")
+                if not key or leaves is None or not leaves.isdigit():
+                    return False
+                server_albums[key] = int(leaves)
+        cached = dict(
+            conn.execute(
+                "select album_rating_key, count(*) from ("
+                "select t.album_rating_key from main.tracks t where t.section_id = :s and not exists "
+                "(select 1 from stage.tracks st where st.rating_key = t.rating_key) "
+                "union all select st.album_rating_key from stage.tracks st where st.section_id = :s"
+                ") where album_rating_key is not null group by album_rating_key",
+                {"s": sid},
+            )
+        )
+        suspects = sorted(
+            (a for a in server_albums.keys() | cached.keys() if server_albums.get(a, 0) != cached.get(a, 0)),
+            key=int,
+        )
+        seen: set[str] = set()
+        for i in range(0, len(suspects), KEY_FILTER_BATCH):
+            batch = suspects[i : i + KEY_FILTER_BATCH]
+            for items, _ in self.source.pages(
+                sid, TRACK, {"album.id": ",".join(batch)}, page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY, complete=True
+            ):
+                seen.update(k for k in map(rating_key, (el.get("ratingKey") for el in items)) if k)
+        conn.execute("create temp table album_seen (rating_key TEXT PRIMARY KEY)")
+        try:
+            conn.executemany("insert or ignore into temp.album_seen values (?)", ((k,) for k in seen))
+            conn.execute("create temp table suspect_albums (rating_key TEXT PRIMARY KEY)")
+            conn.executemany("insert into temp.suspect_albums values (?)", ((a,) for a in suspects))
+            gone = [
+                r[0]
+                for r in conn.execute(
+                    "select t.rating_key from main.tracks t where t.section_id = ? "
+                    "and t.album_rating_key in (select rating_key from temp.suspect_albums) "
+                    "and not exists (select 1 from temp.album_seen s where s.rating_key = t.rating_key) "
+                    "and not exists (select 1 from stage.tracks st where st.rating_key = t.rating_key)",
+                    (sid,),
+                )
+            ]
+            unknown = [
+                r[0]
+                for r in conn.execute(
+                    "select s.rating_key from temp.album_seen s "
+                    "where not exists (select 1 from main.tracks t where t.rating_key = s.rating_key) "
+                    "and not exists (select 1 from stage.tracks st where st.rating_key = s.rating_key)"
+                )
+            ]
+        finally:
+            conn.execute("drop table if exists temp.album_seen")
+            conn.execute("drop table if exists temp.suspect_albums")
+        if expected - len(gone) + len(unknown) != server_total:
+            log.debug(
+                "album counts do not explain section %s: %d cached+new, %d gone, %d unknown, Plex counts %d",
+                sid, expected, len(gone), len(unknown), server_total,
+            )
+            return False
+        with conn:
+            conn.execute("begin")
+            conn.executemany("insert or ignore into stage.gone values (?)", ((k,) for k in gone))
+        if unknown:
+            self._want(unknown)
         return True
 
     def _want(self, keys: Iterable[str]) -> None:
@@ -680,6 +777,11 @@ class _SyncRun:
                     f"insert into temp.doomed select rating_key from main.tracks t where t.section_id in ({marks}) "
                     "and not exists (select 1 from stage.seen s where s.rating_key = t.rating_key)",
                     scanned_sections,
+                )
+            if not replacing:
+                conn.execute(
+                    "insert or ignore into temp.doomed select g.rating_key from stage.gone g "
+                    "where exists (select 1 from main.tracks t where t.rating_key = g.rating_key)"
                 )
             doomed = conn.execute("select count(*) from temp.doomed").fetchone()[0]
             guarded: set[int] = set()

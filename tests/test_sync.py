@@ -272,6 +272,58 @@ def test_deletions_are_detected_and_mass_deletes_refused(tmp_path, fresh_sim):
     assert result.removed == int(len(keys) * 0.7)
 
 
+# A keys-only listing of a whole section (no `album.id=` filter): the full key scan.
+FULL_KEY_SCAN = r"^(?!.*album\.id).*type=10.*excludeFields=title%2C"
+
+
+def test_deletions_are_found_from_album_counts_without_a_full_key_scan(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    keys = sim.library.track_keys()
+    rng = random.Random(7)
+    gone = rng.sample(keys, 12)
+    sim.advance_clock(5)
+    sim.delete_tracks(gone)
+    sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
+    sim.edit_track(keys[1], title="Edited")
+    sim.advance_clock(1)
+    # The full key scan is refused: the sync must not need it.
+    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+    result = sync(db, config_for(sim))
+    assert result.mode == "incremental"
+    assert result.removed == 12
+    assert sim.faults[0]["fired"] == 0
+    assert not set(gone) & set(rows_by_key(db))
+    sim.clear_faults()
+    full_db = tmp_path / "full.db"
+    sync(full_db, config_for(sim), full=True)
+    assert snapshot(db) == snapshot(full_db)
+
+
+def test_deletions_fall_back_to_a_full_key_scan_when_album_counts_do_not_explain_them(tmp_path, fresh_sim):
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    victim = sim.library.track_keys()[5]
+    # A cached track with no album cannot be found through album counts.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("update tracks set album_rating_key = null where rating_key = ?", (victim,))
+    conn.close()
+    sim.advance_clock(5)
+    sim.delete_tracks([victim])
+    sim.advance_clock(1)
+    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+    with pytest.raises(PlexError):
+        sync(db, config_for(sim))
+    assert sim.faults[0]["fired"] >= 1
+    sim.clear_faults()
+    result = sync(db, config_for(sim))
+    assert result.removed == 1
+    assert victim not in rows_by_key(db)
+
+
 def test_section_limit_and_unknown_section(tmp_path, sim):
     db = tmp_path / "c.db"
     music = [s for s in sim.library.sections() if s["type"] == "artist"]
