@@ -318,19 +318,34 @@ def test_cross_site_posts_are_refused(served, scanner, body):
             response = requests.post(served.url + "/api/library/sync", headers=headers,
                                      timeout=30, allow_redirects=False, **kwargs)
             scanner.add(f"cross-site {label}", response.text)
-            if body == "form" and response.status_code == 302:
-                # the no-JavaScript form flow answers with a redirect and a message
-                assert response.headers["location"].endswith("/-/plexcache")
-                assert "refused" in requests.utils.unquote(response.headers.get("set-cookie", "")) or \
-                    "ds_messages" in response.headers.get("set-cookie", ""), response.headers
-                continue
             assert response.status_code == 403, (label, body, response.status_code, response.text)
     assert not watch.taken, "a cross-site POST took the sync lock"
     assert len(served.runs()) == before
 
 
-@pytest.mark.xfail(strict=True, reason="plugin bug: DNS rebinding passes the localhost-only rule "
-                   "(docs/reliability.md, 'Known gaps')")
+@pytest.mark.parametrize("host, refused", [
+    ("127.0.0.1:8001", False), ("localhost:8001", False), ("LOCALHOST", False), ("[::1]:8001", False),
+    ("plexcache.localhost:8001", False), ("127.1.2.3", False),
+    ("evil.example:8001", True), ("localhost.evil.example", True), ("192.168.1.5:8001", True),
+    ("", True), (None, True), ("[::1", True),
+])
+def test_a_localhost_only_server_syncs_only_for_loopback_names(host, refused):
+    from datasette_plexcache.service import PluginSettings, foreign_host_reason
+
+    from plexcache.config import PlexConfig
+
+    def settings(**kw):
+        return PluginSettings(database="library_cache", db_path=None, plex=PlexConfig(None, None), **kw)
+
+    local = settings(bind_host="127.0.0.1")
+    assert local.local_only
+    assert (foreign_host_reason(local, None, host) is not None) == refused
+    # root, an allow_sync block, or a public server: the permission decides, not the name
+    assert foreign_host_reason(local, {"id": "root"}, host) is None
+    assert foreign_host_reason(settings(bind_host="127.0.0.1", allow_sync={"id": "*"}), None, host) is None
+    assert foreign_host_reason(settings(bind_host="0.0.0.0"), None, host) is None
+
+
 def test_dns_rebinding_cannot_start_a_sync(served):
     """A page on evil.example whose name is re-pointed at 127.0.0.1 talks to
     the server same-origin: Host and Origin are evil.example, Sec-Fetch-Site

@@ -332,6 +332,32 @@ def cross_origin_reason(headers: dict, scheme: str, host: str | None) -> str | N
     return f"cross-site request refused (Origin {origin!r} does not match this server)"
 
 
+def foreign_host_reason(settings: PluginSettings, actor: dict | None, host: str | None) -> str | None:
+    """Why a sync request must be refused for the name it used, or None.
+
+    "Listens on localhost only" makes everyone a local user, but a web page
+    whose host name is re-pointed at 127.0.0.1 (DNS rebinding) reaches the
+    server same-origin, with its own name in ``Host``. So when permission
+    rests on the loopback rule alone, the request must also name the server
+    by a loopback name or address (``localhost``, ``*.localhost``,
+    ``127.0.0.1``, ``[::1]``). Root and ``allow_sync`` decide for themselves.
+    """
+    if actor and actor.get("id") == "root":
+        return None
+    if settings.allow_sync is not None or not settings.local_only:
+        return None
+    try:
+        name = urllib.parse.urlsplit(f"//{host or ''}").hostname or ""
+    except ValueError:
+        name = ""
+    if is_loopback_host(name) or name.endswith(".localhost"):
+        return None
+    return (
+        f"refused: this server listens on localhost only and starts syncs only for requests "
+        f"addressed to localhost, not {host!r}"
+    )
+
+
 def _origin_tuple(value: str):
     parts = urllib.parse.urlsplit(value)
     scheme = (parts.scheme or "").lower()

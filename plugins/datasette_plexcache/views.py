@@ -62,6 +62,12 @@ async def sync_view(datasette, request):
             status=405,
             headers={"allow": "POST"},
         )
+    # Refused outright, before the body is read: a cross-site form gets a 403,
+    # not a redirect that would leave a message in the victim's session.
+    reason = service.cross_origin_reason(request.headers, request.scheme, request.host)
+    reason = reason or service.foreign_host_reason(get_settings(datasette), request.actor, request.host)
+    if reason:
+        return _json_error(reason, 403, started=False)
     full, is_form = await _read_options(request)
     response = await _sync(datasette, request, full)
     if not is_form:
@@ -75,9 +81,6 @@ async def sync_view(datasette, request):
 
 
 async def _sync(datasette, request, full: bool) -> Response:
-    reason = service.cross_origin_reason(request.headers, request.scheme, request.host)
-    if reason:
-        return _json_error(reason, 403, started=False)
     settings = get_settings(datasette)
     if not await can_sync(datasette, request.actor):
         return _json_error(
