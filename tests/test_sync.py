@@ -243,6 +243,30 @@ def test_incremental_equals_full_after_random_mutations(tmp_path, fresh_sim, see
             assert inc[table] == full[table], f"round {round_no}: {table} differs"
 
 
+def test_bulk_loads_rebuild_every_index(tmp_path, fresh_sim):
+    "A first sync drops the secondary indexes for speed: all come back, same SQL"
+    from plexcache.db import init_cache
+
+    def indexes(path):
+        conn = sqlite3.connect(path)
+        try:
+            return sorted(conn.execute("select name, tbl_name, sql from sqlite_master where type = 'index'"))
+        finally:
+            conn.close()
+
+    db = tmp_path / "c.db"
+    sync(db, config_for(fresh_sim))
+    init_cache(tmp_path / "empty.db")
+    assert indexes(db) == indexes(tmp_path / "empty.db")
+    # a full re-sync of a library mostly gone is a bulk load too
+    fresh_sim.delete_tracks(fresh_sim.library.track_keys()[:400])
+    sync(db, config_for(fresh_sim), full=True, allow_mass_delete=True)
+    assert indexes(db) == indexes(tmp_path / "empty.db")
+    conn = sqlite3.connect(db)
+    assert conn.execute("pragma integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
 def test_full_flag_forces_full(tmp_path, sim):
     db = tmp_path / "c.db"
     sync(db, config_for(sim))
