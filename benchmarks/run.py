@@ -977,7 +977,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--status-interval", type=float, default=0.05, help="seconds between status polls (7a)")
     p.add_argument("--idle-samples", type=int, default=50)
-    p.add_argument("--sync-nice", type=int, default=0, help="case 7a: run the sync under `nice -n N`")
+    p.add_argument("--sync-nice", type=int, default=10,
+                   help="case 7a: run the sync under `nice -n N` (10: as the plugin runs the syncs it starts)")
     p.add_argument("--web-repeat", type=int, default=5)
     p.add_argument("--timeout", type=float, default=600, help="per measurement, seconds")
     p.add_argument("--naive-timeout", type=float, default=1800)
