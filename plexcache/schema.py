@@ -7,13 +7,19 @@ it; the sync engine calls it before and after every sync, so readers
 ``tracks`` and ``sync_state`` start with exactly the columns of the original
 spec (``../shared/seed/quickstart.md``); ``tracks`` then adds the columns people
 analysing a music library want.
+
+``facet_counts`` (see ``facet_counts.py``) holds the tracks table's default
+facet counts; ensure_shape creates it and counts once when a cache gets it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+from . import facet_counts
+
+# 2: facet_counts, facet_counts_state and their triggers
+SCHEMA_VERSION = 2
 
 # Columns written by the sync engine, in order. The first ten are the spec's.
 TRACK_COLUMNS = (
@@ -249,6 +255,7 @@ def ensure_shape(db) -> None:
     if isinstance(db, sqlite3.Connection):
         db = sqlite_utils.Database(db)
     conn = db.conn
+    previous_version = conn.execute("pragma user_version").fetchone()[0]
     with conn:
         for name, sql in TABLES_SQL.items():
             if not db[name].exists():
@@ -258,6 +265,7 @@ def ensure_shape(db) -> None:
         for table, index_list in INDEXES.items():
             for columns in index_list:
                 db[table].create_index(columns, if_not_exists=True)
+        facet_counts.create(conn)
     # sqlite-utils creates the FTS table and its triggers in two steps: a
     # process killed in between leaves a search index nothing keeps current.
     triggers = {t.name for t in db["tracks"].triggers}
@@ -265,7 +273,34 @@ def ensure_shape(db) -> None:
         db["tracks"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize="unicode61", replace=True)
     for name, sql in VIEWS.items():
         db.create_view(name, sql.strip(), replace=True)
+    # Count once when the counts are new to this file, were not maintained
+    # (stale, or a total that is not the row count), or another plexcache
+    # version wrote the file since (it sets its own user_version, and may not
+    # maintain them).
+    counts = facet_counts.state(conn)
+    if (
+        previous_version != SCHEMA_VERSION
+        or counts is None
+        or counts["status"] != "current"
+        or counts["total"] != conn.execute("select count(*) from tracks").fetchone()[0]
+    ):
+        _recount(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _recount(conn: sqlite3.Connection) -> None:
+    "facet_counts.recount in a transaction of its own (or the caller's)"
+    own = not conn.in_transaction
+    if own:
+        conn.execute("begin immediate")
+    try:
+        facet_counts.recount(conn)
+        if own:
+            conn.execute("commit")
+    except BaseException:
+        if own and conn.in_transaction:
+            conn.execute("rollback")
+        raise
 
 
 def _add_missing_columns(db, table: str, create_sql: str) -> None:
@@ -288,4 +323,4 @@ def _in_shape(conn: sqlite3.Connection) -> bool:
         r[0]
         for r in conn.execute("select name from sqlite_master where type in ('table', 'view', 'trigger')")
     }
-    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS}
+    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES}

@@ -1,6 +1,8 @@
-"""Datasette plugin for plexcache: sync status, sync controls and a progress page.
+"""Datasette plugin for plexcache: sync status, sync controls, a progress page
+and the tracks table's precounted facets.
 
-Hooks only; the handlers are in ``views`` and the logic in ``service``.
+Hooks only; the handlers are in ``views``, the logic in ``service``, the
+facet classes in ``facets``.
 Works on Datasette 0.65 and on the 1.0 alphas (see ``permissions``).
 """
 
@@ -32,6 +34,18 @@ def register_routes():
         (r"^/-/plexcache/runs\.json$", views.runs_view),
         (r"^/-/plexcache(\.(?P<format>json))?$", views.page_view),
     ]
+
+
+@hookimpl(tryfirst=True)
+def register_facet_classes():
+    """precounted / precounted_array: the tracks table's default facets (see facets.py).
+
+    First, so a facet also requested from the UI (``?_facet_array=genres``)
+    comes second as ``genres_2``, as with Datasette's own facets.
+    """
+    from .facets import PrecountedArrayFacet, PrecountedColumnFacet
+
+    return [PrecountedColumnFacet, PrecountedArrayFacet]
 
 
 def _active(datasette) -> bool:

@@ -146,6 +146,28 @@ ALBUM_SUMMARY_COLUMNS = {
     "plays": "Total plays of its tracks",
 }
 
+FACET_COUNTS_COLUMNS = {
+    "facet": "The tracks column: artist, year, is_live or genres",
+    "value": "A value of that column (for genres: one genre of the JSON array)",
+    "n": "Tracks with that value",
+}
+
+FACET_COUNTS_STATE_COLUMNS = {
+    "id": "Always 1: this table has a single row",
+    "status": "current (the counts match tracks), stale (tracks changed without them: pages count live) or applying",
+    "total": "Tracks counted",
+    "counted_at": "When the counts were last recomputed from scratch (UTC)",
+}
+
+# The tracks table's default facets: Datasette's column facets and the genres
+# array facet, as the plugin's precounted types (datasette_plexcache.facets)
+TRACK_FACETS = [
+    {"precounted": "artist"},
+    {"precounted": "year"},
+    {"precounted_array": "genres"},
+    {"precounted": "is_live"},
+]
+
 QUERIES = {
     "top_artists_by_hours": {
         "title": "Top artists by hours of music",
@@ -207,7 +229,9 @@ def build_metadata(database: str) -> dict:
         "tracks": {
             "description": "One row per music track in Plex. Search covers title, artist and album.",
             "sort_desc": "added_at",
-            "facets": ["artist", "year", {"array": "genres"}, "is_live"],
+            # Datasette's column and array facets, answered from facet_counts
+            # on the unfiltered table (facets.py); filtered pages count live.
+            "facets": copy.deepcopy(TRACK_FACETS),
             "columns": TRACK_COLUMNS,
         },
         "albums": {
@@ -252,6 +276,17 @@ def build_metadata(database: str) -> dict:
         "album_summary": {
             "description": "Per album: tracks, total minutes and plays.",
             "columns": ALBUM_SUMMARY_COLUMNS,
+        },
+        "facet_counts": {
+            "description": "Tracks per value of each default facet of tracks, kept by the sync "
+            "for the unfiltered tracks page.",
+            "hidden": True,
+            "columns": FACET_COUNTS_COLUMNS,
+        },
+        "facet_counts_state": {
+            "description": "Whether facet_counts is current: one row.",
+            "hidden": True,
+            "columns": FACET_COUNTS_STATE_COLUMNS,
         },
     }
     return {
