@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import facet_counts
 from .config import PlexConfig
 from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexBadResponse, PlexcacheError
@@ -815,6 +816,11 @@ class _SyncRun:
             # one pass each: ~30% less time than maintaining 12 of them row by
             # row at 1,000,000 tracks.
             track_indexes = self._drop_indexes("tracks") if bulk else []
+            # Facet counts follow the change: out with the rows about to be
+            # written or deleted now, in with what they become afterwards.
+            facet_keys = "select rating_key from stage.tracks union select rating_key from temp.doomed"
+            if not bulk:
+                facet_counts.subtract(conn, facet_keys)
 
             # Artists, then albums (their artist name follows the artist row).
             self._upsert("artists", ARTIST_COLUMNS, "select * from stage.artists")
@@ -859,6 +865,10 @@ class _SyncRun:
                 ).rowcount
             for sql in track_indexes:
                 conn.execute(sql)
+            if bulk:
+                facet_counts.recount(conn)
+            else:
+                facet_counts.add(conn, facet_keys)
             # Albums and artists nobody refers to any more.
             conn.execute(
                 "delete from main.albums where not exists "
