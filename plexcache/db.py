@@ -137,6 +137,10 @@ def _empty(conn: sqlite3.Connection) -> None:
             conn.execute("insert into tracks_fts(tracks_fts) values('delete-all')")
         for _, sql in triggers:
             conn.execute(sql)
+        if conn.execute("select 1 from sqlite_master where name = 'facet_counts_state'").fetchone():
+            from . import facet_counts
+
+            facet_counts.recount(conn)  # empty and current, not stale
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")

@@ -349,12 +349,13 @@ def test_rollback_keeps_the_counts(cache):
     assert facet_counts.stored_counts(conn) == reference_counts(conn)
 
 
-def test_reset_marks_counts_stale(cache):
+def test_reset_leaves_empty_current_counts(cache):
     reset_cache(cache)
     conn = connect(cache)
     assert conn.execute("select count(*) from tracks").fetchone()[0] == 0
-    assert state(conn)["status"] == "stale"
-    assert not facet_counts.is_current(conn)
+    assert conn.execute("select count(*) from facet_counts").fetchone()[0] == 0
+    assert state(conn)["status"] == "current"
+    assert facet_counts.is_current(conn)
 
 
 def test_ensure_shape_counts_a_cache_from_before(cache):
