@@ -918,6 +918,111 @@ def test_golden_responses_unchanged(sim_factory, name):
     assert [k for k in got if got[k] != expected.get(k)] == []
 
 
+def test_fast_xml_items_match_the_element_builders():
+    "xml_item / item writers (the fast path) write exactly what item_element + _emit write"
+    import random
+
+    from plexcache.simulator import render as R
+
+    sim = Simulator(tracks=700, seed=5, music_sections=2, token="t")
+    lib = sim.library
+    tracks = lib.track_keys()
+    albums, artists = lib.album_keys(), lib.artist_keys()
+    # odd values that edits can set: escaping, non-strings, empty and falsy values
+    lib.edit_track(tracks[0], title='<a href="x">&amp;\t\n', originalTitle=0, index=None, userRating=7.25,
+                   genres=["A & B", "C<D>", "E", "F"], guids=[], summary="line\r\nbreak")  # fmt: skip
+    lib.edit_track(tracks[1], title=12, titleSort="", parentIndex=False, viewCount=3, duration=0, genres="Jazz")
+    lib.edit_track(tracks[2], userRating=10.0, ratingCount=0.0, lastViewedAt=True, guid="plex://t/<1>")
+    lib.edit_album(albums[0], title="Title/With/Slashes & <More>", year=None, studio="", genres=[],
+                   subformats=["Live", "Demo"], formats=["EP"], summary="S")  # fmt: skip
+    lib.edit_album(albums[1], titleSort="Sort", userRating=8.0, genres=["Rock", "Pop", "Jazz"])
+    lib.edit_album(albums[2], studio={}, titleSort=[], summary=0)  # _put keeps {} (falsy, not "empty")
+    lib.edit_artist(artists[0], title='Q "R" & S', genres=["Ambient"], countries=["Japan", "Iceland"])
+    lib.edit_artist(artists[1], titleSort=5, summary=None, countries=[])
+    lib.add_tracks(3, section_id=2)
+    keys = tracks[:: max(1, len(tracks) // 150)] + tracks[:3] + albums[:60] + artists[:40] + lib.track_keys(2)[-3:]
+    recs = [lib.record(int(k)) for k in keys] + [lib.record(k) for k in lib.movie_keys]
+    fields = sorted({k for r in recs for k in r if not k.startswith("_")} | {"librarySectionTitle",
+                    "librarySectionID", "librarySectionKey", "loudnessAnalysisVersion"})  # fmt: skip
+    elements = ["Media", "Part", "Stream", "Genre", "Guid", "Format", "Subformat", "Country", "Mood"]
+    rnd = random.Random(3)
+    option_sets = [
+        R.Options(),
+        R.Options(detail=True),
+        R.Options(include_guids=True),
+        R.Options(excl_elements=LISTING_TRIM["excludeElements"].split(","),
+                  excl_fields=LISTING_TRIM["excludeFields"].split(",")),
+        R.Options(excl_elements=METADATA_TRIM["excludeElements"].split(","),
+                  excl_fields=METADATA_TRIM["excludeFields"].split(","), detail=True),
+        R.Options(excl_elements=KEYS_ONLY["excludeElements"].split(","), excl_fields=KEYS_ONLY["excludeFields"].split(",")),
+        R.Options(excl_elements=elements, excl_fields=fields),
+    ] + [
+        R.Options(include_guids=rnd.random() < 0.5, detail=rnd.random() < 0.5,
+                  excl_elements=rnd.sample(elements, rnd.randint(0, 4)), excl_fields=rnd.sample(fields, rnd.randint(0, 25)))
+        for _ in range(40)
+    ]  # fmt: skip
+    checked = 0
+    for opts in option_sets:
+        for rec in recs:
+            sec = lib.section(rec["librarySectionID"])
+            out: list = []
+            R._emit(R.item_element(rec, sec, opts), out)
+            expected = "".join(out)
+            assert R.xml_item(rec, sec, opts) == expected, (rec["ratingKey"], opts.key)
+            writer = R.item_writer(rec["type"], opts)
+            if writer is not None and writer.keys_only:
+                assert writer.from_key(int(rec["ratingKey"])) == expected
+            checked += 1
+        # listings of tracks read partial records when the options write none of their tail
+        writer = R.item_writer("track", opts)
+        if not writer.needs_tail:
+            lib._tracks_cached = False  # as in a library too big for the track cache
+            try:
+                partial = lib.records([int(k) for k in tracks[::7]], tail=False)
+            finally:
+                lib._tracks_cached = True
+            assert "guid" not in partial[-1]
+            full = lib.records([int(k) for k in tracks[::7]])
+            sec = lib.section(1)
+            assert [writer.write(r, sec) for r in partial] == [R.xml_item(r, sec, opts) for r in full]
+    assert checked > 5000
+
+
+def test_records_match_record():
+    lib = Simulator(tracks=3000, seed=9, music_sections=3, token="t").library
+    lib.edit_track(lib.track_keys(1)[5], title="x")
+    lib.add_tracks(2, section_id=1)
+    lib.delete_tracks(lib.track_keys(1)[10:30])
+    keys = [int(k) for k in lib.track_keys(1)[:300] + lib.album_keys()[:20] + lib.track_keys(1)[-5:]]
+    keys += [1, 999999, int(lib.track_keys(3)[0]), 15]
+    expected = [r for r in (lib.record(k) for k in keys) if r is not None]
+    assert lib.records(keys) == expected
+    assert [list(r) for r in lib.records(keys)] == [list(r) for r in expected]
+
+
+def test_client_hanging_up_leaves_no_traceback(sim_factory, capfd):
+    import socket
+    import struct
+
+    sim = sim_factory(tracks=8000)
+    capfd.readouterr()
+    for path in ("/library/sections/1/all?type=10", "/library/metadata/" + ",".join(sim.library.track_keys()[:3000])):
+        s = socket.create_connection((sim.host, sim.port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {sim.token}\r\n\r\n".encode())
+        s.recv(100)  # the answer has started; hang up with a reset
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    s = socket.create_connection((sim.host, sim.port))  # reset between keep-alive requests
+    s.sendall(b"GET /identity HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert s.recv(10000).startswith(b"HTTP/1.1 200")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    time.sleep(1.0)
+    assert get(sim, "/library/sections").status_code == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
 # recorded with the element-tree renderer at c59875c (see above)
 GOLDEN = {
     "A": """

@@ -15,6 +15,7 @@ time filter whose threshold is above it only has to look at ``_touched``.
 
 from __future__ import annotations
 
+import _random
 import hashlib
 import re
 import threading
@@ -117,8 +118,47 @@ _FILTER_KEY = re.compile(r"(?:(track|album|artist|movie)\.)?([A-Za-z][A-Za-z0-9]
 _RELATIVE = re.compile(r"^-?(\d+)(mon|[smhdwy])$")
 
 
+TRACK_CACHE = 32768  # generated base tracks kept (only when the library has no more tracks)
+
+
 class QueryError(ValueError):
     "A malformed query (bad number, bad date): PMS answers 400"
+
+
+_new_random = Random.__new__
+_seed_random = _random.Random.seed  # what Random(x) ends up calling for an int x
+
+
+def _rng(x: int) -> Random:
+    "Random(x), without the Python-level __init__/seed layers (same state, same draws)"
+    rng = _new_random(Random)
+    _seed_random(rng, x)
+    rng.gauss_next = None
+    return rng
+
+
+_local = threading.local()
+
+
+def _track_rng(x: int) -> Random:
+    """Random(x) for _gen_track: one generator per thread, reseeded (no 2.5 KB allocation per
+    track). Only _gen_track may use it, and it generates nothing else while it draws."""
+    rng = getattr(_local, "rng", None)
+    if rng is None:
+        rng = _local.rng = _new_random(Random)
+    _seed_random(rng, x)
+    rng.gauss_next = None
+    return rng
+
+
+# picks of _gen_track: tuples, their lengths, title-cased words
+_WORDS_T = tuple(w.title() for w in N.WORDS)
+_MOVEMENTS, _ADJ, _NOUN, _CJK_WORDS, _FIRST, _LAST, _EMOJI = (
+    tuple(N.MOVEMENTS), tuple(N.ADJ), tuple(N.NOUN), tuple(N.CJK_WORDS), tuple(N.FIRST), tuple(N.LAST),
+    tuple(N.EMOJI))  # fmt: skip
+_N_WORDS, _N_MOVEMENTS, _N_ADJ, _N_NOUN, _N_CJK_WORDS, _N_FIRST, _N_LAST, _N_EMOJI = map(
+    len, (_WORDS_T, _MOVEMENTS, _ADJ, _NOUN, _CJK_WORDS, _FIRST, _LAST, _EMOJI))  # fmt: skip
+_MP3_RATES = (128, 192, 256, 320)
 
 
 def _h(seed: int, key: int, salt: int = 0) -> int:
@@ -165,8 +205,13 @@ class Library:
         self._query_cache: OrderedDict = OrderedDict()
         self._artist_base = lru_cache(maxsize=16384)(self._gen_artist)
         self._album_base = lru_cache(maxsize=16384)(self._gen_album)
-        # generated base tracks are immutable (edits live in the overlay): cache the hot ones
-        self._track_base = lru_cache(maxsize=32768)(self._gen_base_track)
+        # generated base tracks are immutable (edits live in the overlay): cache them when the whole
+        # library fits. A bigger library is listed in key order, which an LRU never hits: caching
+        # would only cost (and keep the garbage collector busy with ~100k cached objects).
+        self._tracks_cached = tracks <= TRACK_CACHE
+        self._track_base = (
+            lru_cache(maxsize=TRACK_CACHE)(self._gen_base_track) if self._tracks_cached else self._gen_base_track
+        )
 
     # -----------------------------------------------------------------------------------------
     # structure
@@ -306,7 +351,7 @@ class Library:
     def _gen_artist(self, idx: int) -> dict:
         key = self._art_key[idx]
         sid = self._art_sec[idx]
-        rng = Random(_h(self.seed, key, 1))
+        rng = _rng(_h(self.seed, key, 1))
         classical = self._sections[sid]["classical"]
         if self._art_va[idx]:
             title, title_sort = "Various Artists", None
@@ -369,7 +414,7 @@ class Library:
         key = self._alb_key[idx]
         art_idx = self._alb_art[idx]
         artist = self._artist_base(art_idx)
-        rng = Random(_h(self.seed, key, 2))
+        rng = _rng(_h(self.seed, key, 2))
         compilation = bool(self._art_va[art_idx])
         classical = artist["_classical"]
         live = rng.random() < 0.1
@@ -424,94 +469,121 @@ class Library:
     def _gen_base_track(self, key: int, album_idx: int, pos: int) -> dict:
         return self._gen_track(key, self._album_base(album_idx), pos)
 
-    def _gen_track(self, key: int, album: dict, pos: int, now: int | None = None) -> dict:
-        """Base fields of a track (no album/artist-derived fields). ``pos`` is 1-based in the album."""
-        rng = Random(_h(self.seed, key, 3))
-        r_ = rng.random
+    def _gen_track(self, key: int, album: dict, pos: int, now: int | None = None, tail: bool = True) -> dict:
+        """Base fields of a track (no album/artist-derived fields). ``pos`` is 1-based in the album.
 
-        def pick(seq):
-            return seq[int(r_() * len(seq))]
-
-        def rint(lo, hi):
-            return lo + int(r_() * (hi - lo + 1))
-
+        The hot path of every listing: straight-line code, one draw after the other. The draws and
+        their order ARE the library (same seed, same library), so any change here must keep them
+        (tests/test_simulator.py pins the output). ``x[int(r() * n)]`` is a pick, ``lo + int(r() * k)``
+        a randint. ``tail=False`` skips the last draws: a partial record without ``guid``,
+        ``ratingCount``, ``guids`` and the media ``size``, for listings that write none of them."""
+        rng = _track_rng(_h(self.seed, key, 3))
+        r = rng.random
         classical = album["_classical"]
         if classical:
-            title = pick(N.MOVEMENTS)
+            title = _MOVEMENTS[int(r() * _N_MOVEMENTS)]
         else:
-            r = rng.random()
-            if r < 0.55:
-                title = " ".join([pick(N.WORDS).title() for _ in range(rint(1, 4))])
-            elif r < 0.7:
-                title = f"{pick(N.ADJ)} {pick(N.NOUN)}"
-            elif r < 0.8:
-                title = "".join([pick(N.CJK_WORDS) for _ in range(rint(1, 4))])
-            elif r < 0.86:
-                title = f"{pick(N.WORDS).title()} & {pick(N.WORDS).title()}"
-            elif r < 0.89:
-                title = f'Song for "{pick(N.FIRST)}"'
-            elif r < 0.9:
-                title = f"{pick(N.WORDS).title()} <interlude>"
-            elif r < 0.905:
-                title = f"{pick(N.WORDS).title()} {pick(N.EMOJI)}"
+            x = r()
+            if x < 0.55:
+                n = 1 + int(r() * 4)
+                if n == 1:
+                    title = _WORDS_T[int(r() * _N_WORDS)]
+                else:
+                    title = " ".join([_WORDS_T[int(r() * _N_WORDS)] for _ in range(n)])
+            elif x < 0.7:
+                title = f"{_ADJ[int(r() * _N_ADJ)]} {_NOUN[int(r() * _N_NOUN)]}"
+            elif x < 0.8:
+                title = "".join([_CJK_WORDS[int(r() * _N_CJK_WORDS)] for _ in range(1 + int(r() * 4))])
+            elif x < 0.86:
+                title = f"{_WORDS_T[int(r() * _N_WORDS)]} & {_WORDS_T[int(r() * _N_WORDS)]}"
+            elif x < 0.89:
+                title = f'Song for "{_FIRST[int(r() * _N_FIRST)]}"'
+            elif x < 0.9:
+                title = f"{_WORDS_T[int(r() * _N_WORDS)]} <interlude>"
+            elif x < 0.905:
+                title = f"{_WORDS_T[int(r() * _N_WORDS)]} {_EMOJI[int(r() * _N_EMOJI)]}"
             else:
-                title = pick(N.WORDS).title()
-        if "Live" in album["subformats"] and rng.random() < 0.4:
+                title = _WORDS_T[int(r() * _N_WORDS)]
+        if "Live" in album["subformats"] and r() < 0.4:
             title += " (Live)"
-        duration = (
-            None if rng.random() < 0.01 else max(20000, min(1500000, int(rng.gauss(235000, 80000))))
-        )
+        duration = None if r() < 0.01 else max(20000, min(1500000, int(rng.gauss(235000, 80000))))
         original = None
         if album["_compilation"]:
             original, _ = self._artist_name(rng, False)
-        elif rng.random() < 0.03:
+        elif r() < 0.03:
             original = (
-                f"{album.get('_artist_title', 'Artist')} feat. {pick(N.FIRST)} {pick(N.LAST)}"
+                f"{album.get('_artist_title', 'Artist')} feat. {_FIRST[int(r() * _N_FIRST)]} "
+                f"{_LAST[int(r() * _N_LAST)]}"
             )
         if album["_two_discs"]:
             half = (album["_ntracks"] + 1) // 2
             disc, index = (1, pos) if pos <= half else (2, pos - half)
         else:
             disc, index = 1, pos
-        genres = rng.sample(N.CLASSICAL_GENRES if classical else N.POP_GENRES, rint(1, 4)) \
-            if rng.random() < 0.05 else []  # fmt: skip
+        if r() < 0.05:
+            genres = rng.sample(N.CLASSICAL_GENRES if classical else N.POP_GENRES, 1 + int(r() * 4))
+        else:
+            genres = []
         if now is None:
-            added = min(BASE_TIME, album["addedAt"] + rint(0, 40))
-            if rng.random() < 0.5:
-                updated = min(BASE_TIME, added + rint(0, 120))
+            added = album["addedAt"] + int(r() * 41)
+            if added > BASE_TIME:
+                added = BASE_TIME
+            if r() < 0.5:
+                updated = added + int(r() * 121)
+                if updated > BASE_TIME:
+                    updated = BASE_TIME
             else:
-                updated = added + int(rng.random() * (BASE_TIME - added))
-            played = rng.random() < 0.4
-            view_count = min(2500, int(rng.paretovariate(1.1))) if played else 0
-            last_viewed = added + int(rng.random() * (BASE_TIME - added)) if played else None
-            skip = rint(1, 6) if played and rng.random() < 0.15 else 0
-            rated = rng.random() < 0.15
-            rating = float(rint(1, 5) * 2 if rng.random() < 0.85 else rint(2, 9)) if rated else None
-            last_rated = added + int(rng.random() * (BASE_TIME - added)) if rated else None
+                updated = added + int(r() * (BASE_TIME - added))
+            if r() < 0.4:  # played
+                view_count = min(2500, int(rng.paretovariate(1.1)))
+                last_viewed = added + int(r() * (BASE_TIME - added))
+                skip = 1 + int(r() * 6) if r() < 0.15 else 0
+            else:
+                view_count, last_viewed, skip = 0, None, 0
+            if r() < 0.15:  # rated
+                rating = float((1 + int(r() * 5)) * 2 if r() < 0.85 else 2 + int(r() * 8))
+                last_rated = added + int(r() * (BASE_TIME - added))
+            else:
+                rating = last_rated = None
         else:
             added = updated = now
             view_count, last_viewed, skip, rating, last_rated = 0, None, 0, None, None
         matched = album["_matched"]
-        codec = rng.random()
+        codec = r()
         if classical or codec < 0.4:
-            acodec, container, bitrate, ext = "flac", "flac", rint(700, 1400), "flac"
+            acodec, container, bitrate, ext = "flac", "flac", 700 + int(r() * 701), "flac"
         elif codec < 0.85:
-            acodec, container, bitrate, ext = "mp3", "mp3", pick((128, 192, 256, 320)), "mp3"
+            acodec, container, bitrate, ext = "mp3", "mp3", _MP3_RATES[int(r() * 4)], "mp3"
         elif codec < 0.95:
             acodec, container, bitrate, ext = "aac", "mp4", 256, "m4a"
         else:
-            acodec, container, bitrate, ext = "alac", "mp4", rint(700, 1100), "m4a"
-        size = int((duration or 180000) / 1000 * bitrate * 125) + rint(20000, 90000)
+            acodec, container, bitrate, ext = "alac", "mp4", 700 + int(r() * 401), "m4a"
+        if not tail:
+            return {
+                "ratingKey": str(key), "key": f"/library/metadata/{key}", "type": "track", "title": title,
+                "titleSort": None, "originalTitle": original, "summary": "", "index": index, "parentIndex": disc,
+                "userRating": rating, "viewCount": view_count, "skipCount": skip, "lastViewedAt": last_viewed,
+                "lastRatedAt": last_rated, "duration": duration, "addedAt": added, "updatedAt": updated,
+                "musicAnalysisVersion": "1", "genres": genres,
+                "media": {"id": key + 1_000_000, "bitrate": bitrate, "audioChannels": 2, "audioCodec": acodec,
+                          "container": container, "part_id": key + 1_000_000, "ext": ext,
+                          "samplingRate": 96000 if acodec == "flac" and bitrate > 1200 else 44100,
+                          "ts": album["addedAt"]},
+            }  # fmt: skip
+        size = int((duration or 180000) / 1000 * bitrate * 125) + 20000 + int(r() * 70001)
+        if matched:
+            guid = f"plex://track/{rng.getrandbits(96):024x}"
+            rating_count = int(rng.paretovariate(0.7) * 40)
+            guids = [f"mbid://{_uuid(rng)}"]
+        else:
+            guid, rating_count, guids = f"local://{key}", None, []
         return {
-            "ratingKey": str(key), "key": f"/library/metadata/{key}",
-            "guid": f"plex://track/{_hex(rng, 24)}" if matched else f"local://{key}",
+            "ratingKey": str(key), "key": f"/library/metadata/{key}", "guid": guid,
             "type": "track", "title": title, "titleSort": None, "originalTitle": original, "summary": "",
-            "index": index, "parentIndex": disc,
-            "ratingCount": int(rng.paretovariate(0.7) * 40) if matched else None,
+            "index": index, "parentIndex": disc, "ratingCount": rating_count,
             "userRating": rating, "viewCount": view_count, "skipCount": skip, "lastViewedAt": last_viewed,
             "lastRatedAt": last_rated, "duration": duration, "addedAt": added, "updatedAt": updated,
-            "musicAnalysisVersion": "1", "genres": genres,
-            "guids": [f"mbid://{_uuid(rng)}"] if matched else [],
+            "musicAnalysisVersion": "1", "genres": genres, "guids": guids,
             "media": {"id": key + 1_000_000, "bitrate": bitrate, "audioChannels": 2, "audioCodec": acodec,
                       "container": container, "part_id": key + 1_000_000, "size": size, "ext": ext,
                       "samplingRate": 96000 if acodec == "flac" and bitrate > 1200 else 44100,
@@ -588,41 +660,88 @@ class Library:
             self._merged[key] = rec
         return rec
 
-    def _track_rec(self, key: int, raw: dict | None = None) -> dict:
+    def _track_rec(self, key: int, raw: dict | None = None, album_idx: int | None = None) -> dict:
         rec = raw if raw is not None else self._raw(key)
         rec = dict(rec)
         over = self._over.get(key)
         if over:
             rec.update(over)
-        album = self._album_rec(int(rec["parentRatingKey"])) if "parentRatingKey" in rec else None
-        if album is None:
-            kind = self._base_kind(key)
-            album = self._album_rec(self._alb_key[kind[1]])
+        if "parentRatingKey" in rec:
+            album = self._album_rec(int(rec["parentRatingKey"]))
+        else:
+            if album_idx is None:
+                album_idx = self._base_kind(key)[1]
+            album = self._album_rec(self._alb_key[album_idx])
+        ctx = album.get("_track_fields")
+        if ctx is None:
+            ctx = album["_track_fields"] = self._track_fields(album)
+        rec.update(ctx)
+        return rec
+
+    def _track_fields(self, album: dict) -> dict:
+        "The album- and artist-derived fields of the album's tracks, in the order records carry them"
         artist = self._artist_rec(int(album["parentRatingKey"]))
         akey, rkey = album["ratingKey"], artist["ratingKey"]
-        rec["parentRatingKey"] = akey
-        rec["grandparentRatingKey"] = rkey
-        rec["parentGuid"] = album["guid"]
-        rec["grandparentGuid"] = artist["guid"]
-        rec["parentStudio"] = album["studio"]
-        rec["grandparentKey"] = f"/library/metadata/{rkey}"
-        rec["parentKey"] = f"/library/metadata/{akey}"
-        rec["grandparentTitle"] = artist["title"]
-        rec["parentTitle"] = album["title"]
-        rec["parentYear"] = album["year"]
-        rec["thumb"] = rec["parentThumb"] = album["thumb"]
-        rec["art"] = rec["grandparentArt"] = artist["art"]
-        rec["grandparentThumb"] = artist["thumb"]
-        rec["librarySectionID"] = album["librarySectionID"]
-        return rec
+        return {
+            "parentRatingKey": akey, "grandparentRatingKey": rkey, "parentGuid": album["guid"],
+            "grandparentGuid": artist["guid"], "parentStudio": album["studio"],
+            "grandparentKey": f"/library/metadata/{rkey}", "parentKey": f"/library/metadata/{akey}",
+            "grandparentTitle": artist["title"], "parentTitle": album["title"], "parentYear": album["year"],
+            "thumb": album["thumb"], "parentThumb": album["thumb"], "art": artist["art"],
+            "grandparentArt": artist["art"], "grandparentThumb": artist["thumb"],
+            "librarySectionID": album["librarySectionID"],
+        }  # fmt: skip
+
+    def records(self, keys, tail: bool = True) -> list[dict]:
+        """``record(k)`` of every live key (others left out), for a page of a listing: the tracks of
+        an album come in runs, so the album is looked up once per run. ``tail=False``: tracks may
+        be partial (see ``_gen_track``), for a listing that writes none of the tail fields."""
+        out = []
+        append = out.append
+        deleted, added, overlay = self._deleted, self._added, self._over
+        full = self._tracks_cached or tail  # a cached record is always complete
+        lo, hi, j, ak, album, fields = 1, 0, -1, 0, None, None  # the current album and its key range
+        for k in keys:
+            if k in deleted:
+                continue
+            if not lo <= k <= hi or k in added:
+                kind = None if k in added else self._base_kind(k)
+                if kind is None or kind[0] != "track":
+                    rec = self.record(k)
+                    if rec is not None:
+                        append(rec)
+                    continue
+                j = kind[1]
+                ak = self._alb_key[j]
+                lo, hi = ak + 1, ak + self._alb_n[j]
+                album = self._album_base(j)
+                merged = self._album_rec(ak)
+                fields = merged.get("_track_fields")
+                if fields is None:
+                    fields = merged["_track_fields"] = self._track_fields(merged)
+            if full:
+                rec = dict(self._track_base(k, j, k - ak))
+            else:  # a fresh partial record, nobody else holds it: merged in place
+                rec = self._gen_track(k, album, k - ak, tail=False)
+            over = overlay.get(k)
+            if over:
+                rec.update(over)
+            rec.update(fields)
+            append(rec)
+        return out
 
     def record(self, key: int) -> dict | None:
         "The merged (server-visible) record of any live item, or None"
         if key in self._deleted:
             return None
-        raw = self._raw(key)
+        raw = self._added.get(key)
         if raw is None:
-            return None
+            kind = self._base_kind(key)
+            if kind is None:
+                return None
+            if kind[0] == "track":
+                return self._track_rec(key, self._track_base(key, kind[1], kind[2]), kind[1])
+            raw = self._raw(key)
         t = raw["type"]
         if t == "track":
             return self._track_rec(key, raw)

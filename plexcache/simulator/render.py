@@ -55,7 +55,10 @@ def _emit(elem, out: list) -> None:
     if children:
         out.append(">\n")
         for c in children:
-            _emit(c, out)
+            if c.__class__ is str:  # an item rendered by xml_item()
+                out.append(c)
+            else:
+                _emit(c, out)
         out.append(f"</{tag}>\n")
     else:
         out.append(" />\n")
@@ -95,13 +98,14 @@ def _put(attrs: dict, name: str, value) -> None:
 class Options:
     "rendering options derived from the request"
 
-    __slots__ = ("include_guids", "excl_elements", "excl_fields", "detail")
+    __slots__ = ("include_guids", "excl_elements", "excl_fields", "detail", "key")
 
     def __init__(self, include_guids=False, excl_elements=(), excl_fields=(), detail=False):
         self.include_guids = include_guids
         self.excl_elements = set(excl_elements)
         self.excl_fields = set(excl_fields)
         self.detail = detail
+        self.key = (bool(include_guids), bool(detail), frozenset(self.excl_elements), frozenset(self.excl_fields))
 
 
 def _trim(attrs: dict, opts: Options) -> dict:
@@ -321,6 +325,248 @@ def item_element(rec: dict, sec: dict, opts: Options):
     if t == "artist":
         return artist_element(rec, sec, opts)
     return movie_element(rec, sec, opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# items straight to XML text
+#
+# xml_item(rec, sec, opts) is the text _emit writes for item_element(rec, sec, opts), byte for byte,
+# without building the element first. Per item type and set of options (a sync asks the same
+# excludeFields/excludeElements on every page) the attribute writer is generated once, holding only
+# the attributes those options keep, in the builders' order and with their rules:
+#   req     always written (rec[name])          truthy  written when rec.get(name) is truthy
+#   put     written unless None/""/0/[] (_put)  empty   rec.get(name) or "" (always written)
+#   const   a fixed value                       sec     librarySection* (full metadata only)
+# Children (Media/Part/Stream, tags, Guid) are written by the hand-written functions below.
+# tests/test_simulator.py checks this path against item_element + _emit and pins both.
+
+_REQ, _TRUTHY, _PUT, _EMPTY, _CONST, _SEC = "req", "truthy", "put", "empty", "const", "sec"
+_SECTION_SPEC = (
+    ("librarySectionTitle", _SEC, 'sec["title"]'),
+    ("librarySectionID", _SEC, 'sec["id"]'),
+    ("librarySectionKey", _SEC, "f\"/library/sections/{sec['id']}\""),
+)
+_ITEM_SPECS = {
+    "track": ("Track", (
+        ("ratingKey", _REQ), ("key", _REQ), ("parentRatingKey", _REQ), ("grandparentRatingKey", _REQ),
+        ("guid", _REQ), *((n, _TRUTHY) for n in _TRACK_A), ("type", _CONST, "track"), ("title", _REQ),
+        ("titleSort", _TRUTHY), ("grandparentKey", _REQ), ("parentKey", _REQ), *_SECTION_SPEC,
+        ("grandparentTitle", _REQ), ("parentTitle", _REQ), ("originalTitle", _TRUTHY), ("summary", _EMPTY),
+        *((n, _TRUTHY) for n in _TRACK_B), ("addedAt", _REQ), *((n, _TRUTHY) for n in _TRACK_C),
+    )),
+    "album": ("Directory", (
+        ("ratingKey", _REQ), ("key", _REQ), ("parentRatingKey", _REQ), ("guid", _REQ), ("parentGuid", _PUT),
+        ("studio", _PUT), ("type", _CONST, "album"), ("title", _REQ), ("titleSort", _PUT), ("parentKey", _REQ),
+        *_SECTION_SPEC, ("parentTitle", _REQ), ("summary", _EMPTY),
+        *((n, _PUT) for n in ("index", "userRating", "viewCount", "lastViewedAt", "lastRatedAt", "year", "thumb",
+                              "art", "parentThumb", "originallyAvailableAt", "leafCount")),
+        ("addedAt", _REQ), ("updatedAt", _PUT), ("loudnessAnalysisVersion", _CONST, "2"),
+        ("musicAnalysisVersion", _CONST, "1"),
+    )),
+    "artist": ("Directory", (
+        ("ratingKey", _REQ), ("key", _REQ), ("guid", _REQ), ("type", _CONST, "artist"), ("title", _REQ),
+        ("titleSort", _PUT), *_SECTION_SPEC, ("summary", _EMPTY),
+        *((n, _PUT) for n in ("index", "userRating", "viewCount", "lastViewedAt", "lastRatedAt", "thumb", "art")),
+        ("addedAt", _REQ), ("updatedAt", _PUT),
+    )),
+}  # fmt: skip
+_NEVER_TRIMMED = ("ratingKey", "key", "type")
+# Written without _s() when they have the expected type (the check stays: any value still comes out
+# as _emit writes it): usually ints, and strings that cannot need escaping (built from integer keys,
+# never editable).
+_INTISH = {"index", "parentIndex", "ratingCount", "viewCount", "skipCount", "lastViewedAt", "lastRatedAt",
+           "parentYear", "duration", "addedAt", "updatedAt", "year", "leafCount", "librarySectionID"}  # fmt: skip
+_SAFE_STR = {"ratingKey", "key", "parentRatingKey", "grandparentRatingKey", "parentKey", "grandparentKey",
+             "librarySectionKey"}  # fmt: skip
+_search = _SPECIAL.search
+
+
+def _s(v) -> str:
+    "An attribute value as _emit writes it"
+    t = v.__class__
+    if t is str:
+        return v.translate(_ESC) if _search(v) else v
+    if t is int:
+        return str(v)
+    if t is bool:
+        return "1" if v else "0"
+    return _xml_value(v)
+
+
+def _value(name: str, var: str) -> str:
+    "The expression writing attribute `name` held in `var`"
+    if name in _INTISH:
+        return f"{var} if {var}.__class__ is int else _s({var})"
+    if name in _SAFE_STR:
+        return f"{var} if {var}.__class__ is str else _s({var})"
+    return f"_s({var})"
+
+
+def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list):
+    """Generate write(rec, sec) -> the item's XML text: the attributes these options keep, each
+    optional one as a piece ("" when left out), all joined by one f-string; then the children,
+    written by the functions in `children` (None when none can be written)."""
+    lines = ["def write(rec, sec):", "    get = rec.get"]
+    head = []  # the f-string of the start tag
+    n = 0
+    for name, rule, *src in spec:
+        if name in excl_fields and name not in _NEVER_TRIMMED:
+            continue
+        if rule == _SEC and not detail:
+            continue
+        if rule == _CONST:
+            text = _s(src[0])
+            assert not set(text) & set("{}'\\"), text
+            head.append(f' {name}="{text}"')
+            continue
+        if rule in (_REQ, _EMPTY, _SEC):
+            expr = {_REQ: f'rec["{name}"]', _EMPTY: f'get("{name}") or ""', _SEC: src and src[0]}[rule]
+            lines.append(f"    a{n} = {expr}")
+            head.append(f' {name}="{{{_value(name, f"a{n}")}}}"')
+        else:
+            lines.append(f'    v = get("{name}")')
+            cond = "v" if rule == _TRUTHY else 'not (v is None or v == "" or v == 0 or v == [])'
+            lines.append(f"""    a{n} = f' {name}="{{{_value(name, 'v')}}}"' if {cond} else ''""")
+            head.append(f"{{a{n}}}")
+        n += 1
+    start = f"<{tag}" + "".join(head)
+    if not children:
+        lines.append(f"    return f'{start} />\\n'")
+    else:
+        lines.append(f"    head = f'{start}'")
+        lines.append("    kids = " + " + ".join(f"c{i}(rec, sec)" for i in range(len(children))))
+        lines.append(f"    return f'{{head}}>\\n{{kids}}</{tag}>\\n' if kids else head + ' />\\n'")
+    namespace = {"_s": _s, **{f"c{i}": c for i, c in enumerate(children)}}
+    exec("\n".join(lines), namespace)  # noqa: S102 (generated from the fixed specs above)
+    return namespace["write"]
+
+
+def _tags_xml(tag: str, field: str, values, detail: bool, limit: int) -> str:
+    "The text of _tags(tag, values, ...): full <Tag id filter tag> on full items, else the first `limit`"
+    if detail:
+        out = []
+        for v in values:
+            i = tag_id(field, v)
+            out.append(f'<{tag} id="{i}" filter="{_s(f"{field}={i}")}" tag="{_s(v)}" />\n')
+        return "".join(out)
+    return "".join([f'<{tag} tag="{_s(v)}" />\n' for v in values[:limit]])
+
+
+def _track_media_xml(rec: dict, sec: dict, part: bool, detail: bool, stream: bool) -> str:
+    m = rec["media"]
+    d = rec.get("duration")
+    if d is None or d == "" or d == 0 or d == []:
+        dur = ""
+    else:
+        dur = f' duration="{d if d.__class__ is int else _s(d)}"'
+    i, b = m["id"], m["bitrate"]
+    out = (f'<Media id="{i if i.__class__ is int else _s(i)}"{dur} bitrate="{b if b.__class__ is int else _s(b)}"'
+           f' audioChannels="{_s(m["audioChannels"])}" audioCodec="{_s(m["audioCodec"])}"'
+           f' container="{_s(m["container"])}"')  # fmt: skip
+    if not part:
+        return out + " />\n"
+    disc = rec.get("parentIndex") or 1
+    fname = f"{disc}-{(rec.get('index') or 0):02d} {rec['title']}.{m['ext']}".replace("/", "_")
+    artist = rec["grandparentTitle"].replace("/", "_")
+    album = rec["parentTitle"].replace("/", "_")
+    pid = m["part_id"]
+    key = f"/library/parts/{pid}/{m['ts']}/file.{m['ext']}"
+    path = f"{sec['location']}/{artist}/{album}/{fname}"
+    p = '<Part accessible="1" exists="1"' if detail else "<Part"
+    p += (f' id="{_s(pid)}" key="{_s(key)}"{dur} file="{_s(path)}" size="{_s(m["size"])}"'
+          f' container="{_s(m["container"])}" hasThumbnail="1"')  # fmt: skip
+    if detail and stream:
+        codec = m["audioCodec"]
+        title = _s(f"{codec.upper()} (Stereo)")
+        p += (f'>\n<Stream id="{_s(pid + 500000)}" streamType="2" selected="1" codec="{_s(codec)}" index="0"'
+              f' channels="2" bitrate="{_s(m["bitrate"])}" audioChannelLayout="stereo"'
+              f' samplingRate="{_s(m["samplingRate"])}" displayTitle="{title}" extendedDisplayTitle="{title}"'
+              " />\n</Part>\n")  # fmt: skip
+    else:
+        p += " />\n"
+    return f"{out}>\n{p}</Media>\n"
+
+
+class _ItemWriter:
+    "Writes items of one type for one set of options: write(rec, sec) -> text (see xml_item)"
+
+    __slots__ = ("write", "keys_only", "needs_tail", "tag", "key_suffix", "type_name")
+
+    def __init__(self, type_name: str, opts: Options):
+        tag, spec = _ITEM_SPECS[type_name]
+        ex, detail = opts.excl_elements, bool(opts.detail)
+        # the children these options keep, in the builders' order
+        parts = []
+        if type_name == "track":
+            if "Media" not in ex:
+                part, stream = "Part" not in ex, "Stream" not in ex
+                parts.append(lambda rec, sec: _track_media_xml(rec, sec, part, detail, stream))
+            tags = (("Genre", "genre", "genres", 2),)
+        elif type_name == "album":
+            tags = (("Genre", "genre", "genres", 2),)
+            if detail:  # Format/Subformat only on full album metadata
+                tags += (("Format", "format", "formats", 2), ("Subformat", "subformat", "subformats", 2))
+        else:
+            tags = (("Genre", "genre", "genres", 2), ("Country", "country", "countries", 1))
+        for tag_name, field, name, limit in tags:
+            if tag_name not in ex:
+                parts.append(_tag_child(tag_name, field, name, detail, limit))
+        if "Guid" not in ex and (detail or opts.include_guids):
+            parts.append(_guid_child)
+        self.write = _item_writer(tag, spec, detail, opts.excl_fields, parts)
+        kept = [n for n, rule, *_ in spec
+                if (detail or rule != _SEC) and (n in _NEVER_TRIMMED or n not in opts.excl_fields)]  # fmt: skip
+        # keys-only listings (every field but the key trimmed, no children): no record needed
+        self.keys_only = not parts and kept == ["ratingKey", "key", "type"]
+        # tracks: the last generated fields (Library._gen_track's tail) are written only here
+        self.needs_tail = type_name != "track" or bool(
+            {"guid", "ratingCount"} & set(kept) or _guid_child in parts
+            or ("Media" not in ex and "Part" not in ex))  # fmt: skip
+        self.tag, self.type_name = tag, type_name
+        self.key_suffix = "" if type_name == "track" else "/children"
+
+    def from_key(self, key: int) -> str:
+        "The item of a keys-only writer, from its ratingKey alone (the key and type follow from it)"
+        return f'<{self.tag} ratingKey="{key}" key="/library/metadata/{key}{self.key_suffix}" type="{self.type_name}" />\n'
+
+
+def _tag_child(tag: str, field: str, name: str, detail: bool, limit: int):
+    def write(rec: dict, sec: dict) -> str:
+        values = rec.get(name)
+        return _tags_xml(tag, field, values, detail, limit) if values else ""
+
+    return write
+
+
+def _guid_child(rec: dict, sec: dict) -> str:
+    guids = rec.get("guids")
+    return "".join([f'<Guid id="{_s(g)}" />\n' for g in guids]) if guids else ""
+
+
+_WRITERS: dict = {}
+
+
+def item_writer(type_name: str, opts: Options):
+    "The writer of items of this type for these options, or None (movies: use item_element)"
+    key = (type_name, opts.key)
+    w = _WRITERS.get(key)
+    if w is None:
+        if type_name not in _ITEM_SPECS:
+            return None
+        if len(_WRITERS) > 512:  # options come from clients: keep the cache bounded
+            _WRITERS.clear()
+        w = _WRITERS[key] = _ItemWriter(type_name, opts)
+    return w
+
+
+def xml_item(rec: dict, sec: dict, opts: Options) -> str:
+    "The XML text of item_element(rec, sec, opts), as to_xml writes it"
+    w = item_writer(rec["type"], opts)
+    if w is None:
+        out: list = []
+        _emit(item_element(rec, sec, opts), out)
+        return "".join(out)
+    return w.write(rec, sec)
 
 
 # ---------------------------------------------------------------------------------------------

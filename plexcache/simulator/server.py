@@ -9,6 +9,7 @@ import gzip
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from . import render as R
-from .library import ALBUM, ARTIST, MOVIE, TRACK, Library, QueryError
+from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, Library, QueryError
 
 PMS_VERSION = "1.41.5.9522-a96edc606"
 BODY_401 = (
@@ -27,6 +28,8 @@ BODY_401 = (
 XML_CT = "text/xml;charset=utf-8"
 JSON_CT = "application/json"
 FAULT_KINDS = {"status", "drop", "stall", "truncate", "malformed", "body"}
+# what writing to (or reading from) a client that went away raises
+_HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 def html_error(code: int) -> bytes:
@@ -122,6 +125,12 @@ class _Server(ThreadingHTTPServer):
             self.open_sockets.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request, client_address):
+        "A client that hangs up (even between keep-alive requests) is no error: no traceback for it"
+        if isinstance(sys.exc_info()[1], _HANGUPS):
+            return
+        super().handle_error(request, client_address)
+
     def close_all(self):
         with self.sock_lock:
             socks = list(self.open_sockets)
@@ -211,6 +220,12 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(status, body, ctype, extra, head)
 
     def _send(self, status, body, ctype, extra, head, truncate=False, compress=True):
+        try:
+            self._send_response(status, body, ctype, extra, head, truncate, compress)
+        except _HANGUPS:  # the client hung up mid-response (an aborted sync): nobody to answer
+            self.close_connection = True
+
+    def _send_response(self, status, body, ctype, extra, head, truncate, compress):
         sim = self.server.sim
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -434,13 +449,21 @@ class Handler(BaseHTTPRequestHandler):
         valid = (ARTIST, ALBUM, TRACK) if sec["type"] == "artist" else (MOVIE,)
         opts = self._opts(params)
         paged = start is not None or size is not None
-        if t not in valid:
-            total, keys = 0, []
-        else:
-            total, keys = lib.query(sec["id"], t, params, start, size)
-        with lib.lock:
-            recs = [lib.record(k) for k in keys]
-        items = [R.item_element(r, sec, opts) for r in recs if r is not None]
+        with lib.lock:  # one snapshot: the keys of the page and their records
+            if t not in valid:
+                total, keys = 0, []
+            else:
+                total, keys = lib.query(sec["id"], t, params, start, size)
+            writer = None if self._wants_json() else R.item_writer(TYPE_NAMES[t], opts)
+            if writer is not None and writer.keys_only:  # nothing but keys asked: no record needed
+                items = [writer.from_key(k) for k in keys]
+            else:
+                recs = lib.records(keys, tail=writer is None or writer.needs_tail)
+                if writer is not None:
+                    write = writer.write
+                    items = [write(r, sec) for r in recs]
+                else:
+                    items = [R.item_element(r, sec, opts) for r in recs]
         size_attrs, extra = self._size_attrs(len(items), total, start, paged)
         root = R.listing_container(sec, items, size_attrs, t)
         if qs.get("includeMeta", "0") not in ("0", ""):
@@ -497,10 +520,8 @@ class Handler(BaseHTTPRequestHandler):
         e = total if size is None else min(total, s + size)
         page = recs[s:e]
         opts = self._opts(params, detail=True)
-        items = []
-        for r in page:
-            sec = lib.section(r["librarySectionID"])
-            items.append(R.item_element(r, sec, opts))
+        render = R.item_element if self._wants_json() else R.xml_item
+        items = [render(r, lib.section(r["librarySectionID"]), opts) for r in page]
         size_attrs, extra = self._size_attrs(len(items), total, start, paged)
         a = dict(size_attrs)
         a["allowSync"] = True
@@ -540,7 +561,8 @@ class Handler(BaseHTTPRequestHandler):
                     recs = allrecs[s:e]
         sec = lib.section(parent["librarySectionID"])
         opts = self._opts(params)
-        items = [R.item_element(r, sec, opts) for r in recs]
+        render = R.item_element if self._wants_json() else R.xml_item
+        items = [render(r, sec, opts) for r in recs]
         paged = start is not None or size is not None
         size_attrs, extra = self._size_attrs(len(items), total, start, paged)
         a = dict(size_attrs)
@@ -589,11 +611,14 @@ class Handler(BaseHTTPRequestHandler):
 
         def reply(code, obj):
             body = json.dumps(obj, default=str).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except _HANGUPS:
+                self.close_connection = True
 
         if not self._token_ok(params):
             return reply(401, {"error": "unauthorized"})
