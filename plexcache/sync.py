@@ -394,7 +394,7 @@ class _SyncRun:
             except OSError as e:
                 log.warning("could not remove %s: %s", path, e)
 
-    def _stage_tracks(self, items, section_id: int, *, seen: bool = False) -> int:
+    def _stage_tracks(self, items, section_id: int) -> int:
         rows, dupes = [], set()
         for el in items:
             try:
@@ -415,18 +415,22 @@ class _SyncRun:
                 self.conn.executemany(
                     f"insert or replace into stage.tracks values ({placeholders})", rows
                 )
-                if seen:
-                    self.conn.executemany(
-                        "insert or ignore into stage.seen values (?, ?)",
-                        ((r[0], section_id) for r in rows),
-                    )
         return len(rows)
 
     def _fetch_all(self, section: Section) -> None:
         # complete: absences from this listing become deletions
         for items, _remaining in prefetch(self.source.pages(section.id, TRACK, complete=True)):
-            self.fetched += self._stage_tracks(items, section.id, seen=True)
+            self.fetched += self._stage_tracks(items, section.id)
             self._progress()
+        # Every listed key was seen: one sorted bulk insert, not a second
+        # write per track.
+        with self.conn:
+            self.conn.execute("begin")
+            self.conn.execute(
+                "insert or ignore into stage.seen select rating_key, section_id from stage.tracks "
+                "where section_id = ? order by rating_key",
+                (section.id,),
+            )
 
     def _fetch_delta(self, section: Section, libtype: int, filters: dict) -> list:
         "Stage (tracks) or collect keys of (albums, artists) items matching ``filters``"
@@ -519,7 +523,7 @@ class _SyncRun:
         conn = self.conn
         server_albums: dict[str, int] = {}
         for items, _ in self.source.pages(
-            sid, ALBUM, page_size=KEY_SCAN_PAGE, extra=ALBUM_COUNTS_ONLY, complete=True
+            sid, ALBUM, page_size=KEY_SCAN_PAGE, extra=ALBUM_COUNTS_ONLY
         ):
             for el in items:
                 key, leaves = rating_key(el.get("ratingKey")), el.get("leafCount")
@@ -544,7 +548,7 @@ class _SyncRun:
         for i in range(0, len(suspects), KEY_FILTER_BATCH):
             batch = suspects[i : i + KEY_FILTER_BATCH]
             for items, _ in self.source.pages(
-                sid, TRACK, {"album.id": ",".join(batch)}, page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY, complete=True
+                sid, TRACK, {"album.id": ",".join(batch)}, page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY
             ):
                 seen.update(k for k in map(rating_key, (el.get("ratingKey") for el in items)) if k)
         conn.execute("create temp table album_seen (rating_key TEXT PRIMARY KEY)")
