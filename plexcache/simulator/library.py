@@ -118,7 +118,19 @@ _FILTER_KEY = re.compile(r"(?:(track|album|artist|movie)\.)?([A-Za-z][A-Za-z0-9]
 _RELATIVE = re.compile(r"^-?(\d+)(mon|[smhdwy])$")
 
 
+# A listing row: an unedited base track's values as drawn without the tail (Library.records(rows=True)).
+# "parent" is the dict of its album- and artist-derived fields (Library._track_fields), "key" its
+# ratingKey as an int; the others are the values its record holds (the last three: its media's).
+TRACK_ROW = ("parent", "key", "title", "originalTitle", "index", "parentIndex", "userRating", "viewCount",
+             "skipCount", "lastViewedAt", "lastRatedAt", "duration", "addedAt", "updatedAt", "genres", "bitrate",
+             "audioCodec", "container")  # fmt: skip
+# a track's fields that come from its album and artist (never edited on the track itself)
+TRACK_PARENT_FIELDS = frozenset((
+    "parentRatingKey", "grandparentRatingKey", "parentGuid", "grandparentGuid", "parentStudio", "grandparentKey",
+    "parentKey", "grandparentTitle", "parentTitle", "parentYear", "thumb", "parentThumb", "art", "grandparentArt",
+    "grandparentThumb", "librarySectionID"))  # fmt: skip
 TRACK_CACHE = 32768  # generated base tracks kept (only when the library has no more tracks)
+PARENT_CACHE = 200_000  # generated base albums, and artists, kept at most (~2.4M tracks' worth)
 
 
 class QueryError(ValueError):
@@ -203,8 +215,12 @@ class Library:
         self._deleted_in_album: Counter = Counter()
         self._merged: dict[int, dict] = {}  # merged album/artist records, cleared on mutation
         self._query_cache: OrderedDict = OrderedDict()
-        self._artist_base = lru_cache(maxsize=16384)(self._gen_artist)
-        self._album_base = lru_cache(maxsize=16384)(self._gen_album)
+        # generated base artists and albums are immutable too. A full sync lists every track (so
+        # generates every album, in key order), then asks for every album and artist again: only a
+        # cache holding them all saves generating them twice (1,000,000 tracks: 84k albums and 26k
+        # artists, ~200 MB).
+        self._artist_base = lru_cache(maxsize=min(len(self._art_key), PARENT_CACHE) or 1)(self._gen_artist)
+        self._album_base = lru_cache(maxsize=min(len(self._alb_key), PARENT_CACHE) or 1)(self._gen_album)
         # generated base tracks are immutable (edits live in the overlay): cache them when the whole
         # library fits. A bigger library is listed in key order, which an LRU never hits: caching
         # would only cost (and keep the garbage collector busy with ~100k cached objects).
@@ -469,14 +485,15 @@ class Library:
     def _gen_base_track(self, key: int, album_idx: int, pos: int) -> dict:
         return self._gen_track(key, self._album_base(album_idx), pos)
 
-    def _gen_track(self, key: int, album: dict, pos: int, now: int | None = None, tail: bool = True) -> dict:
+    def _gen_track(self, key: int, album: dict, pos: int, now: int | None = None, tail: bool = True,
+                   parent: dict | None = None) -> dict:  # fmt: skip
         """Base fields of a track (no album/artist-derived fields). ``pos`` is 1-based in the album.
 
         The hot path of every listing: straight-line code, one draw after the other. The draws and
         their order ARE the library (same seed, same library), so any change here must keep them
         (tests/test_simulator.py pins the output). ``x[int(r() * n)]`` is a pick, ``lo + int(r() * k)``
-        a randint. ``tail=False`` skips the last draws: a partial record without ``guid``,
-        ``ratingCount``, ``guids`` and the media ``size``, for listings that write none of them."""
+        a randint. ``tail=False`` skips the last draws (``guid``, ``ratingCount``, ``guids``, the
+        media ``size``) and returns a row (TRACK_ROW) whose parent fields are ``parent``."""
         rng = _track_rng(_h(self.seed, key, 3))
         r = rng.random
         classical = album["_classical"]
@@ -484,16 +501,22 @@ class Library:
             title = _MOVEMENTS[int(r() * _N_MOVEMENTS)]
         else:
             x = r()
-            if x < 0.55:
+            if x < 0.55:  # 1 to 4 words (the picks are evaluated left to right)
                 n = 1 + int(r() * 4)
-                if n == 1:
-                    title = _WORDS_T[int(r() * _N_WORDS)]
-                else:
-                    title = " ".join([_WORDS_T[int(r() * _N_WORDS)] for _ in range(n)])
+                title = _WORDS_T[int(r() * _N_WORDS)]
+                if n > 1:
+                    title = f"{title} {_WORDS_T[int(r() * _N_WORDS)]}"
+                    if n > 2:
+                        title = f"{title} {_WORDS_T[int(r() * _N_WORDS)]}"
+                        if n > 3:
+                            title = f"{title} {_WORDS_T[int(r() * _N_WORDS)]}"
             elif x < 0.7:
                 title = f"{_ADJ[int(r() * _N_ADJ)]} {_NOUN[int(r() * _N_NOUN)]}"
-            elif x < 0.8:
-                title = "".join([_CJK_WORDS[int(r() * _N_CJK_WORDS)] for _ in range(1 + int(r() * 4))])
+            elif x < 0.8:  # 1 to 4 CJK words
+                n = 1 + int(r() * 4)
+                title = _CJK_WORDS[int(r() * _N_CJK_WORDS)]
+                for _ in range(n - 1):
+                    title += _CJK_WORDS[int(r() * _N_CJK_WORDS)]
             elif x < 0.86:
                 title = f"{_WORDS_T[int(r() * _N_WORDS)]} & {_WORDS_T[int(r() * _N_WORDS)]}"
             elif x < 0.89:
@@ -558,18 +581,9 @@ class Library:
             acodec, container, bitrate, ext = "aac", "mp4", 256, "m4a"
         else:
             acodec, container, bitrate, ext = "alac", "mp4", 700 + int(r() * 401), "m4a"
-        if not tail:
-            return {
-                "ratingKey": str(key), "key": f"/library/metadata/{key}", "type": "track", "title": title,
-                "titleSort": None, "originalTitle": original, "summary": "", "index": index, "parentIndex": disc,
-                "userRating": rating, "viewCount": view_count, "skipCount": skip, "lastViewedAt": last_viewed,
-                "lastRatedAt": last_rated, "duration": duration, "addedAt": added, "updatedAt": updated,
-                "musicAnalysisVersion": "1", "genres": genres,
-                "media": {"id": key + 1_000_000, "bitrate": bitrate, "audioChannels": 2, "audioCodec": acodec,
-                          "container": container, "part_id": key + 1_000_000, "ext": ext,
-                          "samplingRate": 96000 if acodec == "flac" and bitrate > 1200 else 44100,
-                          "ts": album["addedAt"]},
-            }  # fmt: skip
+        if not tail:  # a row (TRACK_ROW)
+            return (parent, key, title, original, index, disc, rating, view_count, skip, last_viewed, last_rated,
+                    duration, added, updated, genres, bitrate, acodec, container)  # fmt: skip
         size = int((duration or 180000) / 1000 * bitrate * 125) + 20000 + int(r() * 70001)
         if matched:
             guid = f"plex://track/{rng.getrandbits(96):024x}"
@@ -630,7 +644,7 @@ class Library:
         "merged album record incl. artist-derived fields (cached until the next mutation)"
         rec = self._merged.get(key)
         if rec is None:
-            rec = dict(self._raw(key))
+            rec = self._raw(key).copy()
             over = self._over.get(key)
             if over:
                 rec.update(over)
@@ -651,7 +665,7 @@ class Library:
     def _artist_rec(self, key: int) -> dict:
         rec = self._merged.get(key)
         if rec is None:
-            rec = dict(self._raw(key))
+            rec = self._raw(key).copy()
             over = self._over.get(key)
             if over:
                 rec.update(over)
@@ -662,7 +676,7 @@ class Library:
 
     def _track_rec(self, key: int, raw: dict | None = None, album_idx: int | None = None) -> dict:
         rec = raw if raw is not None else self._raw(key)
-        rec = dict(rec)
+        rec = rec.copy()
         over = self._over.get(key)
         if over:
             rec.update(over)
@@ -679,7 +693,9 @@ class Library:
         return rec
 
     def _track_fields(self, album: dict) -> dict:
-        "The album- and artist-derived fields of the album's tracks, in the order records carry them"
+        """The album- and artist-derived fields of the album's tracks, in the order records carry
+        them (TRACK_PARENT_FIELDS), and a "_render_key": a new object whenever they are computed
+        again (after a mutation), so the renderer may reuse their text for records carrying it."""
         artist = self._artist_rec(int(album["parentRatingKey"]))
         akey, rkey = album["ratingKey"], artist["ratingKey"]
         return {
@@ -689,17 +705,17 @@ class Library:
             "grandparentTitle": artist["title"], "parentTitle": album["title"], "parentYear": album["year"],
             "thumb": album["thumb"], "parentThumb": album["thumb"], "art": artist["art"],
             "grandparentArt": artist["art"], "grandparentThumb": artist["thumb"],
-            "librarySectionID": album["librarySectionID"],
+            "librarySectionID": album["librarySectionID"], "_render_key": object(),
         }  # fmt: skip
 
-    def records(self, keys, tail: bool = True) -> list[dict]:
+    def records(self, keys, rows: bool = False) -> list:
         """``record(k)`` of every live key (others left out), for a page of a listing: the tracks of
-        an album come in runs, so the album is looked up once per run. ``tail=False``: tracks may
-        be partial (see ``_gen_track``), for a listing that writes none of the tail fields."""
+        an album come in runs, so the album is looked up once per run. ``rows=True``: unedited base
+        tracks come as rows (TRACK_ROW) instead of records, for a writer that reads them."""
         out = []
         append = out.append
         deleted, added, overlay = self._deleted, self._added, self._over
-        full = self._tracks_cached or tail  # a cached record is always complete
+        full = self._tracks_cached or not rows  # a cached record is complete and costs nothing
         lo, hi, j, ak, album, fields = 1, 0, -1, 0, None, None  # the current album and its key range
         for k in keys:
             if k in deleted:
@@ -719,15 +735,15 @@ class Library:
                 fields = merged.get("_track_fields")
                 if fields is None:
                     fields = merged["_track_fields"] = self._track_fields(merged)
-            if full:
-                rec = dict(self._track_base(k, j, k - ak))
-            else:  # a fresh partial record, nobody else holds it: merged in place
-                rec = self._gen_track(k, album, k - ak, tail=False)
-            over = overlay.get(k)
-            if over:
-                rec.update(over)
-            rec.update(fields)
-            append(rec)
+            if full or k in overlay:
+                rec = self._track_base(k, j, k - ak).copy()
+                over = overlay.get(k)
+                if over:
+                    rec.update(over)
+                rec.update(fields)
+                append(rec)
+            else:
+                append(self._gen_track(k, album, k - ak, tail=False, parent=fields))
         return out
 
     def record(self, key: int) -> dict | None:
@@ -749,7 +765,7 @@ class Library:
             return self._album_rec(key)
         if t == "artist":
             return self._artist_rec(key)
-        rec = dict(raw)
+        rec = raw.copy()
         rec["librarySectionID"] = self.movie_section
         rec.update(self._over.get(key, {}))
         return rec

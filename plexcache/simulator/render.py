@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, tag_id
+from .library import ALBUM, ARTIST, MOVIE, TRACK, TRACK_PARENT_FIELDS, TYPE_NAMES, tag_id
 
 MEDIA_TAG_PREFIX = "/system/bundle/media/flags/"
 MEDIA_TAG_VERSION = 1740148659
@@ -67,7 +67,9 @@ def _emit(elem, out: list) -> None:
 def to_xml(root) -> bytes:
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
     _emit(root, out)
-    return "".join(out).encode("utf-8")
+    # encoded piece by piece: one CJK or emoji title would make the joined page a 4-byte-per-
+    # character string, slower to build and to encode than the (mostly ASCII) pieces
+    return b"".join([s.encode("utf-8") for s in out])
 
 
 def _json_obj(elem, item_key: str, top: bool):
@@ -384,8 +386,10 @@ _search = _SPECIAL.search
 def _s(v) -> str:
     "An attribute value as _emit writes it"
     t = v.__class__
-    if t is str:
-        return v.translate(_ESC) if _search(v) else v
+    if t is str:  # (what _SPECIAL matches; `in` scans faster than the regex)
+        if "&" in v or "<" in v or ">" in v or '"' in v or "\n" in v or "\r" in v or "\t" in v:
+            return v.translate(_ESC)
+        return v
     if t is int:
         return str(v)
     if t is bool:
@@ -402,43 +406,148 @@ def _value(name: str, var: str) -> str:
     return f"_s({var})"
 
 
-def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list):
+def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list, shared=frozenset(), row=None):
     """Generate write(rec, sec) -> the item's XML text: the attributes these options keep, each
     optional one as a piece ("" when left out), all joined by one f-string; then the children,
-    written by the functions in `children` (None when none can be written)."""
-    lines = ["def write(rec, sec):", "    get = rec.get"]
+    written by the functions in `children` (None when none can be written).
+
+    Attributes named in `shared` take their values from the record's parent (a track's album and
+    artist): records carrying the same "_render_key" object have the same values for them, so their
+    text is written once per key (one entry, atomically replaced: pages list an album's tracks in a
+    row).
+
+    With `row` (the dict writer), the function writes rows (Library.records(rows=True): tuples of
+    an unedited track's values, see TRACK_ROW) and hands anything else to the dict writer. A row's
+    values have known types (no checks), its shared attributes come from row[0]."""
+    body, cached = [], []  # lines (cached: lines of the shared attributes, run once per key)
     head = []  # the f-string of the start tag
+    segments = []  # f-strings of runs of shared attributes
+    run: list = []
     n = 0
+
+    def close_run():
+        if run:
+            segments.append("".join(run))
+            head.append(f"{{sg{len(segments) - 1}}}")
+            run.clear()
+
     for name, rule, *src in spec:
         if name in excl_fields and name not in _NEVER_TRIMMED:
             continue
         if rule == _SEC and not detail:
             continue
+        lines, out = (cached, run) if name in shared else (body, head)
+        if name not in shared:
+            close_run()
         if rule == _CONST:
             text = _s(src[0])
             assert not set(text) & set("{}'\\"), text
-            head.append(f' {name}="{text}"')
+            out.append(f' {name}="{text}"')
+            continue
+        if row is not None and name not in shared:  # a row's own value
+            text = _row_attr(name, rule, lines, f"a{n}")
+            if text is not None:
+                out.append(text)
+            n += 1
             continue
         if rule in (_REQ, _EMPTY, _SEC):
             expr = {_REQ: f'rec["{name}"]', _EMPTY: f'get("{name}") or ""', _SEC: src and src[0]}[rule]
-            lines.append(f"    a{n} = {expr}")
-            head.append(f' {name}="{{{_value(name, f"a{n}")}}}"')
+            lines.append(f"a{n} = {expr}")
+            out.append(f' {name}="{{{_value(name, f"a{n}")}}}"')
         else:
-            lines.append(f'    v = get("{name}")')
-            cond = "v" if rule == _TRUTHY else 'not (v is None or v == "" or v == 0 or v == [])'
-            lines.append(f"""    a{n} = f' {name}="{{{_value(name, 'v')}}}"' if {cond} else ''""")
-            head.append(f"{{a{n}}}")
+            lines.append(f'v = get("{name}")')
+            # _put's test, short-cut: a truthy value is never None, "", 0 or []
+            cond = "v" if rule == _TRUTHY else 'v or not (v is None or v == "" or v == 0 or v == [])'
+            lines.append(f"""a{n} = f' {name}="{{{_value(name, 'v')}}}"' if {cond} else ''""")
+            out.append(f"{{a{n}}}")
         n += 1
+    close_run()
+    if row is None:
+        code = ["def write(rec, sec):", "    get = rec.get"]
+    else:  # the shared attributes read the row's parent fields
+        code = ["def write(row, sec):", "    if row.__class__ is not tuple:", "        return _write_dict(row, sec)",
+                "    rec = row[0]", "    get = rec.get"]  # fmt: skip
+        code += ["    " + line for line in _ROW_UNPACK]
+    if segments:
+        names = "".join(f"sg{i}, " for i in range(len(segments)))
+        code += ['    key = get("_render_key")', "    m = _memo[0]", "    if key is not None and m[0] is key:",
+                 f"        {names}= m[1]", "    else:"]  # fmt: skip
+        code += ["        " + line for line in cached]
+        code += [f"        sg{i} = f'{seg}'" for i, seg in enumerate(segments)]
+        code += ["        if key is not None:", f"            _memo[0] = (key, ({names}))"]
+    code += ["    " + line for line in body]
     start = f"<{tag}" + "".join(head)
-    if not children:
-        lines.append(f"    return f'{start} />\\n'")
+    if row is not None:  # the row versions of the children, inline
+        kids = [_ROW_CHILDREN[c] for c in children]
+        for i, kid_lines in enumerate(kids):
+            code += ["    " + (line.replace("kids =", "kids +=", 1) if i else line) for line in kid_lines]
+        if kids:
+            code.append(f"    return f'{start}>\\n{{kids}}</{tag}>\\n' if kids else f'{start} />\\n'")
+        else:
+            code.append(f"    return f'{start} />\\n'")
+        children = []
+    elif not children:
+        code.append(f"    return f'{start} />\\n'")
     else:
-        lines.append(f"    head = f'{start}'")
-        lines.append("    kids = " + " + ".join(f"c{i}(rec, sec)" for i in range(len(children))))
-        lines.append(f"    return f'{{head}}>\\n{{kids}}</{tag}>\\n' if kids else head + ' />\\n'")
-    namespace = {"_s": _s, **{f"c{i}": c for i, c in enumerate(children)}}
-    exec("\n".join(lines), namespace)  # noqa: S102 (generated from the fixed specs above)
+        code.append(f"    head = f'{start}'")
+        code.append("    kids = " + " + ".join(f"c{i}(rec, sec)" for i in range(len(children))))
+        code.append(f"    return f'{{head}}>\\n{{kids}}</{tag}>\\n' if kids else head + ' />\\n'")
+    namespace = {"_s": _s, "_tags_xml": _tags_xml, "_memo": [(None, ())], "_write_dict": row,
+                 **{f"c{i}": c for i, c in enumerate(children)}}  # fmt: skip
+    exec("\n".join(code), namespace)  # noqa: S102 (generated from the fixed specs above)
     return namespace["write"]
+
+
+# Rows (Library.records(rows=True)): an unedited base track's values, drawn without the tail.
+# Each attribute a track writer may write from a row: its value and how it is written. Values
+# have the types the generator gives them (ints, str, a float rating, None when absent).
+_ROW_UNPACK = ["(_, k, title, original, index, disc, rating, views, skips, viewed, rated, duration, added, updated,"
+               " genres, bitrate, codec, container) = row"]  # fmt: skip
+_ROW_ATTRS = {
+    "ratingKey": ("k", "int"), "key": ("k", "key"), "title": ("title", "str"), "titleSort": (None, "none"),
+    "originalTitle": ("original", "str?"), "summary": ("", "empty"), "index": ("index", "int?"),
+    "parentIndex": ("disc", "int?"), "userRating": ("rating", "str?"), "viewCount": ("views", "int?"),
+    "skipCount": ("skips", "int?"), "lastViewedAt": ("viewed", "int?"), "lastRatedAt": ("rated", "int?"),
+    "duration": ("duration", "int?"), "addedAt": ("added", "int"), "updatedAt": ("updated", "int?"),
+    "musicAnalysisVersion": ("1", "const?"),
+}  # fmt: skip
+
+
+def _row_attr(name: str, rule: str, lines: list, var: str) -> str | None:
+    "The start tag's text for attribute `name` of a row (None: never written), adding lines"
+    src, kind = _ROW_ATTRS[name]  # a KeyError here: a row cannot write this attribute
+    if kind == "none":  # absent from every unedited track (rule: written only when truthy)
+        assert rule == _TRUTHY, name
+        return None
+    if kind == "empty":
+        assert rule == _EMPTY, name
+        return f' {name}=""'
+    if kind == "const?":
+        assert rule == _TRUTHY, name
+        return f' {name}="{src}"'
+    if kind == "int":
+        assert rule == _REQ, name
+        return f' {name}="{{{src}}}"'
+    if kind == "key":
+        assert rule == _REQ, name
+        return f' {name}="/library/metadata/{{{src}}}"'
+    if kind == "str":
+        assert rule == _REQ, name
+        return f' {name}="{{_s({src})}}"'
+    assert rule == _TRUTHY, name
+    value = src if kind == "int?" else f"_s({src})"
+    lines.append(f"""{var} = f' {name}="{{{value}}}"' if {src} else ''""")
+    return f"{{{var}}}"
+
+
+# the row versions of children, as lines of the generated writer setting (or adding to) `kids`:
+# the listing's Media element (_media_only) and Genre tags (_tags_xml), from the row's values
+_ROW_MEDIA = [
+    """dm = f' duration="{duration}"' if duration else ''""",
+    """kids = f'<Media id="{k + 1000000}"{dm} bitrate="{bitrate}" audioChannels="2" audioCodec="{_s(codec)}"'"""
+    """ f' container="{_s(container)}" />\\n'""",
+]
+_ROW_GENRES = ["""kids = _tags_xml("Genre", "genre", genres, False, 2) if genres else ''"""]
 
 
 def _tags_xml(tag: str, field: str, values, detail: bool, limit: int) -> str:
@@ -452,7 +561,19 @@ def _tags_xml(tag: str, field: str, values, detail: bool, limit: int) -> str:
     return "".join([f'<{tag} tag="{_s(v)}" />\n' for v in values[:limit]])
 
 
-def _track_media_xml(rec: dict, sec: dict, part: bool, detail: bool, stream: bool) -> str:
+def _media_writer(part: bool, detail: bool, stream: bool):
+    "write(rec, sec) -> a track's Media element, with its Part (and Stream) when kept"
+    if not part:
+        return _media_only
+    return lambda rec, sec: _media_with_part(rec, sec, detail, stream)
+
+
+def _media_only(rec: dict, sec: dict) -> str:
+    return _media_head(rec)[0] + " />\n"
+
+
+def _media_head(rec: dict) -> tuple[str, str]:
+    "The Media start tag (unclosed) and the duration attribute it and the Part carry"
     m = rec["media"]
     d = rec.get("duration")
     if d is None or d == "" or d == 0 or d == []:
@@ -460,11 +581,14 @@ def _track_media_xml(rec: dict, sec: dict, part: bool, detail: bool, stream: boo
     else:
         dur = f' duration="{d if d.__class__ is int else _s(d)}"'
     i, b = m["id"], m["bitrate"]
-    out = (f'<Media id="{i if i.__class__ is int else _s(i)}"{dur} bitrate="{b if b.__class__ is int else _s(b)}"'
-           f' audioChannels="{_s(m["audioChannels"])}" audioCodec="{_s(m["audioCodec"])}"'
-           f' container="{_s(m["container"])}"')  # fmt: skip
-    if not part:
-        return out + " />\n"
+    return (f'<Media id="{i if i.__class__ is int else _s(i)}"{dur} bitrate="{b if b.__class__ is int else _s(b)}"'
+            f' audioChannels="{_s(m["audioChannels"])}" audioCodec="{_s(m["audioCodec"])}"'
+            f' container="{_s(m["container"])}"'), dur  # fmt: skip
+
+
+def _media_with_part(rec: dict, sec: dict, detail: bool, stream: bool) -> str:
+    out, dur = _media_head(rec)
+    m = rec["media"]
     disc = rec.get("parentIndex") or 1
     fname = f"{disc}-{(rec.get('index') or 0):02d} {rec['title']}.{m['ext']}".replace("/", "_")
     artist = rec["grandparentTitle"].replace("/", "_")
@@ -490,7 +614,7 @@ def _track_media_xml(rec: dict, sec: dict, part: bool, detail: bool, stream: boo
 class _ItemWriter:
     "Writes items of one type for one set of options: write(rec, sec) -> text (see xml_item)"
 
-    __slots__ = ("write", "keys_only", "needs_tail", "tag", "key_suffix", "type_name")
+    __slots__ = ("write", "keys_only", "rows", "tag", "key_suffix", "type_name")
 
     def __init__(self, type_name: str, opts: Options):
         tag, spec = _ITEM_SPECS[type_name]
@@ -499,8 +623,7 @@ class _ItemWriter:
         parts = []
         if type_name == "track":
             if "Media" not in ex:
-                part, stream = "Part" not in ex, "Stream" not in ex
-                parts.append(lambda rec, sec: _track_media_xml(rec, sec, part, detail, stream))
+                parts.append(_media_writer("Part" not in ex, detail, "Stream" not in ex))
             tags = (("Genre", "genre", "genres", 2),)
         elif type_name == "album":
             tags = (("Genre", "genre", "genres", 2),)
@@ -513,15 +636,18 @@ class _ItemWriter:
                 parts.append(_tag_child(tag_name, field, name, detail, limit))
         if "Guid" not in ex and (detail or opts.include_guids):
             parts.append(_guid_child)
-        self.write = _item_writer(tag, spec, detail, opts.excl_fields, parts)
+        shared = TRACK_PARENT_FIELDS if type_name == "track" else frozenset()
+        self.write = _item_writer(tag, spec, detail, opts.excl_fields, parts, shared)
         kept = [n for n, rule, *_ in spec
                 if (detail or rule != _SEC) and (n in _NEVER_TRIMMED or n not in opts.excl_fields)]  # fmt: skip
         # keys-only listings (every field but the key trimmed, no children): no record needed
         self.keys_only = not parts and kept == ["ratingKey", "key", "type"]
-        # tracks: the last generated fields (Library._gen_track's tail) are written only here
-        self.needs_tail = type_name != "track" or bool(
-            {"guid", "ratingCount"} & set(kept) or _guid_child in parts
-            or ("Media" not in ex and "Part" not in ex))  # fmt: skip
+        # track listings that write nothing of a track's tail (guid, ratingCount, Guid, Part) and
+        # nothing of a full item: rows will do (Library.records(rows=True))
+        self.rows = type_name == "track" and not detail and all(
+            n in shared or n in _ROW_ATTRS or n == "type" for n in kept) and all(c in _ROW_CHILDREN for c in parts)  # fmt: skip
+        if self.rows:
+            self.write = _item_writer(tag, spec, detail, opts.excl_fields, parts, shared, row=self.write)
         self.tag, self.type_name = tag, type_name
         self.key_suffix = "" if type_name == "track" else "/children"
 
@@ -531,11 +657,22 @@ class _ItemWriter:
 
 
 def _tag_child(tag: str, field: str, name: str, detail: bool, limit: int):
-    def write(rec: dict, sec: dict) -> str:
-        values = rec.get(name)
-        return _tags_xml(tag, field, values, detail, limit) if values else ""
+    key = (tag, field, name, detail, limit)
+    write = _TAG_CHILDREN.get(key)
+    if write is None:
 
+        def write(rec: dict, sec: dict) -> str:
+            values = rec.get(name)
+            return _tags_xml(tag, field, values, detail, limit) if values else ""
+
+        write = _TAG_CHILDREN[key] = write
     return write
+
+
+_TAG_CHILDREN: dict = {}
+_LISTED_GENRES = _tag_child("Genre", "genre", "genres", False, 2)
+# the children a row writer can write: the dict writer's child -> its row version
+_ROW_CHILDREN = {_media_only: _ROW_MEDIA, _LISTED_GENRES: _ROW_GENRES}
 
 
 def _guid_child(rec: dict, sec: dict) -> str:

@@ -246,18 +246,27 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         if truncate:
             self.close_connection = True
-        self.end_headers()
         if head:
-            return
-        if truncate:
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
+            body = b""
+        elif truncate:
+            body = body[: len(body) // 2]
+        self._end_headers_with(body)
+        if truncate and not head:
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return
-        self.wfile.write(body)
+
+    def _end_headers_with(self, body: bytes) -> None:
+        "end_headers() and the body in one write: one send() instead of two"
+        if self.request_version != "HTTP/0.9" and hasattr(self, "_headers_buffer"):
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(body)
+            data = b"".join(self._headers_buffer)
+            self._headers_buffer = []
+        else:
+            data = body
+        self.wfile.write(data)
 
     # -----------------------------------------------------------------------------------------
 
@@ -458,7 +467,7 @@ class Handler(BaseHTTPRequestHandler):
             if writer is not None and writer.keys_only:  # nothing but keys asked: no record needed
                 items = [writer.from_key(k) for k in keys]
             else:
-                recs = lib.records(keys, tail=writer is None or writer.needs_tail)
+                recs = lib.records(keys, rows=writer is not None and writer.rows)
                 if writer is not None:
                     write = writer.write
                     items = [write(r, sec) for r in recs]
