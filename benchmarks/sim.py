@@ -2,11 +2,13 @@
 
 Same options as ``plexcache simulate``. One difference, on by default: the
 simulator's handler gets ``TCP_NODELAY`` when it does not set it itself.
-Without it every keep-alive response whose body goes out in a second small
-``send()`` waits for the client's delayed ACK (Nagle + delayed ACK, ~40 ms per
-request on Linux loopback), which would bill a made-up 40 ms to every request
-of the one-request-per-track plexapi baseline. A real PMS does not behave like
-that. ``--stock`` runs the simulator unchanged.
+Without it a keep-alive response sent in two ``send()`` calls waits for the
+client's delayed ACK (Nagle + delayed ACK, ~40 ms per request on Linux
+loopback), which would bill a made-up 40 ms to every request of the
+one-request-per-track plexapi baseline. A real PMS does not behave like that.
+The simulator now sets ``TCP_NODELAY`` itself and sends headers and body in
+one ``send()``, so this only matters for an older simulator (a checkout being
+compared, for instance). ``--stock`` runs the simulator unchanged.
 """
 
 from __future__ import annotations
