@@ -93,6 +93,15 @@ KEYS_ONLY = {
     "thumb,art,parentThumb,grandparentThumb,grandparentArt,guid,parentGuid,grandparentGuid,"
     "parentKey,grandparentKey,musicAnalysisVersion,ratingCount",
 }
+# An album listing cut to its keys and track counts (`leafCount`), for
+# finding which albums lost tracks without listing every track key.
+ALBUM_COUNTS_ONLY = {
+    "excludeElements": "Genre,Guid,Image,Country,Style,Mood,Format,Subformat,Director,Collection,Label",
+    "excludeFields": "key,parentRatingKey,guid,parentGuid,studio,type,title,titleSort,parentKey,"
+    "parentTitle,summary,index,rating,userRating,viewCount,skipCount,lastViewedAt,lastRatedAt,year,"
+    "thumb,art,parentThumb,originallyAvailableAt,viewedLeafCount,addedAt,updatedAt,"
+    "loudnessAnalysisVersion,musicAnalysisVersion,parentYear",
+}
 CLIENT_IDENTIFIER = "plexcache-" + uuid.uuid5(uuid.NAMESPACE_DNS, platform.node() or "plexcache").hex[:12]
 
 

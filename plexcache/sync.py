@@ -34,7 +34,7 @@ from .config import PlexConfig
 from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexBadResponse, PlexcacheError
 from .lock import SyncLock
-from .plex import ALBUM, ARTIST, KEYS_ONLY, TRACK, PlexSource, Section, prefetch
+from .plex import ALBUM, ALBUM_COUNTS_ONLY, ARTIST, KEYS_ONLY, TRACK, PlexSource, Section, prefetch
 from .rows import (
     STAGE_TRACK_COLUMNS,
     BadItem,
@@ -53,15 +53,6 @@ log = logging.getLogger(__name__)
 OVERLAP_SECONDS = 120  # incremental windows reach back this far (clock skew)
 KEY_FILTER_BATCH = 200  # rating keys per `album.id=` / `artist.id=` filter
 KEY_SCAN_PAGE = 5000
-# An album listing cut to its keys and track counts (`leafCount`), for
-# finding which albums lost tracks without listing every track key.
-ALBUM_COUNTS_ONLY = {
-    "excludeElements": "Genre,Guid,Image,Country,Style,Mood,Format,Subformat,Director,Collection,Label",
-    "excludeFields": "key,parentRatingKey,guid,parentGuid,studio,type,title,titleSort,parentKey,"
-    "parentTitle,summary,index,rating,userRating,viewCount,skipCount,lastViewedAt,lastRatedAt,year,"
-    "thumb,art,parentThumb,originallyAvailableAt,viewedLeafCount,addedAt,updatedAt,"
-    "loudnessAnalysisVersion,musicAnalysisVersion,parentYear",
-}
 SYNC_CACHE_KIB = 64 * 1024
 
 
