@@ -17,8 +17,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from . import history as H
 from . import render as R
 from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, Library, QueryError
+from .notify import WS_PATHS, Notifier
 
 PMS_VERSION = "1.41.5.9522-a96edc606"
 BODY_401 = (
@@ -102,6 +104,12 @@ def categorize(path: str) -> str:
         return "children"
     if re.fullmatch(r"/library/metadata/[^/]+", p):
         return "metadata"
+    if p.startswith("/status/sessions/history/"):
+        return "history"
+    if p in ("/accounts", "/devices"):
+        return p[1:]
+    if p in WS_PATHS:
+        return "notifications"
     return "other"
 
 
@@ -203,6 +211,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(fault.status, body, "text/html", extra, head)
         if fault is not None and fault.kind == "body":
             return self._send(200, fault.body, XML_CT, {}, head, compress=False)
+        if path in WS_PATHS and "websocket" in (self.headers.get("Upgrade") or "").lower():
+            return self._websocket(params, head)
         try:
             status, body, ctype, extra = self._route(path, params)
         except QueryError:
@@ -271,12 +281,34 @@ class Handler(BaseHTTPRequestHandler):
     # -----------------------------------------------------------------------------------------
 
     def _token_ok(self, params) -> bool:
+        return self._token_account(params) is not None
+
+    def _token_account(self, params) -> int | None:
+        "the account of the request's token: the owner's (1), a managed user's, or None (bad token)"
         token = self.headers.get("X-Plex-Token")
         if token is None:
             for k, v in params:
                 if k == "X-Plex-Token":
                     token = v
-        return token == self.server.sim.token
+        sim = self.server.sim
+        if token == sim.token:
+            return H.OWNER
+        return sim.managed_tokens.get(token) if token is not None else None
+
+    def _unauthorized(self):
+        return 401, BODY_401, "text/html", {}
+
+    _html_error = staticmethod(html_error)
+
+    def _websocket(self, params, head):
+        "the notification websocket: 401 before the upgrade on a bad token, 404 when turned off"
+        notifier = self.server.sim.notify
+        if not self._token_ok(params):
+            return self._send(401, BODY_401, "text/html", {}, head)
+        if not notifier.enabled:
+            return self._send(404, html_error(404), "text/html", {}, head)
+        if not notifier.serve(self, params):
+            return self._send(400, html_error(400), "text/html", {}, head)
 
     def _wants_json(self) -> bool:
         return "application/json" in (self.headers.get("Accept") or "")
@@ -305,6 +337,9 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, path, params):
         sim = self.server.sim
         lib: Library = sim.library
+        live = H.route(self, path, params)  # history, accounts, devices
+        if live is not None:
+            return live
         if self.command not in ("GET", "HEAD"):
             # PMS write endpoints (scrobble, rate, refresh...) are not simulated
             if not self._token_ok(params):
@@ -629,7 +664,7 @@ class Handler(BaseHTTPRequestHandler):
             except _HANGUPS:
                 self.close_connection = True
 
-        if not self._token_ok(params):
+        if self._token_account(params) != H.OWNER:
             return reply(401, {"error": "unauthorized"})
         try:
             data = json.loads(raw) if raw.strip() else {}
@@ -655,7 +690,10 @@ class Simulator:
 
     def __init__(self, tracks: int = 18432, seed: int = 1, token: str = "TOKEN", latency_ms: float = 0,
                  music_sections: int = 2, strict: bool = False, gzip: bool = True,
-                 friendly_name: str = "plexcache-sim"):  # fmt: skip
+                 friendly_name: str = "plexcache-sim",
+                 history: int = 1000, accounts: int = 4, devices: int = 6, managed_tokens: dict | None = None,
+                 managed_history: str = "own", notifications: bool = True,
+                 ping_interval: float = 10.0):  # fmt: skip
         self.token = token
         self.latency_ms = latency_ms or 0
         self.strict = strict
@@ -666,6 +704,16 @@ class Simulator:
             tracks=tracks, seed=seed, music_sections=music_sections, clock=self.now
         )
         self.machine_identifier = self.library.machine_seed
+        # listening history, accounts, devices (history.py) and the notification websocket (notify.py)
+        if managed_history not in ("own", "401", "403"):
+            raise ValueError("managed_history must be 'own', '401' or '403'")
+        self.history = H.History(self.library, clock=self.now, plays=history, seed=seed, accounts=accounts,
+                                 devices=devices)  # fmt: skip
+        self.managed_tokens: dict[str, int] = {}
+        self.managed_history = managed_history
+        for tok, account_id in (managed_tokens or {}).items():
+            self.add_managed_token(tok, account_id)
+        self.notify = Notifier(self, enabled=notifications, ping_interval=ping_interval)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._counts: Counter = Counter()
@@ -704,6 +752,7 @@ class Simulator:
             self._stopped.set()
             return
         self._server = None
+        self.notify.close_all()
         srv.shutdown()
         srv.close_all()
         srv.server_close()
@@ -738,26 +787,95 @@ class Simulator:
 
     # -- mutations (delegated to the library)
 
+    # Each also publishes the notifications a real PMS sends for it (notify.py).
+
     def edit_track(self, key, **fields):
-        return self.library.edit_track(key, **fields)
+        rec = self.library.edit_track(key, **fields)
+        self.notify.refreshed(rec)
+        return rec
 
     def edit_album(self, key, **fields):
-        return self.library.edit_album(key, **fields)
+        rec = self.library.edit_album(key, **fields)
+        self.notify.refreshed(rec)
+        return rec
 
     def edit_artist(self, key, **fields):
-        return self.library.edit_artist(key, **fields)
+        rec = self.library.edit_artist(key, **fields)
+        self.notify.refreshed(rec)
+        return rec
 
     def add_tracks(self, n, section_id=1, album_key=None):
-        return self.library.add_tracks(n, section_id=section_id, album_key=album_key)
+        keys = self.library.add_tracks(n, section_id=section_id, album_key=album_key)
+        if keys and self.notify.enabled:
+            recs = [self.library.track(k) for k in keys]
+            if album_key is None:  # a new artist and album hold them
+                recs = [self.library.artist(recs[0]["grandparentRatingKey"]),
+                        self.library.album(recs[0]["parentRatingKey"])] + recs  # fmt: skip
+            self.notify.scan(recs[-1]["librarySectionID"], added=recs)
+        return keys
 
     def delete_tracks(self, keys):
-        return self.library.delete_tracks(keys)
+        lib = self.library
+        with lib.lock:
+            before = [lib.item(k) for k in keys]
+            count = lib.delete_tracks(keys)
+            gone = {}  # section -> the tracks, then the albums and artists left empty
+            for rec in (r for r in before if r is not None and r["type"] == "track"):
+                if lib.item(rec["ratingKey"]) is None:
+                    gone.setdefault(rec["librarySectionID"], []).append(rec)
+            for sid, recs in gone.items():
+                for field in ("parentRatingKey", "grandparentRatingKey"):
+                    for k in dict.fromkeys(r[field] for r in recs):
+                        if lib.item(k) is None:
+                            recs.append(dict(lib._raw(int(k)), librarySectionID=sid))
+        for sid, recs in gone.items():
+            self.notify.scan(sid, deleted=recs)
+        return count
 
-    def play_track(self, key, times=1):
-        return self.library.play_track(key, times=times)
+    def play_track(self, key, times=1, account_id=H.OWNER, device_id=None):
+        """A play to the end: ``playing`` then ``stopped`` notifications, a history entry per play.
+        Only the owner's plays move viewCount/lastViewedAt: play state is per account."""
+        if int(account_id) == H.OWNER:
+            rec = self.library.play_track(key, times=times)
+        else:
+            rec = self.library.track(key)
+        device = self.history._devices.get(device_id) if device_id is not None else None
+        device = device or self.history.device_for(account_id)
+        for _ in range(int(times)):
+            self.notify.played(rec, device)
+            self.history.add_play(key, account_id=account_id, device_id=device["id"])
+        return rec
 
     def rate_track(self, key, rating):
-        return self.library.rate_track(key, rating)
+        rec = self.library.rate_track(key, rating)
+        self.notify.changed(rec)
+        return rec
+
+    # -- listening history, accounts, devices, managed users
+
+    def add_play(self, key, account_id=H.OWNER, device_id=None, viewed_at=None):
+        "a history entry only (no play state, no notification): e.g. an offline play uploaded later"
+        return self.history.add_play(key, account_id=account_id, device_id=device_id, viewed_at=viewed_at)
+
+    def delete_history(self, history_id):
+        if not self.history.delete(history_id):
+            raise KeyError(f"no history entry {history_id}")
+        return True
+
+    def add_account(self, name, id=None):  # noqa: A002
+        return self.history.add_account(name, id=id)
+
+    def add_device(self, name, platform="", client_identifier=None, account_id=None):
+        return self.history.add_device(name, platform=platform, client_identifier=client_identifier,
+                                       account_id=account_id)  # fmt: skip
+
+    def add_managed_token(self, token, account_id):
+        "a token of a managed (non-owner) user: the library works, history shows only its plays"
+        account_id = int(account_id)
+        if account_id in (H.OWNER, H.SYSTEM) or account_id not in {a["id"] for a in self.history.accounts()}:
+            raise ValueError(f"managed token needs a non-owner account, got {account_id}")
+        self.managed_tokens[str(token)] = account_id
+        return account_id
 
     # -- controls
 
@@ -813,11 +931,15 @@ class Simulator:
     # -- admin endpoint dispatcher
 
     _MUTATIONS = {"edit_track", "edit_album", "edit_artist", "add_tracks", "delete_tracks", "play_track",
-                  "rate_track"}  # fmt: skip
+                  "rate_track", "add_play", "delete_history", "add_account", "add_device",
+                  "add_managed_token"}  # fmt: skip
+    _HISTORY_QUERIES = {"entries", "accounts", "devices", "count"}
     _QUERIES = {"track", "album", "artist", "track_keys", "album_keys", "artist_keys", "track_count",
                 "album_count", "artist_count", "sections", "item"}  # fmt: skip
 
     def _admin(self, method: str, name: str, data: dict):
+        if name == "notify-stats" and method == "GET":
+            return self.notify.stats()
         if name == "stats" and method == "GET":
             return {"request_counts": self.request_counts, "total_requests": self.total_requests,
                     "unknown_filters": dict(self.unknown_filters), "now": self.now(), "latency_ms": self.latency_ms,
@@ -832,8 +954,11 @@ class Simulator:
             return {"result": getattr(self, op)(**args)}
         if name == "query":
             op, args = data.get("op"), data.get("args") or {}
+            if op in self._HISTORY_QUERIES:
+                return {"result": getattr(self.history, op)(**args)}
             if op not in self._QUERIES:
-                raise ValueError(f"unknown op {op!r}; expected one of {sorted(self._QUERIES)}")
+                raise ValueError(f"unknown op {op!r}; expected one of "
+                                 f"{sorted(self._QUERIES | self._HISTORY_QUERIES)}")  # fmt: skip
             return {"result": getattr(self.library, op)(**args)}
         if name == "latency":
             self.set_latency(data.get("ms", 0))
@@ -852,4 +977,6 @@ class Simulator:
             return {"ok": True}
         if name == "advance-clock":
             return {"now": self.advance_clock(data.get("seconds", 0))}
+        if name == "notify":
+            return self.notify.admin(data)
         return NotImplemented
