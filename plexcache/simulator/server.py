@@ -824,10 +824,10 @@ class Simulator:
                 if lib.item(rec["ratingKey"]) is None:
                     gone.setdefault(rec["librarySectionID"], []).append(rec)
             for sid, recs in gone.items():
-                for field in ("parentRatingKey", "grandparentRatingKey"):
-                    for k in dict.fromkeys(r[field] for r in recs):
-                        if lib.item(k) is None:
-                            recs.append(dict(lib._raw(int(k)), librarySectionID=sid))
+                parents = [r[f] for f in ("parentRatingKey", "grandparentRatingKey") for r in recs]
+                for k in dict.fromkeys(parents):
+                    if lib.item(k) is None:
+                        recs.append(dict(lib._raw(int(k)), librarySectionID=sid))
         for sid, recs in gone.items():
             self.notify.scan(sid, deleted=recs)
         return count
