@@ -73,6 +73,7 @@ class History:
         self._dev = array("q")  # 0: no deviceID attribute
         self._sec = array("q")
         self._snap: dict[int, tuple] = {}  # index -> (title, grandparentTitle, parentTitle, index, parentIndex)
+        self._base_snap: dict[int, tuple] = {}  # the same for the backfill's tracks, by ratingKey
         self._gone: set[int] = set()  # DELETEd history ids
         self._cache: OrderedDict = OrderedDict()
         rng = Random(f"plexcache-accounts-{seed}")
@@ -173,9 +174,11 @@ class History:
         pool = []  # (key, album idx, pos, viewCount, lastViewedAt, addedAt, duration)
         for j in albums:
             ak = lib._alb_key[j]
+            names = (lib._artist_base(lib._alb_art[j])["title"], lib._album_base(j)["title"])
             for pos in range(1, lib._alb_n[j] + 1):
                 t = lib._track_base(ak + pos, j, pos)
                 pool.append((ak + pos, j, pos, t["viewCount"], t["lastViewedAt"], t["addedAt"], t["duration"]))
+                self._base_snap[ak + pos] = (t["title"], *names, t["index"], t["parentIndex"])
             if len(pool) >= target:
                 break
         plays = []  # (viewedAt, key, account, device, section, snapshot or None)
@@ -301,25 +304,30 @@ class History:
             self._build()
             return len(self._viewed) - len(self._gone)
 
-    def _snapshot(self, i: int) -> tuple:
-        snap = self._snap.get(i)
-        if snap is None:
-            lib = self.lib
-            key = self._rk[i]
-            _, j, pos = lib._base_kind(key)
-            t = lib._track_base(key, j, pos)
-            snap = (t["title"], lib._artist_base(lib._alb_art[j])["title"], lib._album_base(j)["title"], t["index"],
-                    t["parentIndex"])  # fmt: skip
-        return snap
+    def _live_fields(self, key: int) -> dict | None:
+        """The fields of a live track an entry shows (key, ratingKey, parent keys, thumbs): read
+        from its album's cached record, without generating the track. None when it is gone."""
+        lib = self.lib
+        if not key or key in lib._deleted:
+            return None
+        if key in lib._added:
+            rec = lib.record(key)
+            return rec if rec is not None and rec["type"] == "track" else None
+        kind = lib._base_kind(key)
+        if kind is None or kind[0] != "track":
+            return None
+        album = lib._album_rec(lib._alb_key[kind[1]])
+        ctx = album.get("_track_fields")
+        if ctx is None:
+            ctx = album["_track_fields"] = lib._track_fields(album)
+        return dict(ctx, key=f"/library/metadata/{key}", ratingKey=str(key))
 
     def entry(self, i: int) -> dict:
         """The attributes of the entry at index i, in PMS order. A played track that is gone keeps
         its entry with titles but without key, ratingKey, parent keys or thumbs."""
-        title, artist, album, index, disc = self._snapshot(i)
         key = self._rk[i]
-        rec = self.lib.record(key) if key else None
-        if rec is not None and rec["type"] != "track":
-            rec = None
+        rec = self._live_fields(key)
+        title, artist, album, index, disc = self._snap.get(i) or self._base_snap[key]
         a = {"historyKey": f"{HISTORY_PATH}/{i + 1}"}
         if rec is not None:
             a["key"] = rec["key"]
