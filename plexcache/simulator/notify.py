@@ -263,16 +263,18 @@ class Notifier:
         if self._on():
             self.timeline([self._entry(rec, PROCESSED)])
 
-    def played(self, rec: dict, device: dict | None) -> None:
-        "A track played to the end: playing (viewOffset 0), then stopped (viewOffset = duration)"
+    def play_session(self) -> int:
+        self._session += 1
+        return self._session
+
+    def play_state(self, session: int, rec: dict, device: dict | None, state: str, offset: int) -> None:
+        "A PlaySessionStateNotification: state playing, paused, stopped, buffering or error"
         if not self._on():
             return
-        self._session += 1
-        base = {"sessionKey": str(self._session), "clientIdentifier": (device or {}).get("clientIdentifier", ""),
-                "guid": "", "ratingKey": str(rec["ratingKey"]), "url": "", "key": rec["key"]}  # fmt: skip
-        for state, offset in (("playing", 0), ("stopped", rec.get("duration") or 0)):
-            msg = dict(base, viewOffset=offset, playQueueItemID=self._session, state=state)
-            self.publish("playing", "PlaySessionStateNotification", [msg])
+        msg = {"sessionKey": str(session), "clientIdentifier": (device or {}).get("clientIdentifier", ""),
+               "guid": "", "ratingKey": str(rec["ratingKey"]), "url": "", "key": rec["key"], "viewOffset": offset,
+               "playQueueItemID": session, "state": state}  # fmt: skip
+        self.publish("playing", "PlaySessionStateNotification", [msg])
 
     def _on(self) -> bool:
         "messages are built (and counted) only while notifications are on"

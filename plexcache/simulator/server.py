@@ -841,9 +841,11 @@ class Simulator:
             rec = self.library.track(key)
         device = self.history._devices.get(device_id) if device_id is not None else None
         device = device or self.history.device_for(account_id)
-        for _ in range(int(times)):
-            self.notify.played(rec, device)
+        for _ in range(int(times)):  # the play is recorded (scrobbled) before the player stops
+            session = self.notify.play_session()
+            self.notify.play_state(session, rec, device, "playing", 0)
             self.history.add_play(key, account_id=account_id, device_id=device["id"])
+            self.notify.play_state(session, rec, device, "stopped", rec.get("duration") or 0)
         return rec
 
     def rate_track(self, key, rating):
