@@ -310,10 +310,8 @@ class Notifier:
     def admin(self, data: dict) -> dict:
         "POST /__sim__/notify {op: drop|close|delay|reorder|malformed|enable|disable|configure|reset}"
         op = data.get("op")
-        if op == "drop":
-            return {"dropped": self.drop(None)}
-        if op == "close":
-            return {"dropped": self.drop(int(data.get("code", 1001)))}
+        if op in ("drop", "close"):
+            return dict(self.stats(), dropped=self.drop(None if op == "drop" else int(data.get("code", 1001))))
         if op == "delay":
             self.delay = float(data.get("seconds", 0))
         elif op == "reorder":

@@ -837,14 +837,16 @@ class Simulator:
         Only the owner's plays move viewCount/lastViewedAt: play state is per account."""
         if int(account_id) == H.OWNER:
             rec = self.library.play_track(key, times=times)
+            viewed_at = rec["lastViewedAt"]  # the newest owner play is the track's lastViewedAt
         else:
             rec = self.library.track(key)
+            viewed_at = self.now()
         device = self.history._devices.get(device_id) if device_id is not None else None
         device = device or self.history.device_for(account_id)
         for _ in range(int(times)):  # the play is recorded (scrobbled) before the player stops
             session = self.notify.play_session()
             self.notify.play_state(session, rec, device, "playing", 0)
-            self.history.add_play(key, account_id=account_id, device_id=device["id"])
+            self.history.add_play(key, account_id=account_id, device_id=device["id"], viewed_at=viewed_at)
             self.notify.play_state(session, rec, device, "stopped", rec.get("duration") or 0)
         return rec
 
