@@ -31,7 +31,7 @@ def entries(sim, params=None, token=SIM_TOKEN):
     r = get(sim, HIST, params, token=token)
     assert r.status_code == 200, r.status_code
     root = ET.fromstring(r.content)
-    assert all(e.tag == "Track" for e in root)
+    assert all(e.tag == ("Video" if e.get("type") == "movie" else "Track") for e in root)
     return root, [dict(e.attrib) for e in root]
 
 
@@ -50,7 +50,10 @@ def test_shape_paging_and_order(hsim):
     assert [hid(e) for e in everything] == list(range(1, 1501))  # default order: ascending id
     assert [int(e["viewedAt"]) for e in everything] == sorted(int(e["viewedAt"]) for e in everything)
     assert all(int(e["viewedAt"]) <= BASE_TIME for e in everything)
-    live = [e for e in everything if "ratingKey" in e]
+    movies = [e for e in everything if e["type"] == "movie"]
+    assert len(movies) == 15 and {e["librarySectionID"] for e in movies} == {"3"}  # every section's plays
+    assert list(movies[0])[:6] == ["historyKey", "key", "ratingKey", "librarySectionID", "title", "type"]
+    live = [e for e in everything if "ratingKey" in e and e["type"] == "track"]
     for e in live:
         assert list(e) == [a for a in LIVE_ATTRS if a in e]
         assert e["key"] == f"/library/metadata/{e['ratingKey']}" and e["type"] == "track"
@@ -87,6 +90,7 @@ def test_filters_and_sorts_match_the_full_list(hsim):
         ("viewedAt<", t): lambda e: int(e["viewedAt"]) <= t,
         ("viewedAt<<", t): lambda e: int(e["viewedAt"]) < t,
         ("librarySectionID", 2): lambda e: e["librarySectionID"] == "2",
+        ("librarySectionID", "1,2"): lambda e: e["librarySectionID"] in ("1", "2"),
         ("accountID", 1): lambda e: e["accountID"] == "1",
         ("accountID!", 1): lambda e: e["accountID"] != "1",
         ("deviceID", 2): lambda e: e.get("deviceID") == "2",
@@ -144,7 +148,7 @@ def test_owner_plays_agree_with_the_owners_play_state(hsim):
     _, everything = entries(hsim)
     owner = {}
     for e in everything:
-        if e["accountID"] == "1" and "ratingKey" in e:
+        if e["accountID"] == "1" and "ratingKey" in e and e["type"] == "track":
             owner.setdefault(e["ratingKey"], []).append(int(e["viewedAt"]))
     assert len(owner) > 20
     for key, times in owner.items():
@@ -229,8 +233,8 @@ def test_plexapi_history(hsim):
     _, desc = entries(hsim, {"sort": "viewedAt:desc"})
     got = plex.history()  # pages through everything, sort=viewedAt:desc
     assert [h.historyKey for h in got] == [e["historyKey"] for e in desc]
-    assert {type(h).__name__ for h in got} == {"TrackHistory"}
-    live = next(h for h in got if h.ratingKey)
+    assert {type(h).__name__ for h in got} == {"TrackHistory", "MovieHistory"}
+    live = next(h for h in got if h.ratingKey and h.type == "track")
     assert live.source().ratingKey == live.ratingKey and live.accountID in {a.id for a in plex.systemAccounts()}
     gone = next(h for h in got if not h.key)
     assert gone.source() is None and gone.title  # python-plexapi #1267/#1269

@@ -276,4 +276,7 @@ def test_stop_closes_websockets(sim_factory):
         threading.Timer(0.2, s.stop).start()
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
+    deadline = time.monotonic() + 3
+    while s.notify.stats()["connections"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert s.notify.stats()["connections"] == 0

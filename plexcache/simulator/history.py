@@ -226,6 +226,13 @@ class History:
                     plays.append((t, ak + p, a, dev, self._section(j), None))
                     rest -= 1
                     t += 200 + int(rng.random() * 120)
+        # a few movie plays: the history holds every section's plays (filter by librarySectionID)
+        for _ in range(min(n - len(plays), n // 100)):
+            key = rng.choice(lib.movie_keys)
+            movie = lib._movies[key]
+            t = _skew_hour(rng, movie["addedAt"] + int(rng.random() * (BASE_TIME - movie["addedAt"])))
+            plays.append((t, key, OWNER, self._pick_device(rng, OWNER), lib.movie_section,
+                          (movie["title"], None, None, None, None)))  # fmt: skip
         # tracks deleted before the simulator started: entries with titles and no keys
         for _ in range(n - len(plays)):
             t = _skew_hour(rng, EPOCH_START + int(rng.random() * (BASE_TIME - EPOCH_START - 200 * DAY)))
@@ -310,9 +317,9 @@ class History:
         lib = self.lib
         if not key or key in lib._deleted:
             return None
-        if key in lib._added:
+        if key in lib._added or key in lib._movies:
             rec = lib.record(key)
-            return rec if rec is not None and rec["type"] == "track" else None
+            return rec if rec is not None and rec["type"] in ("track", "movie") else None
         kind = lib._base_kind(key)
         if kind is None or kind[0] != "track":
             return None
@@ -323,31 +330,38 @@ class History:
         return dict(ctx, key=f"/library/metadata/{key}", ratingKey=str(key))
 
     def entry(self, i: int) -> dict:
-        """The attributes of the entry at index i, in PMS order. A played track that is gone keeps
+        """The attributes of the entry at index i, in PMS order. A played item that is gone keeps
         its entry with titles but without key, ratingKey, parent keys or thumbs."""
         key = self._rk[i]
         rec = self._live_fields(key)
         title, artist, album, index, disc = self._snap.get(i) or self._base_snap[key]
+        movie = self._sec[i] == self.lib.movie_section  # a <Video>, as in the captured history
         a = {"historyKey": f"{HISTORY_PATH}/{i + 1}"}
         if rec is not None:
             a["key"] = rec["key"]
             a["ratingKey"] = rec["ratingKey"]
         a["librarySectionID"] = str(self._sec[i])
-        if rec is not None:
+        if rec is not None and not movie:
             a["parentKey"] = rec["parentKey"]
             a["grandparentKey"] = rec["grandparentKey"]
         a["title"] = title
-        a["grandparentTitle"] = artist
-        a["parentTitle"] = album
-        a["type"] = "track"
-        if rec is not None:
-            for f in ("thumb", "parentThumb", "grandparentThumb", "grandparentArt"):
-                if rec.get(f):
-                    a[f] = rec[f]
-        if index:
-            a["index"] = index
-        if disc:
-            a["parentIndex"] = disc
+        if movie:
+            a["type"] = "movie"
+            if rec is not None:
+                a["thumb"] = rec["thumb"]
+                a["originallyAvailableAt"] = f"{rec['year']}-01-01"
+        else:
+            a["grandparentTitle"] = artist
+            a["parentTitle"] = album
+            a["type"] = "track"
+            if rec is not None:
+                for f in ("thumb", "parentThumb", "grandparentThumb", "grandparentArt"):
+                    if rec.get(f):
+                        a[f] = rec[f]
+            if index:
+                a["index"] = index
+            if disc:
+                a["parentIndex"] = disc
         a["viewedAt"] = self._viewed[i]
         a["accountID"] = self._acct[i]
         if self._dev[i]:
@@ -431,7 +445,7 @@ class History:
         return idx
 
     def _item_tracks(self, value: str) -> list[int]:
-        "metadataItemID=K: the track K, or the live tracks of album or artist K"
+        "metadataItemID=K: the track (or movie) K, or the live tracks of album or artist K"
         out = []
         for part in value.split(","):
             try:
@@ -441,7 +455,7 @@ class History:
             rec = self.lib.record(k)
             if rec is None:
                 continue
-            if rec["type"] == "track":
+            if rec["type"] in ("track", "movie"):
                 out.append(k)
             elif rec["type"] == "album":
                 out.extend(self.lib.album_track_keys(k))
@@ -453,6 +467,11 @@ class History:
 
 # ---------------------------------------------------------------------------------------------
 # the HTTP side (called from server.Handler._route)
+
+
+def _element(attrs: dict) -> tuple:
+    return ("Video" if attrs["type"] == "movie" else "Track", attrs, [])
+
 
 def route(handler, path: str, params):
     """Answer /status/sessions/history..., /accounts and /devices, or None for other paths.
@@ -484,7 +503,7 @@ def route(handler, path: str, params):
             hist._build()
             if not 1 <= hid <= len(hist._viewed) or hid in hist._gone:
                 return handler._not_found()
-            item = ("Track", hist.entry(hid - 1), [])
+            item = _element(hist.entry(hid - 1))
         return handler._out(("MediaContainer", {"size": 1}, [item]))
     if method not in ("GET", "HEAD"):
         return handler._not_found()
@@ -506,7 +525,7 @@ def route(handler, path: str, params):
     start, size = handler._paging(params)
     with sim.library.lock:
         total, page = hist.query(params, account if managed else None, start, size)
-        items = [("Track", hist.entry(i), []) for i in page]
+        items = [_element(hist.entry(i)) for i in page]
     paged = start is not None or size is not None
     size_attrs, extra = handler._size_attrs(len(items), total, start, paged)
     return handler._out(("MediaContainer", size_attrs, items), "Metadata", extra)
