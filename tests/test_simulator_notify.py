@@ -130,13 +130,20 @@ def test_plexapi_alert_listener_receives_the_same(sim):
     plex = PlexServer(sim.url, SIM_TOKEN)
     listener = plex.startAlertListener(callback=got.append, callbackError=errors.append)
     try:
-        wait_connected(sim)
-        key = sim.library.track_keys(1)[0]
-        rec = sim.rate_track(key, 4)
+        with open_ws(sim) as ws:
+            wait_connected(sim, 2)
+            key = sim.library.track_keys(1)[0]
+            rec = sim.rate_track(key, 4)
+            sim.edit_track(key, title="Listened")
+            sim.play_track(key)
+            new = sim.add_tracks(1)
+            sim.delete_tracks(new)
+            want = recv_all(ws)
         deadline = time.monotonic() + 5
-        while not got and time.monotonic() < deadline:
+        while len(got) < len(want) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert got == [timeline(rec, 5)] and errors == []
+        assert got[0] == timeline(rec, 5) and errors == []
+        assert got == want and len(want) == 1 + 3 + 2 + 9 + 5
     finally:
         listener.stop()
 

@@ -196,6 +196,7 @@ class Notifier:
         return int(value) if mode == "int" else str(value)
 
     def _entry(self, rec: dict, state: int, metadata_state: str | None = None) -> dict:
+        self._seq += 1  # "mixed" ids alternate per entry
         t = rec["type"]
         e = {"identifier": LIBRARY, "sectionID": self._id(rec["librarySectionID"]), "itemID": self._id(rec["ratingKey"])}
         if t == "track":
@@ -215,7 +216,6 @@ class Notifier:
     def timeline(self, entries: list[dict]) -> None:
         b = self.timeline_batch
         for i in range(0, len(entries), b):
-            self._seq += 1
             self.publish("timeline", "TimelineEntry", entries[i : i + b])
 
     def _activity(self, event: str, uuid: str, type_: str, title: str, subtitle: str, progress: int, context: dict):
