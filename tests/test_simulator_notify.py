@@ -163,7 +163,11 @@ def test_token_header_or_query_and_401_before_upgrade(sim):
     # a plain GET (no upgrade) on the path is no websocket: 404 like any unknown page
     r = requests.get(sim.url + "/:/websockets/notifications", headers={"X-Plex-Token": SIM_TOKEN})
     assert r.status_code == 404
-    assert sim.request_counts["notifications"] >= 5
+    # an upgrade that is no websocket handshake (no Sec-WebSocket-Key) is a 400
+    r = requests.get(sim.url + "/:/websockets/notifications", headers={
+        "X-Plex-Token": SIM_TOKEN, "Upgrade": "websocket", "Connection": "Upgrade"})  # fmt: skip
+    assert r.status_code == 400
+    assert sim.request_counts["notifications"] >= 6
 
 
 def test_notifications_off_answers_404(sim):
