@@ -590,3 +590,24 @@ def iso(epoch):
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+
+
+def test_docs_list_every_profile_as_it_is():
+    "docs/simulator.md's profile table: every profile, its version and its listing limits"
+    text = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| `([a-z0-9.-]+)`[^|]* \| (\S+) \| (\w+) \| (\w+) / (\w+) \| (\w+) \| (\S+) \|", line)
+        if m:
+            rows[m.group(1)] = m.groups()[1:]
+
+    def count(n):
+        return "all" if n is None else str(n)
+
+    assert sorted(rows) == sorted(ALL_PROFILES)
+    for name, (version, tracks, albums, artists, countries, leaf) in rows.items():
+        p = PROFILES[name]
+        assert version == p.version
+        assert (tracks, albums, artists, countries) == tuple(
+            map(count, (p.track_tags_listed, p.album_tags_listed, p.artist_tags_listed, p.artist_countries_listed)))
+        assert leaf.strip("*") == ("yes" if p.leaf_count_listed else "no")
