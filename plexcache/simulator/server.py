@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import render as R
 from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, Library, QueryError
-from .profiles import PROFILES, Profile, get_profile
+from .profiles import CLASSIC, PROFILES, Profile, get_profile
 
-PMS_VERSION = PROFILES["classic"].version  # the default profile's (captured from a real PMS 1.41.5)
+PMS_VERSION = PROFILES[CLASSIC].version  # classic's: captured from a real PMS 1.41.5 (§6)
 BODY_401 = (
     b"<html><head><script>window.location = window.location.href.match(/(^.+\\/)[^\\/]*$/)[1] + "
     b"'web/index.html';</script><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
