@@ -611,3 +611,32 @@ def test_docs_list_every_profile_as_it_is():
         assert (tracks, albums, artists, countries) == tuple(
             map(count, (p.track_tags_listed, p.album_tags_listed, p.artist_tags_listed, p.artist_countries_listed)))
         assert leaf.strip("*") == ("yes" if p.leaf_count_listed else "no")
+
+
+def test_diff_cache_counts_what_differs(tmp_path):
+    "diff_cache on a real SQLite file written from the ground truth, then damaged"
+    import sqlite3
+
+    from plexcache.simulator.truth import diff_cache
+
+    sim = Simulator(tracks=300, seed=6, token="t", profile=REALISTIC)
+    expected = sim.expected_cache()
+    db = tmp_path / "c.db"
+    conn = sqlite3.connect(db)
+    for table, rows in expected.items():
+        cols = list(next(iter(rows.values())))
+        conn.execute(f"create table {table} ({', '.join(cols)})")
+        conn.executemany(f"insert into {table} values ({', '.join('?' * len(cols))})",
+                         [[json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for v in r.values()]
+                          for r in rows.values()])  # fmt: skip
+    conn.commit()
+    assert diff_cache(db, expected) == {"tracks": {}, "albums": {}, "artists": {}}
+    keys = sorted(expected["tracks"])
+    conn.execute("update tracks set genres = '[]', track_artist = artist where rating_key in (?, ?)", keys[:2])
+    conn.execute("delete from tracks where rating_key = ?", keys[2:3])
+    conn.execute("insert into artists (rating_key, name) values ('999999', 'Gone')")
+    conn.commit()
+    conn.close()
+    diff = diff_cache(db, expected)
+    assert diff["artists"] == {"extra": 1} and diff["albums"] == {}
+    assert diff["tracks"]["missing"] == 1 and set(diff["tracks"]) == {"missing", "genres", "track_artist"}

@@ -103,3 +103,36 @@ def expected_cache(lib, track_genres: bool = True) -> dict[str, dict[str, dict]]
             for k in live[ARTIST]:
                 out["artists"][str(k)] = artist_row(lib.record(k))
     return out
+
+
+def diff_cache(db_path, expected: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
+    """How a cache file differs from ``expected`` (expected_cache()): per table, the number of
+    rows missing, extra, and wrong in each column ({} for a table that matches). JSON list
+    columns are compared as lists. Reads the file read-only."""
+    import json
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        out: dict[str, dict[str, int]] = {}
+        for table, want in expected.items():
+            counts: dict[str, int] = {}
+            rows = {r["rating_key"]: dict(r) for r in conn.execute(f"select * from {table}")}  # noqa: S608
+            if rows.keys() - want.keys():
+                counts["extra"] = len(rows.keys() - want.keys())
+            for key, row in want.items():
+                got = rows.get(key)
+                if got is None:
+                    counts["missing"] = counts.get("missing", 0) + 1
+                    continue
+                for column, value in row.items():
+                    have = got.get(column)
+                    if isinstance(value, list) and isinstance(have, str):
+                        have = json.loads(have)
+                    if have != value:
+                        counts[column] = counts.get(column, 0) + 1
+            out[table] = counts
+        return out
+    finally:
+        conn.close()
