@@ -180,7 +180,8 @@ def reset(db, yes):
     help="Token clients must send [env PLEXCACHE_SIMULATOR_TOKEN]",
 )
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0))
-def simulate(host, port, tracks, seed, token, latency_ms):
+@click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default classic]")
+def simulate(host, port, tracks, seed, token, latency_ms, profile):
     """Serve a synthetic Plex Media Server until stopped (Ctrl-C)
 
     \b
@@ -189,12 +190,16 @@ def simulate(host, port, tracks, seed, token, latency_ms):
     """
     from .simulator import Simulator
 
-    sim = Simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency_ms)
+    try:
+        sim = Simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency_ms, profile=profile)
+    except ValueError as e:
+        raise Fail(str(e)) from None
     try:
         sim.start(host=host, port=port)
     except OSError as e:
         raise Fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    click.echo(f"Plex Media Server simulator on {sim.url} ({tracks:,} tracks, seed {seed})")
+    click.echo(f"Plex Media Server simulator on {sim.url} ({tracks:,} tracks, seed {seed}, profile "
+               f"{sim.profile.name}: PMS {sim.profile.version})")  # fmt: skip
     click.echo(f"Try: PLEX_URL={sim.url} PLEX_TOKEN={token} plexcache sync")
     try:
         sim.wait()

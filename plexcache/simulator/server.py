@@ -21,8 +21,9 @@ from . import history as H
 from . import render as R
 from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, Library, QueryError
 from .notify import WS_PATHS, Notifier
+from .profiles import CLASSIC, PROFILES, Profile, get_profile
 
-PMS_VERSION = "1.41.5.9522-a96edc606"
+PMS_VERSION = PROFILES[CLASSIC].version  # classic's: captured from a real PMS 1.41.5 (§6)
 BODY_401 = (
     b"<html><head><script>window.location = window.location.href.match(/(^.+\\/)[^\\/]*$/)[1] + "
     b"'web/index.html';</script><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
@@ -161,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def version_string(self):
-        return self.server_version
+        return "PlexMediaServer/" + self.server.sim.profile.version
 
     def date_time_string(self, timestamp=None):
         return email.utils.formatdate(self.server.sim.now(), usegmt=True)
@@ -348,7 +349,7 @@ class Handler(BaseHTTPRequestHandler):
         p = path.rstrip("/") or "/"
         if p == "/identity":
             root = ("MediaContainer", {"size": 0, "claimed": True, "machineIdentifier": sim.machine_identifier,
-                                       "version": PMS_VERSION}, [])  # fmt: skip
+                                       "version": sim.profile.version}, [])  # fmt: skip
             return self._out(root)
         if not self._token_ok(params):
             return 401, BODY_401, "text/html", {}
@@ -413,7 +414,7 @@ class Handler(BaseHTTPRequestHandler):
             "transcoderVideoBitrates": "64,96,208,320,720,1500,2000,3000,4000,8000,10000,12000,20000",
             "transcoderVideoQualities": "0,1,2,3,4,5,6,7,8,9,10,11,12",
             "transcoderVideoResolutions": "128,128,160,240,320,480,768,720,720,1080,1080,1080,1080",
-            "updatedAt": 1743847598, "updater": True, "version": PMS_VERSION, "voiceSearch": True,
+            "updatedAt": 1743847598, "updater": True, "version": sim.profile.version, "voiceSearch": True,
         }  # fmt: skip
         dirs = [("Directory", {"count": 1, "key": k, "title": k}, [])
                 for k in ("activities", "butler", "channels", "library", "playlists")]  # fmt: skip
@@ -462,13 +463,15 @@ class Handler(BaseHTTPRequestHandler):
         qs = {}
         for k, v in params:
             qs.setdefault(k, v)
+        profile = self.server.sim.profile
 
         def csv(name):
-            v = qs.get(name, "")
+            v = qs.get(name, "") if profile.honours_excludes else ""
             return [x.strip() for x in v.split(",") if x.strip()]
 
         return R.Options(include_guids=qs.get("includeGuids", "0") not in ("0", ""),
-                         excl_elements=csv("excludeElements"), excl_fields=csv("excludeFields"), detail=detail)  # fmt: skip
+                         excl_elements=csv("excludeElements"), excl_fields=csv("excludeFields"), detail=detail,
+                         profile=profile)  # fmt: skip
 
     def _size_attrs(self, n_items, total, start, paged):
         if paged:
@@ -690,10 +693,11 @@ class Simulator:
 
     def __init__(self, tracks: int = 18432, seed: int = 1, token: str = "TOKEN", latency_ms: float = 0,
                  music_sections: int = 2, strict: bool = False, gzip: bool = True,
-                 friendly_name: str = "plexcache-sim",
+                 friendly_name: str = "plexcache-sim", profile: str | Profile | None = None,
                  history: int = 1000, accounts: int = 4, devices: int = 6, managed_tokens: dict | None = None,
                  managed_history: str = "own", notifications: bool = True,
                  ping_interval: float = 10.0):  # fmt: skip
+        self.profile: Profile = get_profile(profile)
         self.token = token
         self.latency_ms = latency_ms or 0
         self.strict = strict
@@ -881,7 +885,22 @@ class Simulator:
         self.managed_tokens[str(token)] = account_id
         return account_id
 
+    # -- ground truth
+
+    def expected_cache(self) -> dict[str, dict[str, dict]]:
+        """What a cache synced from this server must hold (Library.expected_cache), for what this
+        profile's server knows: no track genres before PMS 1.40."""
+        return self.library.expected_cache(track_genres=self.profile.track_genres)
+
+    def expected_tracks(self) -> dict[str, dict]:
+        return self.expected_cache()["tracks"]
+
     # -- controls
+
+    def set_profile(self, profile: str | Profile) -> Profile:
+        "Serve the same library as another server (version) from the next request on"
+        self.profile = get_profile(profile)
+        return self.profile
 
     def set_latency(self, ms: float) -> None:
         self.latency_ms = ms or 0
@@ -939,7 +958,7 @@ class Simulator:
                   "add_managed_token"}  # fmt: skip
     _HISTORY_QUERIES = {"entries", "accounts", "devices", "count"}
     _QUERIES = {"track", "album", "artist", "track_keys", "album_keys", "artist_keys", "track_count",
-                "album_count", "artist_count", "sections", "item"}  # fmt: skip
+                "album_count", "artist_count", "sections", "item", "expected_cache", "expected_tracks"}  # fmt: skip
 
     def _admin(self, method: str, name: str, data: dict):
         if name == "notify-stats" and method == "GET":
@@ -948,7 +967,8 @@ class Simulator:
             return {"request_counts": self.request_counts, "total_requests": self.total_requests,
                     "unknown_filters": dict(self.unknown_filters), "now": self.now(), "latency_ms": self.latency_ms,
                     "faults": self.faults, "track_count": self.library.track_count(),
-                    "sections": self.library.sections()}  # fmt: skip
+                    "sections": self.library.sections(), "profile": self.profile.name,
+                    "version": self.profile.version}  # fmt: skip
         if method != "POST":
             return NotImplemented
         if name == "mutate":
@@ -963,7 +983,13 @@ class Simulator:
             if op not in self._QUERIES:
                 raise ValueError(f"unknown op {op!r}; expected one of "
                                  f"{sorted(self._QUERIES | self._HISTORY_QUERIES)}")  # fmt: skip
-            return {"result": getattr(self.library, op)(**args)}
+            target = self if op.startswith("expected_") else self.library
+            return {"result": getattr(target, op)(**args)}
+        if name == "profile":
+            if not isinstance(data.get("name"), str):
+                raise ValueError('profile needs {"name": NAME}')
+            profile = self.set_profile(data["name"])
+            return {"profile": profile.name, "version": profile.version}
         if name == "latency":
             self.set_latency(data.get("ms", 0))
             return {"latency_ms": self.latency_ms}
