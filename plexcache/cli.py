@@ -181,7 +181,11 @@ def reset(db, yes):
 )
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default classic]")
-def simulate(host, port, tracks, seed, token, latency_ms, profile):
+@click.option("--history", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Plays in the seeded listening history")  # fmt: skip
+@click.option("--notifications/--no-notifications", default=True, show_default=True,
+              help="Serve the notification websocket (/:/websockets/notifications)")  # fmt: skip
+def simulate(host, port, tracks, seed, token, latency_ms, profile, history, notifications):
     """Serve a synthetic Plex Media Server until stopped (Ctrl-C)
 
     \b
@@ -191,7 +195,8 @@ def simulate(host, port, tracks, seed, token, latency_ms, profile):
     from .simulator import Simulator
 
     try:
-        sim = Simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency_ms, profile=profile)
+        sim = Simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency_ms, profile=profile,
+                        history=history, notifications=notifications)  # fmt: skip
     except ValueError as e:
         raise Fail(str(e)) from None
     try:
