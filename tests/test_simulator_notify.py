@@ -291,3 +291,20 @@ def test_stop_closes_websockets(sim_factory):
     while s.notify.stats()["connections"] and time.monotonic() < deadline:
         time.sleep(0.01)
     assert s.notify.stats()["connections"] == 0
+
+
+def test_restart_on_the_same_port_accepts_reconnects(sim_factory):
+    s = sim_factory()
+    port = s.port
+    with open_ws(s) as ws:
+        wait_connected(s)
+        s.stop()
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+    with pytest.raises(OSError):
+        open_ws(s)
+    s.start(port=port)
+    with open_ws(s) as ws:
+        wait_connected(s)
+        s.rate_track(s.library.track_keys()[0], 2)
+        assert [m["type"] for m in recv_all(ws)] == ["timeline"]

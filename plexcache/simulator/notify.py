@@ -264,8 +264,9 @@ class Notifier:
             self.timeline([self._entry(rec, PROCESSED)])
 
     def play_session(self) -> int:
-        self._session += 1
-        return self._session
+        with self._lock:
+            self._session += 1
+            return self._session
 
     def play_state(self, session: int, rec: dict, device: dict | None, state: str, offset: int) -> None:
         "A PlaySessionStateNotification: state playing, paused, stopped, buffering or error"
