@@ -20,7 +20,9 @@ def ws_url(sim, path="/:/websockets/notifications", query=""):
 
 
 def open_ws(sim, token=SIM_TOKEN, **kw):
-    return connect(ws_url(sim, **kw), additional_headers={"X-Plex-Token": token} if token else {}, open_timeout=5)
+    ws = connect(ws_url(sim, **kw), additional_headers={"X-Plex-Token": token} if token else {}, open_timeout=5)
+    ws.sim = sim
+    return ws
 
 
 def wait_connected(sim, n=1):
@@ -31,7 +33,11 @@ def wait_connected(sim, n=1):
 
 
 def recv_all(ws, quiet=0.4, raw=False):
-    "every message until none arrives for `quiet` seconds"
+    "every message until none arrives for `quiet` seconds, once the simulator's queues are empty"
+    sim = ws.sim
+    deadline = time.monotonic() + 10
+    while sim.notify.stats()["queued"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     out = []
     while True:
         try:
@@ -150,6 +156,7 @@ def test_plexapi_alert_listener_receives_the_same(sim):
 
 def test_token_header_or_query_and_401_before_upgrade(sim):
     with connect(ws_url(sim, query=f"?X-Plex-Token={SIM_TOKEN}")) as ws:
+        ws.sim = sim
         wait_connected(sim)
         sim.rate_track(sim.library.track_keys()[0], 2)
         assert recv_all(ws)[0]["type"] == "timeline"

@@ -159,7 +159,8 @@ class Notifier:
                     "published": {k[4:]: v for k, v in c.items() if k.startswith("pub:")},
                     "messages": sum(v for k, v in c.items() if k.startswith("pub:")),
                     "frames_sent": c.get("frames", 0), "pings_sent": c.get("ping", 0), "delay": self.delay,
-                    "held": len(self._held), "ids": self.ids, "timeline_batch": self.timeline_batch,
+                    "held": len(self._held), "queued": sum(conn.q.qsize() for conn in self._conns),
+                    "ids": self.ids, "timeline_batch": self.timeline_batch,
                     "ping_interval": self.ping_interval}  # fmt: skip
 
     def reset_stats(self):
