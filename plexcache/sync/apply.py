@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .. import facet_counts
-from ..schema import ALBUM_COLUMNS, ARTIST_COLUMNS, TRACK_COLUMNS
+from ..columns import ALBUMS, ARTISTS, TRACKS, Table
 from .plan import SyncPlan
 
 #: Every track written or deleted by this apply: what the facet deltas follow
@@ -190,53 +190,34 @@ def mass_delete_guard(
 
 def upsert(conn: sqlite3.Connection) -> int:
     """Artists, then albums (their artist name follows the artist row), then
-    tracks; returns the tracks inserted or changed"""
-    _upsert(conn, "artists", ARTIST_COLUMNS, "select * from stage.artists")
-    _upsert(
-        conn,
-        "albums",
-        ALBUM_COLUMNS,
-        "select al.rating_key, al.title, coalesce(ar.name, al.artist), al.year, al.genres, "
-        "al.subformats, al.is_live, al.studio, al.added_at, al.updated_at, al.artist_rating_key, "
-        "al.section_id from stage.albums al left join main.artists ar on ar.rating_key = al.artist_rating_key",
-    )
+    tracks (derived columns from their album and artist rows); returns the
+    tracks inserted or changed"""
+    _upsert(conn, ARTISTS, "stage.artists s")
+    _upsert(conn, ALBUMS, "stage.albums s left join main.artists ar on ar.rating_key = s.artist_rating_key")
     conn.execute(
         "update main.albums set artist = (select name from main.artists ar where ar.rating_key = albums.artist_rating_key) "
         "where artist_rating_key in (select rating_key from stage.artists)"
     )
     _upsert(
         conn,
-        "tracks",
-        TRACK_COLUMNS,
-        """select s.rating_key, s.title,
-            coalesce(s.track_artist, ar.name, s.album_artist, ''),
-            coalesce(al.title, s.album_title, ''),
-            s.duration_ms,
-            coalesce(s.own_year, al.year, s.parent_year),
-            coalesce(s.own_genres, nullif(al.genres, '[]'), nullif(ar.genres, '[]'), '[]'),
-            s.user_rating,
-            coalesce(al.is_live, 0),
-            s.updated_at,
-            coalesce(ar.name, s.album_artist),
-            s.track_artist, s.track_number, s.disc_number, s.play_count, s.skip_count,
-            s.last_played_at, s.last_rated_at, s.added_at, s.codec, s.bitrate,
-            s.album_rating_key, s.artist_rating_key, s.section_id
-        from stage.tracks s
-        left join main.albums al on al.rating_key = s.album_rating_key
-        left join main.artists ar on ar.rating_key = s.artist_rating_key""",
+        TRACKS,
+        "stage.tracks s left join main.albums al on al.rating_key = s.album_rating_key "
+        "left join main.artists ar on ar.rating_key = s.artist_rating_key",
         order_by="rating_key",
     )
     return conn.execute("select changes()").fetchone()[0]
 
 
-def _upsert(conn, table: str, columns, select_sql: str, order_by: str | None = None) -> None:
-    # Inserting in key order keeps the primary-key index writes sequential.
-    cols = ", ".join(columns)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-    old = ", ".join(f"{table}.{c}" for c in columns[1:])
-    new = ", ".join(f"excluded.{c}" for c in columns[1:])
+def _upsert(conn, table: Table, source: str, order_by: str | None = None) -> None:
+    """Insert or update ``table`` from ``table.apply_select(source)``, by name;
+    rows whose values did not change are not written"""
+    cols = ", ".join(table.names)
+    rest = table.names[1:]  # all but the key
+    updates = ", ".join(f"{c} = excluded.{c}" for c in rest)
+    old = ", ".join(f"{table.name}.{c}" for c in rest)
+    new = ", ".join(f"excluded.{c}" for c in rest)
     conn.execute(
-        f"insert into main.{table} ({cols}) select * from ({select_sql}) where true "
+        f"insert into main.{table.name} ({cols}) select {cols} from ({table.apply_select(source)}) where true "
         + (f"order by {order_by} " if order_by else "")
         + f"on conflict(rating_key) do update set {updates} where ({old}) is not ({new})"
     )

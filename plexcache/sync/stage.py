@@ -6,8 +6,8 @@ cache never see it. Its tables:
 
 ``stage.tracks``   track rows as listed (``STAGE_TRACK_COLUMNS``), completed
                    by full reads (genres)
-``stage.albums``   album rows from full reads (``ALBUM_COLUMNS``)
-``stage.artists``  artist rows from full reads (``ARTIST_COLUMNS``)
+``stage.albums``   album rows from full reads (the ``albums`` columns)
+``stage.artists``  artist rows from full reads (the ``artists`` columns)
 ``stage.seen``     every key a complete listing (or key scan) of a section
                    showed: cached tracks of that section missing here are gone
 ``stage.wanted``   keys to read in full through ``/library/metadata``
@@ -24,8 +24,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..rows import STAGE_TRACK_COLUMNS
-from ..schema import ALBUM_COLUMNS, ARTIST_COLUMNS
+from ..columns import ALBUMS, ARTISTS, STAGE_TRACK_COLUMNS
 
 log = logging.getLogger("plexcache.sync")
 
@@ -42,6 +41,10 @@ def _upsert_sql(table: str, columns) -> str:
 
 
 _GENRES_AT = STAGE_TRACK_COLUMNS.index("own_genres")
+_INSERT_TRACKS = (
+    f"insert or replace into stage.tracks ({', '.join(STAGE_TRACK_COLUMNS)}) "
+    f"values ({', '.join('?' for _ in STAGE_TRACK_COLUMNS)})"
+)
 
 
 class Stage:
@@ -58,8 +61,8 @@ class Stage:
         conn.execute("pragma stage.journal_mode = off")
         conn.execute("pragma stage.synchronous = off")
         conn.execute(f"create table stage.tracks ({_keyed(STAGE_TRACK_COLUMNS)})")
-        conn.execute(f"create table stage.albums ({_keyed(ALBUM_COLUMNS)})")
-        conn.execute(f"create table stage.artists ({_keyed(ARTIST_COLUMNS)})")
+        conn.execute(f"create table stage.albums ({_keyed(ALBUMS.names)})")
+        conn.execute(f"create table stage.artists ({_keyed(ARTISTS.names)})")
         conn.execute("create table stage.seen (rating_key TEXT PRIMARY KEY, section_id INTEGER)")
         conn.execute("create table stage.wanted (rating_key TEXT PRIMARY KEY)")
         conn.execute("create table stage.gone (rating_key TEXT PRIMARY KEY)")
@@ -89,8 +92,7 @@ class Stage:
 
     def add_tracks(self, rows: list[tuple]) -> None:
         if rows:
-            placeholders = ", ".join("?" for _ in STAGE_TRACK_COLUMNS)
-            self._write(f"insert or replace into stage.tracks values ({placeholders})", rows)
+            self._write(_INSERT_TRACKS, rows)
 
     def mark_listed(self, section_id: int) -> None:
         """Every track staged for a section was seen by its complete listing:
@@ -115,8 +117,8 @@ class Stage:
     def add_items(self, albums: list[dict], artists: list[dict]) -> None:
         with self.conn:
             self.conn.execute("begin")
-            self.conn.executemany(_upsert_sql("albums", ALBUM_COLUMNS), albums)
-            self.conn.executemany(_upsert_sql("artists", ARTIST_COLUMNS), artists)
+            self.conn.executemany(_upsert_sql("albums", ALBUMS.names), albums)
+            self.conn.executemany(_upsert_sql("artists", ARTISTS.names), artists)
 
     def complete_genres(self, rows: list[tuple]) -> None:
         "Full genre lists, from full track items, for tracks staged from listings"
