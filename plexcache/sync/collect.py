@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import PlexBadResponse
 from ..plex import ALBUM, ALBUM_COUNTS_ONLY, ARTIST, KEYS_ONLY, TRACK, PlexSource, Section, prefetch
-from ..rows import BadItem, album_row, artist_row, item_type, rating_key, track_row
+from ..plex.rows import BadItem, album_row, artist_row, item_type, rating_key, track_row
 from .runs import Progress
 from .stage import Stage
 

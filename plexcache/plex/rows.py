@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from .columns import STAGE_TRACK_COLUMNS
-from .timeutil import epoch_to_iso
+from ..columns import STAGE_TRACK_COLUMNS
+from ..timeutil import epoch_to_iso
 
 __all__ = ["STAGE_TRACK_COLUMNS", "BadItem", "track_row", "album_row", "artist_row", "item_type", "rating_key"]
 
