@@ -33,23 +33,26 @@ def describe_sqlite_error(e: sqlite3.Error, db_path) -> str:
     return f"cache database error on {db_path}: {text}"
 
 
-def connect(db_path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(db_path) -> sqlite3.Connection:
     """A connection to the cache in autocommit mode (we issue BEGIN ourselves).
 
     Checks the file really is SQLite before anything else touches it.
     """
     db_path = Path(db_path)
     try:
-        if readonly:
-            uri = db_path.resolve().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        else:
-            conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("select count(*) from sqlite_master").fetchone()
     except sqlite3.Error as e:
         raise CacheError(describe_sqlite_error(e, db_path)) from None
     return conn
+
+
+def connect_readonly(db_path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``): for readers that must never
+    create, change or lock the cache. Errors are the caller's to describe."""
+    uri = Path(db_path).resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=timeout)
 
 
 def open_cache(db_path) -> sqlite3.Connection:
