@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import facet_counts
+from . import facet_counts, overview  # overview (#16)
 
 # 2: facet_counts, facet_counts_state and their triggers
 SCHEMA_VERSION = 2
@@ -266,6 +266,7 @@ def ensure_shape(db) -> None:
             for columns in index_list:
                 db[table].create_index(columns, if_not_exists=True)
         facet_counts.create(conn)
+        overview.create(conn)  # overview (#16): tables, triggers, first count
     # sqlite-utils creates the FTS table and its triggers in two steps: a
     # process killed in between leaves a search index nothing keeps current.
     triggers = {t.name for t in db["tracks"].triggers}
@@ -323,4 +324,4 @@ def _in_shape(conn: sqlite3.Connection) -> bool:
         r[0]
         for r in conn.execute("select name from sqlite_master where type in ('table', 'view', 'trigger')")
     }
-    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES}
+    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES, *overview.NAMES}

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import facet_counts
+from . import facet_counts, overview  # overview (#16)
 from .config import PlexConfig
 from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
 from .errors import CacheError, NoMusicSection, PlexBadResponse, PlexcacheError
@@ -816,6 +816,7 @@ class _SyncRun:
             facet_keys = "select rating_key from stage.tracks union select rating_key from temp.doomed"
             if not bulk:
                 facet_counts.subtract(conn, facet_keys)
+                overview.subtract(conn, facet_keys)  # overview (#16): numbers out before the writes
 
             # Artists, then albums (their artist name follows the artist row).
             self._upsert("artists", ARTIST_COLUMNS, "select * from stage.artists")
@@ -864,6 +865,7 @@ class _SyncRun:
                 facet_counts.recount(conn)
             else:
                 facet_counts.add(conn, facet_keys)
+            overview.add(conn, facet_keys)  # overview (#16): back in after them (recounts after a bulk apply)
             # Albums and artists nobody refers to any more.
             conn.execute(
                 "delete from main.albums where not exists "
