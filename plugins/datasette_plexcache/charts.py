@@ -29,8 +29,8 @@ PLAYS_SQL = (
 HOURS_SQL = "select round(sum(duration_ms) / 3600000.0, 1) as hours, count(*) as tracks from tracks"
 
 ACCENT = "#3b6ea5"
-WIDTH = 520
-HEIGHT = 220
+WIDTH = 460
+HEIGHT = 200
 
 
 def overview_context(data: dict, database: str, urls) -> dict:
@@ -178,7 +178,17 @@ def runs_chart(runs: list[dict], database: str, urls) -> dict | None:
                 "height": 110,
                 "encoding": {
                     **layer["encoding"],
-                    "y": {"field": "value", "type": "quantitative", "title": "tracks changed", "stack": "zero"},
+                    # side by side on a symlog scale: a first full sync's 18,000
+                    # and a later sync's 12 both show (stacking would distort them)
+                    "xOffset": {"field": "what", "sort": ["added", "updated", "removed"]},
+                    "y": {
+                        "field": "value",
+                        "type": "quantitative",
+                        "title": "tracks changed",
+                        "stack": None,
+                        "scale": {"type": "symlog"},
+                        "axis": {"values": [0, 10, 100, 1000, 10000, 100000, 1000000], "format": ","},
+                    },
                     "color": {
                         "field": "what",
                         "type": "nominal",
@@ -189,6 +199,8 @@ def runs_chart(runs: list[dict], database: str, urls) -> dict | None:
                 },
             },
         ],
+        # each part keeps its own colours: run status above, kind of change below
+        "resolve": {"scale": {"color": "independent"}, "legend": {"color": "independent"}},
         "config": _config(),
     }
     return {
@@ -236,7 +248,7 @@ def _bar_chart(
         category = {**category, "sort": None, "axis": {"labelLimit": 180}}
     else:
         category = {**category, "axis": {"labelAngle": 0}}
-    measure = {"field": y, "type": "quantitative", "title": y, "axis": {"format": "~s"}}
+    measure = {"field": y, "type": "quantitative", "title": y, "axis": {"format": ",d", "tickCount": 5}}
     encoding = {
         "tooltip": tooltip,
         "href": {"field": "href"},
@@ -249,7 +261,7 @@ def _bar_chart(
         "mark": {"type": "bar", "tooltip": True, "cursor": "pointer", "color": ACCENT},
         "encoding": encoding,
         "width": "container",
-        "height": max(HEIGHT, 18 * len(values)) if horizontal else HEIGHT,
+        "height": {"step": 16} if horizontal else HEIGHT,
         "config": _config(),
     }
     return {
