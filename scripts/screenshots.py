@@ -93,8 +93,10 @@ def photograph(url: str, out: Path) -> list[Path]:
                 "() => [...document.querySelectorAll('figure.plexcache-chart')]"
                 ".every(f => f.dataset.chartState === 'drawn' || f.dataset.chartRows === '0')"
             )
-            # the footer's relative time must not vary between runs
-            page.wait_for_selector("#plexcache-footer")
+            # the page script has read the status: relative times, not raw ISO
+            page.wait_for_function(
+                "() => (document.querySelector('#plexcache-footer') || {}).textContent?.includes('Synced')"
+            )
             target = out / f"{name}.png"
             page.screenshot(path=str(target))
             written.append(target)

@@ -187,7 +187,7 @@ def runs_chart(runs: list[dict], database: str, urls) -> dict | None:
                         "title": "tracks changed",
                         "stack": None,
                         "scale": {"type": "symlog"},
-                        "axis": {"values": [0, 10, 100, 1000, 10000, 100000, 1000000], "format": ","},
+                        "axis": {"values": [0, 10, 100, 1000, 10000, 100000, 1000000], "labelExpr": "format(datum.value, ',')"},
                     },
                     "color": {
                         "field": "what",
