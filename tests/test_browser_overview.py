@@ -14,7 +14,7 @@ import sqlite3
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, Serve, Sim, cli_sync
+from test_browser import CHROMIUM, Serve, Sim, browser, cli_sync  # noqa: F401 (browser: a fixture)
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
@@ -68,18 +68,11 @@ def server(tmp_path_factory):
     sim.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
-def page(browser, server):
+def page(request, server):
     "A 1280x900 page; every request it makes must go to the server under test"
-    context = browser.new_context(viewport=VIEWPORT, locale="en-US")
+    chromium = request.getfixturevalue("browser")  # test_browser's module-scoped Chromium
+    context = chromium.new_context(viewport=VIEWPORT, locale="en-US")
     pg = context.new_page()
     requests: list[str] = []
     errors: list[str] = []

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from datasette_plexcache.app import build_datasette
 from syncutil import config_for
+from test_facets import connect, with_transaction
+from test_facets import insert_track as facets_insert_track
 
 from plexcache import overview
 from plexcache.config import PlexConfig
@@ -56,22 +58,6 @@ def cache(synced_template, tmp_path):
     return path
 
 
-def connect(path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("pragma busy_timeout = 5000")
-    return conn
-
-
-def with_transaction(conn, fn, *args):
-    conn.execute("begin immediate")
-    try:
-        fn(conn, *args)
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
-
-
 def reference(conn) -> dict:
     "What the overview numbers must be, from plain SQL over tracks"
     counts = {
@@ -86,19 +72,8 @@ def reference(conn) -> dict:
 
 
 def insert_track(conn, key: str, **values):
-    row = {
-        "rating_key": key,
-        "title": f"Edge {key}",
-        "artist": "Edge Artist",
-        "album": "Edge Album",
-        "year": 1999,
-        "genres": '["Rock"]',
-        "duration_ms": 200_000,
-        "added_at": "2019-04-02T10:00:00Z",
-        **values,
-    }
-    cols = ", ".join(row)
-    conn.execute(f"insert into tracks ({cols}) values ({', '.join('?' for _ in row)})", list(row.values()))
+    "test_facets' track, with a duration and an added_at"
+    facets_insert_track(conn, key, **{"duration_ms": 200_000, "added_at": "2019-04-02T10:00:00Z", **values})
 
 
 def maintained(conn, keys: list[str], write):
@@ -436,3 +411,31 @@ async def test_progress_page_has_the_runs_chart(cache):
     values = {(v["run"], v["what"]): v["value"] for v in spec["data"]["values"]}
     assert values[(f"#{run_id}", "added")] == added == 700
     assert values[(f"#{run_id}", "duration")] == round(duration_ms / 1000, 1)
+
+
+@pytest.mark.asyncio
+async def test_overview_hidden_from_who_may_not_see_the_cache(cache):
+    from datasette.version import __version__ as datasette_version
+    from datasette_test import Datasette, actor_cookie
+
+    blocks = {"databases": {DB: {"allow": {"id": "root"}}}}
+    key = "metadata" if datasette_version.startswith("0.") else "config"
+    ds = Datasette([str(cache)], plugin_config={"plexcache": {"sync_on_start": False}}, **{key: blocks})
+    html = (await ds.client.get("/")).text
+    assert "plexcache-overview" not in html and "plexcache-chart" not in html
+    denied = await ds.client.get("/-/plexcache/overview.json")
+    assert (denied.status_code, denied.json()) == (403, {"error": "permission denied"})
+    root = {"ds_actor": actor_cookie(ds, {"id": "root"})}
+    assert "plexcache-overview" in (await ds.client.get("/", cookies=root)).text
+    assert (await ds.client.get("/-/plexcache/overview.json", cookies=root)).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_overview_json_without_a_cache(tmp_path):
+    from datasette.app import Datasette
+
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table t (x)").connection.close()
+    ds = Datasette([str(other)])
+    response = await ds.client.get("/-/plexcache/overview.json")
+    assert (response.status_code, response.json()) == (404, {"error": "no cache database is attached"})

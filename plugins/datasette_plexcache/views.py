@@ -199,7 +199,10 @@ async def overview(datasette, request) -> dict | None:
 
 async def overview_view(datasette, request):
     "GET /-/plexcache/overview.json: the overview's figures and chart specs"
+    settings = get_settings(datasette)
+    if denied := await _view_check(datasette, request, settings):
+        return denied
     result = await overview(datasette, request)
     if result is None:
-        return _json_error("permission denied or no cache database", 403)
+        return _json_error(settings.config_error or "no cache database is attached", 404)
     return Response.json(result, headers={"cache-control": "no-store"})
