@@ -62,7 +62,7 @@ def server(tmp_path_factory):
     except BaseException:
         sim.stop()
         raise
-    srv.db = db
+    srv.db, srv.sim = db, sim
     yield srv
     srv.stop()
     sim.stop()
@@ -203,3 +203,16 @@ def test_progress_page_charts_the_last_syncs(page, server):
     with page.expect_navigation():
         link.click()
     assert rows_shown(page) == runs
+
+
+def test_progress_chart_follows_a_new_sync(page, server):
+    "A sync from the command line while the page is open: one more run in the chart, no reload"
+    page.goto(server.url + "/-/plexcache")
+    page.wait_for_function(ALL_DRAWN, timeout=20000)
+    runs = query(server.db, "select count(*) from sync_runs where duration_ms is not null")[0][0]
+    expect(bars(page, "runs")).to_have_count(4 * runs)
+    page.evaluate("() => { window.notReloaded = true; }")
+    cli_sync(server.db, server.sim)
+    expect(bars(page, "runs")).to_have_count(4 * (runs + 1), timeout=30000)
+    assert page.evaluate("() => window.notReloaded") is True
+    expect(page.locator("table.plexcache-runs tbody tr")).to_have_count(runs + 1)

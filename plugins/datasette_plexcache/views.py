@@ -140,7 +140,9 @@ async def runs_view(datasette, request):
     if denied := await _view_check(datasette, request, settings):
         return denied
     runs = await asyncio.to_thread(service.recent_runs, settings)
-    return Response.json({"runs": runs}, headers={"cache-control": "no-store"})
+    chart = charts.runs_chart(runs, settings.database, datasette.urls) if settings.database else None
+    # chart: the progress page redraws its picture when a run finishes
+    return Response.json({"runs": runs, "chart": chart}, headers={"cache-control": "no-store"})
 
 
 async def page_view(datasette, request):

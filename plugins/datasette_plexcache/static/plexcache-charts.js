@@ -36,7 +36,33 @@
     for (var i = 0; i < figures.length; i++) draw(figures[i]);
   }
 
-  window.plexcacheCharts = { draw: draw, drawAll: drawAll };
+  // JSON with sorted keys: the page's spec (Jinja's tojson) and the JSON
+  // API's list the same keys in different orders
+  function canonical(value) {
+    if (Array.isArray(value)) return "[" + value.map(canonical).join(",") + "]";
+    if (value && typeof value === "object") {
+      return "{" + Object.keys(value).sort().map(function (k) {
+        return JSON.stringify(k) + ":" + canonical(value[k]);
+      }).join(",") + "}";
+    }
+    return JSON.stringify(value);
+  }
+
+  // Replace a chart's specification (e.g. the progress page's runs chart
+  // after a sync) and draw it again; nothing happens when it did not change.
+  function update(chartId, chart) {
+    var figure = document.getElementById("chart-" + chartId);
+    var specEl = figure && figure.querySelector(".plexcache-chart-spec");
+    if (!specEl || !chart || !chart.spec) return;
+    if (canonical(chart.spec) === canonical(JSON.parse(specEl.textContent))) return;
+    specEl.textContent = JSON.stringify(chart.spec);
+    figure.setAttribute("data-chart-rows", String(chart.rows));
+    if (figure.parentNode && figure.parentNode.hidden) figure.parentNode.hidden = false;
+    if (figure._plexcacheView) figure._plexcacheView.finalize();
+    draw(figure);
+  }
+
+  window.plexcacheCharts = { draw: draw, drawAll: drawAll, update: update };
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { drawAll(); });
   } else {
