@@ -101,36 +101,46 @@ def ensure_shape(db) -> None:
 
     ``db`` is a ``sqlite_utils.Database`` or a ``sqlite3.Connection``. Safe to
     run on a cache written by an older plexcache: missing columns are added,
-    existing data is kept. A cache already in shape costs one query (and
-    sqlite-utils is not even imported: with pandas installed it takes 0.6 s).
-    """
-    raw = db if isinstance(db, sqlite3.Connection) else db.conn
-    if _in_shape(raw):
-        return
-    import sqlite_utils
+    existing data is kept. A cache already in shape costs one query.
 
-    if isinstance(db, sqlite3.Connection):
-        db = sqlite_utils.Database(db)
-    conn = db.conn
+    Plain SQL, written as sqlite-utils writes it (same index names, FTS table
+    and triggers, so caches made either way are identical): importing
+    sqlite-utils costs ~0.4 s and ~40 MB when pandas and numpy are installed,
+    which it imports whenever they are, on every first sync.
+    """
+    conn = db if isinstance(db, sqlite3.Connection) else db.conn
+    if _in_shape(conn):
+        return
     previous_version = conn.execute("pragma user_version").fetchone()[0]
     with conn:
         for name, sql in TABLES_SQL.items():
-            if not db[name].exists():
+            if not _exists(conn, "table", name):
                 conn.execute(sql)
             else:
-                _add_missing_columns(db, name, sql)
+                _add_missing_columns(conn, name, sql)
         for table, index_list in INDEXES.items():
             for columns in index_list:
-                db[table].create_index(columns, if_not_exists=True)
+                conn.execute(_index_sql(table, columns))
         facet_counts.create(conn)
         overview.create(conn)
-    # sqlite-utils creates the FTS table and its triggers in two steps: a
-    # process killed in between leaves a search index nothing keeps current.
-    triggers = {t.name for t in db["tracks"].triggers}
-    if not db["tracks_fts"].exists() or not FTS_TRIGGERS <= triggers:
-        db["tracks"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize="unicode61", replace=True)
-    for name, sql in VIEWS.items():
-        db.create_view(name, sql.strip(), replace=True)
+    # The FTS table and its triggers together: a process killed in between
+    # leaves a search index nothing keeps current, so recreate both.
+    if _fts_sql() != _schema_of(conn, "tracks_fts") or not FTS_TRIGGERS <= _names(conn, "trigger", "tracks"):
+        with conn:
+            for trigger in FTS_TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {_q(trigger)}")
+            conn.execute(f"DROP TABLE IF EXISTS {_q('tracks_fts')}")
+            conn.execute(_fts_sql())
+            conn.execute("INSERT INTO [tracks_fts] (rowid, " + ", ".join(map(_q, FTS_COLUMNS)) + ") SELECT rowid, "
+                         + ", ".join(map(_q, FTS_COLUMNS)) + " FROM [tracks]")  # fmt: skip
+            for sql in _fts_trigger_sql():
+                conn.execute(sql)
+    with conn:
+        for name, sql in VIEWS.items():
+            create = f"CREATE VIEW {_q(name)} AS {sql.strip()}"
+            if _schema_of(conn, name) != create:
+                conn.execute(f"DROP VIEW IF EXISTS {_q(name)}")
+                conn.execute(create)
     # Count once when the counts are new to this file, were not maintained
     # (stale, or a total that is not the row count), or another plexcache
     # version wrote the file since (it sets its own user_version, and may not
@@ -144,6 +154,53 @@ def ensure_shape(db) -> None:
     ):
         _recount(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _q(name: str) -> str:
+    "An identifier quoted as sqlite-utils quotes it"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _exists(conn: sqlite3.Connection, kind: str, name: str) -> bool:
+    return conn.execute("select 1 from sqlite_master where type = ? and name = ?", (kind, name)).fetchone() is not None
+
+
+def _names(conn: sqlite3.Connection, kind: str, table: str) -> set[str]:
+    return {r[0] for r in conn.execute("select name from sqlite_master where type = ? and tbl_name = ?", (kind, table))}
+
+
+def _schema_of(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("select sql from sqlite_master where name = ?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def _index_sql(table: str, columns: list[str]) -> str:
+    "sqlite-utils' ``create_index(columns, if_not_exists=True)``"
+    name = "idx_{}_{}".format(table.replace(" ", "_"), "_".join(c.replace(" ", "_") for c in columns))
+    return f"CREATE INDEX IF NOT EXISTS {_q(name)}\n    ON {_q(table)} ({', '.join(map(_q, columns))})"
+
+
+def _fts_sql() -> str:
+    "sqlite-utils' ``enable_fts(FTS_COLUMNS, tokenize='unicode61')`` on tracks"
+    return (
+        f"CREATE VIRTUAL TABLE {_q('tracks_fts')} USING FTS5 (\n    {', '.join(map(_q, FTS_COLUMNS))},\n"
+        f"    tokenize='unicode61',\n    content={_q('tracks')}\n)"
+    )
+
+
+def _fts_trigger_sql() -> list[str]:
+    "the triggers sqlite-utils' ``enable_fts(create_triggers=True)`` creates"
+    cols = ", ".join(map(_q, FTS_COLUMNS))
+    old = ", ".join(f"old.{_q(c)}" for c in FTS_COLUMNS)
+    new = ", ".join(f"new.{_q(c)}" for c in FTS_COLUMNS)
+    t, fts = _q("tracks"), _q("tracks_fts")
+    delete = f"INSERT INTO {fts} ({fts}, rowid, {cols}) VALUES('delete', old.rowid, {old});"
+    insert = f"INSERT INTO {fts} (rowid, {cols}) VALUES (new.rowid, {new});"
+    return [
+        f"CREATE TRIGGER {_q('tracks_ai')} AFTER INSERT ON {t} BEGIN\n  {insert}\nEND",
+        f"CREATE TRIGGER {_q('tracks_ad')} AFTER DELETE ON {t} BEGIN\n  {delete}\nEND",
+        f"CREATE TRIGGER {_q('tracks_au')} AFTER UPDATE ON {t} BEGIN\n  {delete}\n  {insert}\nEND",
+    ]
 
 
 def _recount(conn: sqlite3.Connection) -> None:
@@ -161,8 +218,8 @@ def _recount(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _add_missing_columns(db, table: str, create_sql: str) -> None:
-    existing = set(db[table].columns_dict)
+def _add_missing_columns(conn: sqlite3.Connection, table: str, create_sql: str) -> None:
+    existing = {r[1] for r in conn.execute(f"pragma table_info({_q(table)})")}
     for line in create_sql.splitlines():
         line = line.strip().rstrip(",")
         if not line or line.upper().startswith(("CREATE", ")")):
@@ -170,7 +227,7 @@ def _add_missing_columns(db, table: str, create_sql: str) -> None:
         column = line.split()[0]
         if column not in existing and column.upper() not in ("PRIMARY", "FOREIGN", "CHECK"):
             definition = line.replace(" NOT NULL DEFAULT", " DEFAULT")
-            db.conn.execute(f"ALTER TABLE [{table}] ADD COLUMN {definition}")
+            conn.execute(f"ALTER TABLE [{table}] ADD COLUMN {definition}")
 
 
 def _in_shape(conn: sqlite3.Connection) -> bool:

@@ -28,7 +28,6 @@ from collections.abc import Iterator
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from .. import __version__
 from ..config import PlexConfig, redact
@@ -67,6 +66,8 @@ class TransientError(PlexError):
 
 
 def _wait(retry_state) -> float:
+    from tenacity import wait_exponential
+
     exc = retry_state.outcome.exception() if retry_state.outcome else None
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
@@ -124,7 +125,24 @@ class PlexHTTP:
         return self.retrying(lambda: self.parse(self.fetch_once(path, params, headers), path))
 
     def retrying(self, attempt_fn):
-        "``attempt_fn()`` with up to ``retries`` retries of transient failures"
+        """``attempt_fn()`` with up to ``retries`` retries of transient failures.
+
+        The first attempt runs bare; only a failure brings in tenacity (its
+        import, with asyncio and tornado when installed, is ~20 ms of every
+        command's start-up otherwise). The failure is replayed as tenacity's
+        first attempt, so waits and attempt counts are tenacity's own."""
+        try:
+            return attempt_fn()
+        except TransientError as e:
+            failed = [e]
+
+        def replayed():
+            if failed:
+                raise failed.pop()
+            return attempt_fn()
+
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=_wait,
@@ -134,7 +152,7 @@ class PlexHTTP:
         try:
             for attempt in retrying:
                 with attempt:
-                    return attempt_fn()
+                    return replayed()
         except TransientError as e:
             # Out of retries: a plain PlexError for the caller.
             raise PlexError(str(e)) from None
