@@ -40,6 +40,9 @@ from pathlib import Path
 
 import psutil
 import requests
+from goals import Goals, render_goals
+
+from plexcache.simulator.profiles import ALL_PROFILES, CLASSIC, REALISTIC
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -176,8 +179,9 @@ def stop_process(proc: subprocess.Popen | None) -> None:
 
 
 class Sim:
-    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0, stock: bool = False):
+    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0, stock: bool = False, profile: str | None = None):
         self.tracks = tracks
+        self.profile = profile
         self.seed = seed
         self.latency_ms = latency_ms
         self.stock = stock
@@ -190,6 +194,8 @@ class Sim:
                "--token", TOKEN, "--latency-ms", str(self.latency_ms)]  # fmt: skip
         if self.stock:
             cmd.append("--stock")
+        if self.profile:
+            cmd += ["--profile", self.profile]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT))
         self.url = read_url_line(self.proc, r"simulator on (http://\S+)", 120)
         deadline = time.monotonic() + 30
@@ -339,6 +345,7 @@ class Suite:
         self.keep_work = bool(args.workdir)
         self.base_db: Path | None = None
         self.rng = random.Random(args.seed)
+        self.goals: list[dict] = []  # issue #17's goals (goals.py)
 
     # -- bookkeeping
 
@@ -465,7 +472,7 @@ class Suite:
     def cases_small(self) -> None:
         a, cases = self.args, self.args.cases
         n = a.tracks
-        with Sim(n, seed=a.seed, stock=a.stock_sim) as sim:
+        with Sim(n, seed=a.seed, stock=a.stock_sim, profile=a.profile) as sim:
             log(f"simulator: {n:,} tracks at {sim.url}")
             if "1" in cases:
                 self.guarded("1", lambda: setattr(self, "base_db", self.full_syncs(
@@ -628,13 +635,10 @@ class Suite:
         big_db = self.work / f"big-{n}" / DB_NAME
         if "6" in cases:
             def case6():
-                with Sim(n, seed=a.seed, stock=a.stock_sim) as sim:
+                with Sim(n, seed=a.seed, stock=a.stock_sim, profile=a.profile) as sim:
                     log(f"simulator: {n:,} tracks at {sim.url}")
-                    runs = []
-                    for i in range(a.big_repeat):
-                        db = self.fresh_db(f"big-{n}") if i == a.big_repeat - 1 else self.fresh_db(f"big-{n}-{i}")
-                        runs.append(self.measure(sim, self.sync_argv(sim, db), a.big_timeout))
-                    self.row("6", "6", f"Full sync, {n:,} tracks", runs)
+                    # G3/G4: the sync with its requests recorded, then a raw replay of them
+                    Goals(self, Sim, TOKEN, log).big(sim, self.fresh_db(f"big-{n}"), n)
 
             self.guarded("6", case6)
         if "7" in cases:
@@ -719,6 +723,8 @@ class Suite:
         t0 = time.perf_counter()
         log(f"work dir {self.work}; cases {','.join(sorted(self.args.cases))}")
         try:
+            if "g" in self.args.cases:
+                Goals(self, Sim, TOKEN, log).run_small()
             if self.args.cases & {"1", "2", "3", "4", "5", "7"}:
                 self.cases_small()
             if not self.args.skip_big and self.args.cases & {"6", "7"}:
@@ -729,7 +735,7 @@ class Suite:
         meta["load_after"] = os.getloadavg()
         meta["suite_seconds"] = time.perf_counter() - t0
         targets = evaluate_targets(self.rows, self.args)
-        report = {"meta": meta, "rows": self.rows, "targets": targets, "errors": self.errors}
+        report = {"meta": meta, "rows": self.rows, "targets": targets, "goals": self.goals, "errors": self.errors}
         table = render_markdown(report)
         print(table)
         if self.args.json:
@@ -919,8 +925,12 @@ def render_markdown(report: dict) -> str:
         secs = med.get("seconds")
         spread = f"{fmt_num(secs)} ({fmt_num(row['min_s'])}-{fmt_num(row['max_s'])})" if len(row["runs"]) > 1 else fmt_num(secs)
         ref = full_lat if key.startswith("5") else full
+        if key.endswith("-naive") or key.endswith("-raw"):  # goal rows compare with their own sync
+            ref = _m(rows, key.rsplit("-", 1)[0])
+        elif key.startswith("g"):
+            ref = None
         vs = ""
-        if secs and ref and key not in ("1", "5a"):
+        if secs and ref and key not in ("1", "5a", "6"):
             vs = f"{secs / ref:.1f}x slower" if secs >= ref else f"{secs / ref:.2f} of it"
         what = row["what"]
         if row.get("extrapolated_from"):
@@ -957,11 +967,13 @@ def render_markdown(report: dict) -> str:
                 notes.append("plain Datasette, no plugin")
             lines.append(f"| {r['case']} | {r['what']} | {fmt_num(r.get('p50_ms'))} | {fmt_num(r.get('p99_ms'))} | "
                          f"{fmt_num(r.get('max_ms'))} | {r.get('samples')} | {'; '.join(notes)} |")  # fmt: skip
+    if report.get("goals"):
+        lines += render_goals(report["goals"])
     if report["targets"]:
         lines.append("")
         if meta["args"].get("smoke"):
-            lines.append("Smoke run: the targets are for the full sizes; shown for information only.")
-        lines += ["| target | result | met |", "| --- | --- | --- |"]
+            lines.append("Smoke run: the goals and targets are for the full sizes; shown for information only.")
+        lines += ["| target (issue #6) | result | met |", "| --- | --- | --- |"]
         for t in report["targets"]:
             lines.append(f"| {t['target']} | {t['shown']} | {'yes' if t['met'] else 'NO'} |")
     if report["errors"]:
@@ -976,7 +988,16 @@ def parse_args(argv=None):
     p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
     p.add_argument("--naive-latency-tracks", type=int, default=1000,
                    help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
-    p.add_argument("--cases", default="1,2,3,4,5,6,7", help="comma-separated case numbers")
+    p.add_argument("--cases", default="g,1,2,3,4,5,6,7",
+                   help="comma-separated case numbers; g: issue #17's goals (G1, G2, G5; G3/G4 run with case 6)")
+    p.add_argument("--profile", default=REALISTIC, help="simulator profile for every case but G1's others")
+    p.add_argument("--goal-profiles", default="all",
+                   help="G1: comma-separated simulator profiles, or 'all' (every profile the simulator has)")
+    p.add_argument("--naive-profiles", default=f"{REALISTIC},{CLASSIC}",
+                   help="G1: profiles whose naive loop runs on the whole library (others: --naive-sample tracks)")
+    p.add_argument("--naive-sample", type=int, default=2000,
+                   help="G1: naive loop on the first N tracks, extrapolated, for the other profiles")
+    p.add_argument("--start-repeat", type=int, default=9, help="G5: no-change sync processes (median)")
     p.add_argument("--big", type=int, default=1_000_000, help="library size for cases 6 and 7b")
     p.add_argument("--big-repeat", type=int, default=1)
     p.add_argument("--skip-big", action="store_true", help="skip cases 6 and 7b")
@@ -1007,11 +1028,17 @@ def parse_args(argv=None):
         args.idle_samples = 5
         args.web_repeat = 2
         args.timeout = args.naive_timeout = args.big_timeout = 120
+        args.naive_sample = 100
+        args.start_repeat = 3
+        if args.goal_profiles == "all":
+            args.goal_profiles = f"{REALISTIC},{CLASSIC}"
         if args.json == str(HERE / "results" / "latest.json"):
             args.json = str(HERE / "results" / "smoke.json")
         if args.markdown == str(HERE / "results" / "latest.md"):
             args.markdown = str(HERE / "results" / "smoke.md")
     args.cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    args.goal_profiles = ALL_PROFILES if args.goal_profiles == "all" else args.goal_profiles.split(",")
+    args.naive_profiles = args.naive_profiles.split(",")
     return args
 
 

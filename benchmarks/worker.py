@@ -7,6 +7,13 @@ simulator or the poller. Time is counted after the imports.
     python benchmarks/worker.py sync   --url U --token T --db PATH [--full] [--page-size N]
     python benchmarks/worker.py naive  --url U --token T [--limit N]
     python benchmarks/worker.py plexapi-best --url U --token T [--container-size N]
+    python benchmarks/worker.py raw    --url U --token T --replay REQUESTS.jsonl
+
+``sync --record FILE`` writes every request the sync sent (URL, headers, when
+it started and when its response was closed) as JSON lines; ``raw`` replays
+exactly those requests with as many in flight as the sync had, reading and
+discarding the bodies (still compressed): the time to merely download what
+the sync downloaded.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 
 FIELDS = ("title", "originalTitle", "grandparentTitle", "parentTitle", "duration", "year", "genres", "userRating")
@@ -36,7 +44,52 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+class Recorder:
+    "Every request a ``requests`` session sends in this process: URL, headers, start and end"
+
+    def __init__(self):
+        import requests
+
+        self.entries: list[dict] = []
+        self.lock = threading.Lock()
+        send, close = requests.Session.send, requests.Response.close
+        recorder = self
+
+        def recording_send(session, request, **kwargs):
+            entry = {"url": request.url, "headers": dict(request.headers), "t0": time.perf_counter()}
+            response = send(session, request, **kwargs)
+            response._bench_entry = entry
+            with recorder.lock:
+                recorder.entries.append(entry)
+            return response
+
+        def recording_close(response):
+            entry = getattr(response, "_bench_entry", None)
+            if entry is not None and "t1" not in entry:
+                entry["t1"] = time.perf_counter()
+            return close(response)
+
+        requests.Session.send = recording_send
+        requests.Response.close = recording_close
+
+    def max_in_flight(self) -> int:
+        events = []
+        for e in self.entries:
+            events += [(e["t0"], 1), (e.get("t1", e["t0"]), -1)]
+        most = now = 0
+        for _, d in sorted(events, key=lambda x: (x[0], x[1])):
+            now += d
+            most = max(most, now)
+        return max(1, most)
+
+    def write(self, path: str) -> None:
+        with open(path, "w") as f:
+            for e in sorted(self.entries, key=lambda e: e["t0"]):
+                f.write(json.dumps({"url": e["url"], "headers": e["headers"]}) + "\n")
+
+
 def do_sync(args) -> dict:
+    recorder = Recorder() if args.record else None
     from plexcache.config import PlexConfig
     from plexcache.sync import sync
 
@@ -77,7 +130,65 @@ def do_sync(args) -> dict:
         "warnings": res.warnings,
         "rss_after_import_mb": base,
         "peak_rss_mb": peak_rss_mb(),
+        **(_recorded(recorder, args.record) if recorder else {}),
     }
+
+
+def _recorded(recorder: Recorder, path: str) -> dict:
+    recorder.write(path)
+    return {"recorded": len(recorder.entries), "max_in_flight": recorder.max_in_flight()}
+
+
+def do_raw(args) -> dict:
+    """Replay the recorded requests, ``connections`` at a time (the sync's
+    most in flight), in their order; bodies read raw (not decompressed) and
+    thrown away"""
+    import queue
+
+    import requests
+
+    with open(args.replay) as f:
+        entries = [json.loads(line) for line in f if line.strip()]
+    connections = args.connections or 1
+    todo: queue.Queue = queue.Queue()
+    for e in entries:
+        todo.put(e)
+    total = [0, 0]
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        session = requests.Session()
+        got = n = 0
+        try:
+            while True:
+                try:
+                    e = todo.get_nowait()
+                except queue.Empty:
+                    return
+                with session.get(e["url"], headers=e["headers"], stream=True, timeout=120) as r:
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} for {e['url'][:100]}")
+                    while chunk := r.raw.read(1 << 16, decode_content=False):
+                        got += len(chunk)
+                n += 1
+        finally:
+            session.close()
+            with lock:
+                total[0] += got
+                total[1] += n
+
+    c0, t0 = cpu_s(), time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    if errors:
+        raise SystemExit(f"raw replay: {len(errors)} failed requests, e.g. {errors[0]}")
+    return {"seconds": seconds, "client_cpu_s": cpu_s() - c0, "bytes": total[0], "client_requests": total[1],
+            "connections": connections, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def _music_sections(server):
@@ -147,20 +258,24 @@ def do_plexapi_best(args) -> dict:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="what", required=True)
-    for name in ("sync", "naive", "plexapi-best"):
+    for name in ("sync", "naive", "plexapi-best", "raw"):
         s = sub.add_parser(name)
-        s.add_argument("--url", required=True)
-        s.add_argument("--token", required=True)
+        s.add_argument("--url", required=name != "raw")
+        s.add_argument("--token", required=name != "raw")
         if name == "sync":
             s.add_argument("--db", required=True)
             s.add_argument("--full", action="store_true")
             s.add_argument("--page-size", type=int, default=1000)
+            s.add_argument("--record", help="write the requests the sync sent here (JSON lines)")
+        if name == "raw":
+            s.add_argument("--replay", required=True, help="requests recorded by `sync --record`")
+            s.add_argument("--connections", type=int, default=0, help="in flight at once (default: the sync's)")
         if name == "naive":
             s.add_argument("--limit", type=int, default=0, help="only the first N tracks (extrapolate)")
         if name == "plexapi-best":
             s.add_argument("--container-size", type=int, default=1000)
     args = p.parse_args(argv)
-    fn = {"sync": do_sync, "naive": do_naive, "plexapi-best": do_plexapi_best}[args.what]
+    fn = {"sync": do_sync, "naive": do_naive, "plexapi-best": do_plexapi_best, "raw": do_raw}[args.what]
     result = fn(args)
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     sys.stdout.flush()
