@@ -511,3 +511,50 @@ def test_metadata_trim_still_has_what_rows_need(sim_factory):
         root = src.get("/library/metadata/" + ",".join(albums), METADATA_TRIM)
         assert [el.get("ratingKey") for el in root] == albums
         assert any(el.find("Genre") is not None for el in root)
+
+
+# -- the metadata fetch pool ----------------------------------------------------------
+
+
+def test_fetch_pool_keeps_a_few_requests_in_flight_in_order_and_holds_after_a_failure():
+    """Up to IN_FLIGHT fetches at once, results in order; a failure worth a
+    retry starts nothing new until the consumer has taken it"""
+    import threading
+    import time
+
+    from plexcache.plex.pipeline import IN_FLIGHT, FetchPool
+
+    lock = threading.Lock()
+    active, peak, started = [0], [0], []
+
+    def fetch(i):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            started.append(i)
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+        if i == 7:
+            raise ConnectionError("reset")
+        return f"body {i}"
+
+    pool = FetchPool(fetch, list(range(20)), IN_FLIGHT)
+    try:
+        got = []
+        for i in range(20):
+            body, error = pool.get(i)
+            if i == 7:
+                assert isinstance(error, ConnectionError)
+                with lock:
+                    before = list(started)
+                time.sleep(0.1)  # the consumer retries it: the pool starts nothing meanwhile
+                with lock:
+                    assert started == before and max(before) < 7 + IN_FLIGHT
+                continue
+            got.append(body)
+    finally:
+        pool.close()
+    assert got == [f"body {i}" for i in range(20) if i != 7]
+    assert peak[0] == IN_FLIGHT == 3
+    assert sorted(started) == list(range(20))

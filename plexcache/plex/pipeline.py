@@ -25,6 +25,10 @@ threads, connected by bounded queues (one item each, so memory stays flat):
   never waits for a whole parse.
 - The **sync thread** turns elements into rows and stages them.
 
+Metadata batches need no chain: a ``FetchPool`` keeps up to ``IN_FLIGHT``
+of them in flight at once (a real PMS answers in parallel), handed to the
+parse side in order.
+
 Both background threads are ``Ahead``: one mechanism, an iterator run in a
 daemon thread up to ``depth`` items ahead. Errors cross over as data: a
 failed fetch is handed to the parse side, which retries it like any attempt
@@ -43,6 +47,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 END = object()  # what a lookahead's ``follow`` returns to stop it
 _DONE = object()
+# Requests one fetch pool has in flight at most. A real PMS answers requests
+# in parallel; a few at once hide the round trips without loading it much.
+IN_FLIGHT = 3
 
 
 class Ahead:
@@ -186,3 +193,77 @@ def next_after(body: bytes) -> int | None:
     if end < 0 or not key.isdigit() or key[:1] == b"0" or len(key) > 18:
         return None
     return int(key)
+
+
+class FetchPool:
+    """Fetch ``items`` (independent requests, e.g. metadata batches) with up
+    to ``in_flight`` at once, handed out in order by ``get(i)``.
+
+    At most ``in_flight`` items are fetched or waiting to be taken, so memory
+    stays at a few bodies. A fetch whose error ``pause(error)`` says is worth
+    a retry stops new requests until the consumer has taken it (and retried
+    it, one request at a time, as ``lookahead`` errors are). ``close()``
+    waits for the requests in flight, so every request made is over, and
+    counted, when the caller goes on.
+    """
+
+    def __init__(self, fetch: Callable, items: list, in_flight: int = IN_FLIGHT, pause: Callable = bool):
+        self._fetch = fetch
+        self._items = items
+        self._pause = pause
+        self._window = max(1, in_flight)
+        self._results: dict[int, tuple] = {}
+        self._next = 0  # the next item to start
+        self._taken = -1  # the item the consumer holds (those before it are done with)
+        self._held_until = 0  # no new start until this many items are taken (after a failure)
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._work, name="plexcache-fetch", daemon=True)
+            for _ in range(min(self._window, len(items)))
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _may_start(self) -> bool:
+        return self._next < len(self._items) and self._next <= self._taken + self._window and (
+            self._taken >= self._held_until
+        )
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and self._next < len(self._items) and not self._may_start():
+                    self._cond.wait()
+                if self._stopped or self._next >= len(self._items):
+                    return
+                i = self._next
+                self._next += 1
+            body = error = None
+            try:
+                body = self._fetch(self._items[i])
+            except BaseException as e:  # handed to the consumer, which retries or raises
+                error = e
+            with self._cond:
+                self._results[i] = (body, error)
+                if error is not None and self._pause(error):
+                    self._held_until = max(self._held_until, i + 1)
+                self._cond.notify_all()
+
+    def get(self, i: int) -> tuple:
+        "``(body, error)`` of item ``i``; items are taken in order, each once"
+        with self._cond:
+            # Items before i are done with (a failure among them retried):
+            # the window moves on, and a hold from a failure lifts.
+            self._taken = i
+            self._cond.notify_all()
+            while i not in self._results:
+                self._cond.wait()
+            return self._results.pop(i)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
