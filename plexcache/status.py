@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .config import PlexConfig
+from .db import connect_readonly, describe_sqlite_error
 from .errors import CacheError, PlexcacheError, SyncAlreadyRunning
 from .lock import SyncLock, is_locked
 from .timeutil import utc_now_iso
@@ -71,7 +72,7 @@ def get_status(
             finally:
                 conn.close()
         except sqlite3.DatabaseError as e:
-            raise CacheError(f"cannot read cache {db_path}: {e}") from None
+            raise CacheError(describe_sqlite_error(e, db_path)) from None
         if running and not syncing:
             # Either the process that owned this run is gone, or a sync took
             # the lock (and maybe finished) after we looked: look again once.
@@ -183,9 +184,8 @@ def plex_reachable(config: PlexConfig, ttl: float = PLEX_CHECK_TTL) -> tuple[boo
 
 
 def _connect_ro(db_path) -> sqlite3.Connection:
-    uri = Path(db_path).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=5)
-    return conn
+    # refuses a database that is not a cache; reads one in a read-only folder
+    return connect_readonly(db_path)
 
 
 def _one(conn, sql):

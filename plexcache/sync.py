@@ -79,11 +79,17 @@ class SyncResult:
     track_count: int = 0
     skipped_items: int = 0
     warnings: list[str] = field(default_factory=list)
+    synced_tracks: int | None = None  # tracks in the libraries this run synced
+    section: str | None = None  # the library --section named
 
     def summary(self) -> str:
+        "What this run did: the libraries it synced, not the whole cache"
+        synced = self.track_count if self.synced_tracks is None else self.synced_tracks
+        scope = f" from {self.section!r}" if self.section else ""
+        held = f"; the cache holds {self.track_count:,}" if synced != self.track_count else ""
         return (
-            f"Synced {self.track_count:,} tracks ({self.mode}): {self.added:,} added, "
-            f"{self.updated:,} updated, {self.removed:,} removed; "
+            f"Synced {synced:,} tracks ({self.mode}){scope}: {self.added:,} added, "
+            f"{self.updated:,} updated, {self.removed:,} removed{held}; "
             f"{self.requests:,} requests in {self.duration_ms / 1000:.1f}s"
         )
 
@@ -884,8 +890,10 @@ class _SyncRun:
                     conn.execute(sql)
 
             synced_at_iso = epoch_to_iso(sync_started_at)
+            synced_tracks = 0
             for s, _, prev in plans:
                 count = conn.execute("select count(*) from main.tracks where section_id = ?", (s.id,)).fetchone()[0]
+                synced_tracks += count
                 # A guarded section may have listed nothing at all (Plex said
                 # "empty"): keep its last sync time, so the next incremental
                 # window still covers edits made before this sync.
@@ -958,6 +966,8 @@ class _SyncRun:
             track_count=track_count,
             skipped_items=self.skipped,
             warnings=list(self.warnings),
+            synced_tracks=synced_tracks,
+            section=plans[0][0].title if self.section_name else None,
         )
 
     def _upsert(self, table: str, columns, select_sql: str, order_by: str | None = None) -> None:

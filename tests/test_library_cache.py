@@ -166,10 +166,12 @@ def test_cli_sync_status_reset(tmp_path, sim):
     reset = run_cli(["reset", "--db", db, "--yes"])
     assert reset.returncode == 0 and "Emptied" in reset.stdout
     assert json.loads(run_cli(["status", "--db", db, "--json", "--no-plex"]).stdout)["track_count"] == 0
-    # a file that is not SQLite is removed; another SQLite database is refused
+    # a file that is not SQLite is refused, --yes or not (issue #13); so is another SQLite database
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite" * 50)
-    assert run_cli(["reset", "--db", junk, "--yes"]).returncode == 0 and not junk.exists()
+    refused = run_cli(["reset", "--db", junk, "--yes"])
+    assert refused.returncode == 1 and "refusing to reset it" in refused.stderr
+    assert junk.read_bytes() == b"not sqlite" * 50
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("create table t (x)").connection.close()
     refused = run_cli(["reset", "--db", other, "--yes"])

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import click
 
-from plexcache.config import PlexConfig, resolve_db_path
+from plexcache.config import PlexConfig, env_flag, env_int, resolve_db_path
 from plexcache.errors import ConfigError, PlexcacheError
 
 from . import service
 from .metadata import datasette_kwargs
 
 DEMO_DB_PATH = Path("data") / "demo.db"
-DEMO_LATENCY_MS = int(os.environ.get("PLEXCACHE_DEMO_LATENCY_MS", "40"))
+DEMO_LATENCY_MS = 40  # PLEXCACHE_DEMO_LATENCY_MS overrides it (checked when the demo starts)
 
 # Settings that keep big tables fast: suggested facets cost seconds at 100k
 # rows on 0.65 (perf-reliability.md A4); configured facets stay bounded by
@@ -53,8 +53,7 @@ def plugin_config_for(db_path: Path, config: PlexConfig, host: str) -> dict:
         "database": database_name(db_path),
         "bind_host": host,
         "sync_log": f"{db_path}.sync.log",
-        "sync_on_start": os.environ.get("PLEXCACHE_SYNC_ON_START", "1").lower()
-        not in ("0", "false", "no", "off"),
+        "sync_on_start": env_flag("PLEXCACHE_SYNC_ON_START", True),  # hardening: checked
     }
     if config.url:
         plugin_config["plex_url"] = config.url
@@ -200,7 +199,7 @@ def demo(
     check_demo_path(db_path)
     reset_demo_cache(db_path)
     token = secrets.token_urlsafe(18)
-    latency = DEMO_LATENCY_MS if latency_ms is None else latency_ms
+    latency = env_int("PLEXCACHE_DEMO_LATENCY_MS", DEMO_LATENCY_MS, 0, 60_000) if latency_ms is None else latency_ms
     proc, sim_url = start_simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency)
     try:
         serve(

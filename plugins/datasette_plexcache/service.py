@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from plexcache.config import PlexConfig, redact, resolve_plex_config
+from plexcache.config import PlexConfig, parse_flag, parse_number, redact, resolve_plex_config
 from plexcache.errors import ConfigError, PlexcacheError
 
 PLUGIN_NAME = "plexcache"
@@ -79,16 +79,22 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
     path = databases.get(name) if name else None
     config_error = None
     try:
-        plex = resolve_plex_config(pc.get("plex_url"), pc.get("plex_token"))
+        plex = resolve_plex_config(
+            pc.get("plex_url"), pc.get("plex_token"), url_setting="plex_url (plexcache plugin config)",
+            token_setting="plex_token (plexcache plugin config)",
+        )
     except ConfigError as e:
         plex = PlexConfig(url=None)
         config_error = str(e)
     if name and name not in databases:
         config_error = f"plexcache: database {name!r} is not attached to Datasette"
-    try:
-        stale = float(pc.get("stale_after_hours", DEFAULT_STALE_AFTER_HOURS))
-    except (TypeError, ValueError):
-        stale = DEFAULT_STALE_AFTER_HOURS
+    stale, sync_on_start = DEFAULT_STALE_AFTER_HOURS, True
+    try:  # hardening: a bad value is reported, not silently replaced
+        stale = parse_number(pc.get("stale_after_hours", stale), "stale_after_hours (plexcache plugin config)",
+                             at_most=24 * 365, unit="hours", example="24")
+        sync_on_start = parse_flag(pc.get("sync_on_start", True), "sync_on_start (plexcache plugin config)")
+    except ConfigError as e:
+        config_error = config_error or str(e)
     return PluginSettings(
         database=name,
         db_path=Path(path) if path else None,
@@ -96,7 +102,7 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
         stale_after_hours=stale,
         allow_sync=pc.get("allow_sync"),
         bind_host=pc.get("bind_host"),
-        sync_on_start=bool(pc.get("sync_on_start", True)),
+        sync_on_start=sync_on_start,
         sync_log=pc.get("sync_log"),
         config_error=config_error,
     )
