@@ -10,6 +10,7 @@ same message.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -100,6 +101,8 @@ class Cli(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:
+            if isinstance(e, OSError) and e.errno == errno.EPIPE:
+                raise  # `plexcache status | head`: click exits quietly
             try:
                 debug = env_flag("PLEXCACHE_DEBUG", False)
             except ConfigError:
@@ -244,9 +247,10 @@ def reset(db, yes):
         check_resettable(info)
         if info.kind in ("cache", "damaged") and not yes:
             if not sys.stdin.isatty():
+                doing = "empty" if info.kind == "cache" else "remove"
                 raise ConfigError(
-                    f"refusing to reset {db_path} without confirmation: "
-                    "not on a terminal, so pass --yes to reset it"
+                    f"refusing to {doing} {info.describe} without confirmation: stdin is not a "
+                    f"terminal, so nobody can answer; pass --yes to {doing} it"
                 )
             question = (
                 f"Empty {info.describe}?" if info.kind == "cache" else f"Remove the damaged cache {db_path}?"

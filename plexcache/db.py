@@ -185,14 +185,14 @@ def _foreign_reason(conn: sqlite3.Connection) -> str | None:
         return None
     names = [name for _, name in objects]
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    return f"it is a SQLite database with other content ({shown})"
+    return f"it is another SQLite database (holding {shown})"
 
 
 def _refuse_foreign(conn: sqlite3.Connection, db_path) -> None:
     reason = _foreign_reason(conn)
     if reason:
         conn.close()
-        raise CacheError(f"{db_path} is not a plexcache cache: {reason}; plexcache will not use it: {OTHER_FILE}")
+        raise CacheError(f"{db_path} is not a plexcache cache: {reason}; plexcache leaves it alone: {OTHER_FILE}")
 
 
 def claim(conn: sqlite3.Connection, db_path) -> None:
@@ -203,15 +203,20 @@ def claim(conn: sqlite3.Connection, db_path) -> None:
         conn.execute(f"pragma application_id = {APPLICATION_ID}")
 
 
+def make_folder(db_path) -> None:
+    "Create the folder the cache goes in (and its parents) if needed"
+    try:
+        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(describe_os_error(e, db_path, "create")) from None
+
+
 def open_cache(db_path) -> sqlite3.Connection:
     """Open (creating if needed) the cache with its full shape, in WAL mode"""
     db_path = Path(db_path)
     if db_path.is_dir():
         raise CacheError(describe_sqlite_error(sqlite3.OperationalError("is a directory"), db_path))
-    try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CacheError(describe_os_error(e, db_path.parent, "create the folder")) from None
+    make_folder(db_path)
     conn = connect(db_path)
     try:
         claim(conn, db_path)
@@ -254,6 +259,8 @@ class CacheFile:
     def describe(self) -> str:
         if self.kind == "cache":
             return f"the plexcache cache at {self.path} ({self.tracks:,} tracks)"
+        if self.kind == "damaged":
+            return f"the damaged plexcache cache at {self.path}"
         return str(self.path)
 
 
@@ -310,7 +317,7 @@ class ResetResult:
 def check_resettable(info: CacheFile) -> None:
     "Raise ``CacheError`` when ``reset`` must not touch what is at ``info.path``"
     if info.kind in ("foreign", "directory"):
-        raise CacheError(f"{info.path} is not a plexcache cache ({info.reason}); refusing to reset it")
+        raise CacheError(f"{info.path} is not a plexcache cache: {info.reason}; refusing to reset it")
 
 
 def reset(db_path) -> ResetResult:
@@ -326,8 +333,8 @@ def reset(db_path) -> ResetResult:
     info = inspect_cache(db_path)
     check_resettable(info)
     if info.kind in ("missing", "empty"):
-        what = "No cache" if info.kind == "missing" else "An empty database, no cache data"
-        return ResetResult(db_path, "none", 0, f"{what} at {db_path}: nothing to reset")
+        what = f"No cache at {db_path}" if info.kind == "missing" else f"{db_path} is an empty database, not yet a cache"
+        return ResetResult(db_path, "none", 0, f"{what}: nothing to reset")
     with SyncLock(db_path):
         _remove(Path(f"{db_path}-stage"))
         info = inspect_cache(db_path)  # again, now that no sync can change it

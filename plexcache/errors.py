@@ -186,24 +186,24 @@ WHERE_TO = "keep the cache in a writable folder (--db or PLEXCACHE_DB)"
 
 def why_unwritable(path) -> str | None:
     """Why nothing can be written at ``path`` (a file, or where one would be
-    created), in words, or None when it looks writable"""
+    created; its folder must be writable too, for the journal and the lock),
+    in words, or None when it looks writable"""
     import os
     from pathlib import Path
 
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    probe = path if path.exists() else folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     try:
-        if os.statvfs(probe).f_flag & os.ST_RDONLY:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
             return f"{folder} is on a read-only file system"
     except OSError:
         pass
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.exists() and not path.is_dir() and not os.access(path, os.W_OK):
         return f"the file {path} is read-only"
-    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
-        return f"the folder {probe} is not writable"
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
     return None
 
 

@@ -75,7 +75,8 @@ class SyncLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as e:
-                raise CacheError(describe_os_error(e, self.path, "create the lock file")) from None
+                db_path = Path(os.fspath(self.path)[: -len(".lock")])
+                raise CacheError(describe_os_error(e, db_path, "write to")) from None
             try:
                 while True:
                     try:

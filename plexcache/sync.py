@@ -31,7 +31,7 @@ from pathlib import Path
 
 from . import facet_counts
 from .config import PlexConfig
-from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
+from .db import BUSY_TIMEOUT_MS, describe_sqlite_error, make_folder, open_cache
 from .errors import CacheError, NoMusicSection, PlexBadResponse, PlexcacheError
 from .lock import SyncLock
 from .plex import ALBUM, ALBUM_COUNTS_ONLY, ARTIST, KEYS_ONLY, TRACK, PlexSource, Section, prefetch
@@ -121,10 +121,7 @@ def sync(
     token-free message) when the sync fails; the cache is then unchanged.
     """
     db_path = Path(db_path)
-    try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CacheError(f"cannot create folder {db_path.parent}: {e.strerror}") from None
+    make_folder(db_path)  # hardening: a one-line CacheError saying why it cannot
     lock = lock or SyncLock(db_path)
     lock.acquire(timeout=0.25)  # status probes hold it for microseconds
     try:
