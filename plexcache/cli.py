@@ -47,9 +47,13 @@ class Setting(click.ParamType):
     """An option value checked by a ``plexcache.config`` function: a bad one
     is ``Error: Invalid value for --opt: expected ..., got ...`` and exit 2"""
 
-    def __init__(self, name: str, check):
+    def __init__(self, name: str, check, metavar: str | None = None):
         self.name = name
         self.check = check
+        self.metavar = metavar or name.upper()
+
+    def get_metavar(self, param, ctx=None):
+        return self.metavar
 
     def convert(self, value, param, ctx):
         if value is None:
@@ -61,7 +65,7 @@ class Setting(click.ParamType):
 
 
 def whole(lo: int, hi: int | None = None) -> Setting:
-    return Setting(f"{lo}-{hi}" if hi is not None else f"{lo}+", lambda v, name: parse_int(v, name, lo, hi))
+    return Setting("integer", lambda v, name: parse_int(v, name, lo, hi))
 
 
 def _check_text(value, name):
@@ -77,7 +81,7 @@ def _check_host(value, name):
     return text.strip("[]")
 
 
-DB_PATH = Setting("path", check_db_path)
+DB_PATH = Setting("file", check_db_path)
 PORT = whole(0, 65535)
 HOST = Setting("host", _check_host)
 NAME = Setting("name", _check_text)

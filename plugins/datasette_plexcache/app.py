@@ -121,6 +121,7 @@ def serve(
     Creates the cache file first if needed (Datasette refuses a missing file).
     """
     db_path = Path(db_path)
+    env_flag("PLEXCACHE_SYNC_ON_START", True)  # hardening: a bad setting fails before anything is created
     service.init_cache(db_path)
     ds = build_datasette(db_path, config, host=host, plugin_extra=plugin_extra)
     sock = bind(host, port)
@@ -195,11 +196,11 @@ def demo(
     The demo cache (default ``data/demo.db``) is deleted at each start so the
     first-load flow shows; the real cache is refused.
     """
+    latency = env_int("PLEXCACHE_DEMO_LATENCY_MS", DEMO_LATENCY_MS, 0, 60_000) if latency_ms is None else latency_ms
     db_path = Path(db_path) if db_path else DEMO_DB_PATH
     check_demo_path(db_path)
     reset_demo_cache(db_path)
     token = secrets.token_urlsafe(18)
-    latency = env_int("PLEXCACHE_DEMO_LATENCY_MS", DEMO_LATENCY_MS, 0, 60_000) if latency_ms is None else latency_ms
     proc, sim_url = start_simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency)
     try:
         serve(
