@@ -4,7 +4,10 @@
 and ``/``), so a web server that is not Plex fails them differently (a 404,
 an HTML page). Both then describe the server the same way, from one look at
 its ``/`` made without the token: the page title or kind of content, and the
-software it names in its ``Server`` header.
+software it names in its ``Server`` header. A server whose ``/`` answers with
+Plex's ``X-Plex-*`` headers is Plex (every PMS answer carries
+``X-Plex-Protocol``, its 401 included), and garbage on a later request is
+named as such, not as "not Plex".
 """
 
 from __future__ import annotations
@@ -19,16 +22,29 @@ _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _ROOT_TAG = re.compile(rb"<([A-Za-z][\w:.-]*)")
 
 
-def not_plex_message(base_url: str, timeout: float = 5.0) -> str:
-    "The one message for 'this URL answers, but not as Plex', for sync and status alike"
-    return (
-        f"{display_url(base_url)} does not look like a Plex Media Server: {identify(base_url, timeout)}; "
-        "check the address and port (Plex listens on 32400)"
-    )
+FIRST_REQUESTS = ("/", "/library/sections")  # what sync and status ask first; every PMS has both
 
 
-def identify(base_url: str, timeout: float = 5.0) -> str:
-    "What the server at ``base_url`` is, in a few words, from its ``/`` (asked without the token)"
+def not_plex_message(base_url: str, timeout: float = 5.0, path: str = "/", got: str | bytes = "something else") -> str:
+    """The one message for 'this URL answers, but not as Plex', for sync and
+    status alike; ``got`` (what ``path`` answered) names garbage from a server
+    that is Plex after all, or on a later request"""
+    if path in FIRST_REQUESTS:
+        is_plex, what = identify(base_url, timeout)
+        if not is_plex:
+            return (
+                f"{display_url(base_url)} does not look like a Plex Media Server: {what}; "
+                "check the address and port (Plex listens on 32400)"
+            )
+    if isinstance(got, bytes):  # the start of the body
+        head = got.lstrip()[:16].lower()
+        got = "an HTML page" if head.startswith((b"<html", b"<!doctype")) else "something that is not XML"
+    return f"Plex at {display_url(base_url)} answered {path} with {server_text(got, 60)}, not Plex XML"
+
+
+def identify(base_url: str, timeout: float = 5.0) -> tuple[bool, str]:
+    """(is it Plex, what it is in a few words), from its ``/`` asked without
+    the token"""
     import requests
 
     try:
@@ -40,16 +56,17 @@ def identify(base_url: str, timeout: float = 5.0) -> str:
             headers={"Accept": "*/*", "User-Agent": "plexcache"},
         )
     except requests.RequestException:
-        return "it answers, but not as Plex"
+        return False, "it answers, but not as Plex"
     try:
         body = response.raw.read(PROBE_BYTES, decode_content=True) or b""
     except Exception:
         body = b""
     finally:
         response.close()
+    is_plex = any(name.lower().startswith("x-plex-") for name in response.headers)
     what = _describe(response, body)
     software = server_text(response.headers.get("Server"), limit=60)
-    return f"{what} (server software: {software})" if software else what
+    return is_plex, f"{what} (server software: {software})" if software else what
 
 
 def _describe(response, body: bytes) -> str:

@@ -100,10 +100,14 @@ _SECRET_PARAM = re.compile(
 _USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s@?#]*@", re.IGNORECASE)
 # Authorization header values
 _AUTH_HEADER = re.compile(r"\b(basic|bearer)\s+[a-z0-9+/=._~-]{8,}", re.IGNORECASE)
-# Anything shaped like a token: 16+ characters of letters, digits, '-', '_'
-# (and '.', for JWTs) with both letters and digits. Only applied to text a
-# server sent, where it also masks UUID-like ids: a fair price.
-_TOKEN_LIKE = re.compile(r"(?<![\w.-])(?=[\w.-]*\d)(?=[\w.-]*[a-z])[\w.-]{16,}(?![\w.-])", re.IGNORECASE)
+# Anything shaped like a token: 16+ characters of letters, digits, '-' and
+# '_' with both letters and digits, or three dot-separated base64url parts
+# (a JWT). Only applied to text a server sent, where it also masks UUID-like
+# ids: a fair price. Version numbers (1.41.6.9685-d301f511a) are left alone.
+_TOKEN_LIKE = re.compile(
+    r"(?<![\w.-])(?:[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}|(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{16,})(?![\w-])",
+    re.IGNORECASE,
+)
 
 
 def register_secret(value: str | None) -> None:

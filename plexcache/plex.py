@@ -259,7 +259,7 @@ class PlexSource:
                     f"{where} rejected the token (401 Unauthorized): check PLEX_TOKEN / --token"
                 )
             if status == 404 and path in ("/", "/library/sections"):  # hardening: every PMS has these
-                raise NotPlexServer(not_plex_message(self.base_url, self.timeout))
+                raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, "404 Not Found"))
             if status == 404:
                 raise PlexNotFound(f"{where} has nothing at {path} (404 Not Found)")
             if status == 429 or status >= 500:
@@ -317,7 +317,7 @@ class PlexSource:
             raise TransientError(f"{where} sent an empty response for {path}")
         head = body[:512].lstrip()
         if head[:1] != b"<" or head[:5].lower() == b"<html" or head[:9].lower() == b"<!doctype":
-            raise NotPlexServer(not_plex_message(self.base_url, self.timeout))  # hardening
+            raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, head))  # hardening
         # Plex sends UTF-8, where NUL cannot occur; UTF-16 would hide a DTD
         # from the byte search below (expat decodes it and expands entities).
         if b"\0" in body:
@@ -339,7 +339,7 @@ class PlexSource:
         except ET.ParseError as e:
             raise TransientError(f"{where} sent malformed XML for {path} ({e})") from None
         if root.tag != "MediaContainer":
-            raise NotPlexServer(not_plex_message(self.base_url, self.timeout))  # hardening
+            raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, f"<{root.tag[:40]}>"))  # hardening
         return root
 
     def _note_date(self, value: str | None) -> None:

@@ -606,3 +606,12 @@ def test_no_lock_files_after_failures_or_successes(run, sim, tmp_path):
     run("reset", "--yes", "--db", tmp_path / "ok.db")
     run("status", "--db", tmp_path / "ok.db")
     assert locks_in(tmp_path) == []
+
+
+def test_garbage_from_a_real_plex_is_not_called_not_plex(run, sim, tmp_path):
+    "Plex (its / carries X-Plex-Protocol) sending an HTML page where XML belongs: named as such"
+    sim.inject_fault("body", path=r"^/library/sections$", times=50, body=b"<html><title>Maintenance</title></html>")
+    result = run("sync", "--db", tmp_path / "c.db", "--url", sim.url, "--token", sim.token)
+    assert error_line(result, 1) == (
+        f"Error: Plex at {sim.url} answered /library/sections with an HTML page, not Plex XML"
+    )
