@@ -615,3 +615,48 @@ def test_garbage_from_a_real_plex_is_not_called_not_plex(run, sim, tmp_path):
     assert error_line(result, 1) == (
         f"Error: Plex at {sim.url} answered /library/sections with an HTML page, not Plex XML"
     )
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"PLEXCACHE_TIMEOUT": "0"}, f"Invalid value for PLEXCACHE_TIMEOUT: {TIMEOUT_EXPECTED}, got '0'"),
+        ({"PLEXCACHE_TIMEOUT": "abc"}, f"Invalid value for PLEXCACHE_TIMEOUT: {TIMEOUT_EXPECTED}, got 'abc'"),
+        ({"PLEX_URL": "http://h.example:32400/web"}, f"Invalid value for PLEX_URL: expected the server's address alone, {EXAMPLE}, got 'http://h.example:32400/web'; drop '/web': Plex answers at the root"),
+    ],
+)
+def test_web_status_names_the_bad_setting(tmp_path, monkeypatch, sim, env, expected):
+    "The plugin reads the same settings: its status says which one is wrong (never `cannot check the Plex server: ValueError`)"
+    from datasette_plexcache import service
+
+    from plexcache.db import init_cache
+
+    for name in list(os.environ):
+        if name.startswith(("PLEX_", "PLEXAPI_", "PLEXCACHE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PLEXAPI_CONFIG_PATH", "/nonexistent/plexapi.ini")
+    monkeypatch.setenv("PLEX_URL", sim.url)
+    monkeypatch.setenv("PLEX_TOKEN", sim.token)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    db = init_cache(tmp_path / "library_cache.db")
+    settings = service.settings_from_config({}, {"library_cache": str(db)})
+    status = service.library_status(settings)
+    assert status["error"] == expected
+    with pytest.raises(Exception, match=re.escape(expected)):
+        service.start_sync(settings)
+
+
+@pytest.mark.parametrize(
+    "plugin, expected",
+    [
+        ({"stale_after_hours": "soon"}, "Invalid value for stale_after_hours (plexcache plugin config): expected a number of hours above 0 and at most 8760 (like 24), got 'soon'"),
+        ({"sync_on_start": "sometimes"}, "Invalid value for sync_on_start (plexcache plugin config): expected 1 or 0 (or true/false, yes/no, on/off), got 'sometimes'"),
+        ({"plex_url": "plex.local:32400"}, f"Invalid value for plex_url (plexcache plugin config): expected an address starting with http:// or https://, {EXAMPLE}, got 'plex.local:32400'; did you mean 'http://plex.local:32400'?"),
+    ],
+)
+def test_plugin_config_is_checked_too(tmp_path, plugin, expected):
+    from datasette_plexcache import service
+
+    settings = service.settings_from_config({"plex_url": "http://h.example:32400", **plugin}, {"library_cache": str(tmp_path / "c.db")})
+    assert settings.config_error == expected
