@@ -55,7 +55,7 @@ def invalid(setting: str, expected: str, got: object = None, *, hint: str = "") 
         if looks_like_token(text):  # a token pasted into the wrong setting
             message += ", got a value that looks like a token"
         else:
-            message += f", got {text[:200]!r}"
+            message += f", got {text if len(text) <= 120 else text[:117] + '...'!r}"
     return ConfigError(f"{message}; {hint}" if hint else message)
 
 
@@ -126,11 +126,16 @@ def check_db_path(value, setting: str = "--db") -> Path:
     text = os.fspath(value) if value is not None else ""
     if not str(text).strip():
         raise invalid(setting, "the path of a database file (like data/library_cache.db)", text)
-    path = Path(text)
+    path = Path(text).expanduser()  # PLEXCACHE_DB="~/music.db" (quoted, so the shell did not expand it)
     if path.is_dir() or str(text).endswith(("/", os.sep)):
         raise ConfigError(
             f"Invalid value for {setting}: {str(text)!r} is a directory; expected a database file, "
             f"like {str(path / 'library_cache.db')!r}"
+        )
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"Invalid value for {setting}: {str(text)!r} is not a regular file (a device, a pipe...); "
+            "expected a database file, like 'data/library_cache.db'"
         )
     for parent in path.parents:
         if parent.exists() or parent.is_symlink():
@@ -184,7 +189,7 @@ def check_url(value: str, setting: str = "--url") -> str:
             "Plex authenticates with a token: pass it with --token or PLEX_TOKEN",
         )
     host = parts.hostname or ""
-    if not host or not re.fullmatch(r"[A-Za-z0-9._~%:-]+", host) or host.startswith((".", "-")):
+    if not host or not re.fullmatch(r"[\w.~%:-]+", host) or host.startswith((".", "-")):
         raise bad(f"an address with a host name or IP address, like {URL_EXAMPLE}")
     if port == 0:
         raise bad(f"the server's address with a port from 1 to 65535, like {URL_EXAMPLE}")
@@ -193,7 +198,8 @@ def check_url(value: str, setting: str = "--url") -> str:
             raise bad(alone, "pass the token with --token or PLEX_TOKEN, not in the URL")
         raise bad(alone, "drop the '?...' part" if parts.query else "drop the '#...' part")
     if parts.path.strip("/"):
-        raise bad(alone, f"drop {parts.path!r}: Plex answers at the root")
+        path = parts.path if len(parts.path) <= 60 else parts.path[:57] + "..."
+        raise bad(alone, f"drop {path!r}: Plex answers at the root")
     return f"{parts.scheme.lower()}://{parts.netloc}"
 
 

@@ -223,6 +223,16 @@ def describe_os_error(e: OSError, path, doing: str) -> str:
     return f"cannot {doing} {path}: {e.strerror or e}"
 
 
+def unauthorized_message(where: str, token: str | None) -> str:
+    "A 401: a wrong token, or none at all"
+    if not token:
+        return (
+            f"{where} needs a token (401 Unauthorized): pass --token or set PLEX_TOKEN "
+            "(finding yours: https://support.plex.tv/articles/204059436)"
+        )
+    return f"{where} rejected the token (401 Unauthorized): check PLEX_TOKEN / --token"
+
+
 # ---- a failed request, in the user's words ----------------------------------
 
 _ERRNO_REASONS = {

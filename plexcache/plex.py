@@ -55,6 +55,7 @@ from .errors import (
     PlexUnreachable,
     describe_request_error,
     server_text,
+    unauthorized_message,
 )
 from .rows import rating_key
 
@@ -255,9 +256,7 @@ class PlexSource:
             response.reason = server_text(response.reason, limit=60)  # hardening: server text is untrusted
             status = response.status_code
             if status == 401:
-                raise PlexAuthError(
-                    f"{where} rejected the token (401 Unauthorized): check PLEX_TOKEN / --token"
-                )
+                raise PlexAuthError(unauthorized_message(where, self.config.token))  # hardening
             if status == 404 and path in ("/", "/library/sections"):  # hardening: every PMS has these
                 raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, "404 Not Found"))
             if status == 404:

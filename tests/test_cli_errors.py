@@ -660,3 +660,35 @@ def test_plugin_config_is_checked_too(tmp_path, plugin, expected):
 
     settings = service.settings_from_config({"plex_url": "http://h.example:32400", **plugin}, {"library_cache": str(tmp_path / "c.db")})
     assert settings.config_error == expected
+
+
+def test_more_bad_inputs(run, sim, tmp_path, monkeypatch):
+    "Found trying more mistakes than the issue lists"
+    result = run("sync", "--db", "/dev/null", "--url", sim.url, "--token", sim.token)
+    assert error_line(result, 2) == (
+        "Error: Invalid value for --db: '/dev/null' is not a regular file (a device, a pipe...); "
+        "expected a database file, like 'data/library_cache.db'"
+    )
+    result = run("sync", "--db", tmp_path / "c.db", "--url", sim.url)
+    assert error_line(result, 1) == (
+        f"Error: Plex at {sim.url} needs a token (401 Unauthorized): pass --token or set PLEX_TOKEN "
+        "(finding yours: https://support.plex.tv/articles/204059436)"
+    )
+    result = run("sync", "--db", tmp_path / "c.db", "--url", sim.url, "--token", "wrong-token-123")
+    assert error_line(result, 1) == (
+        f"Error: Plex at {sim.url} rejected the token (401 Unauthorized): check PLEX_TOKEN / --token"
+    )
+    long = "http://h.example:32400/" + "x" * 5000
+    line = error_line(run("sync", "--url", long), 2)
+    assert len(line) < 400 and line.endswith("...': Plex answers at the root")
+    # "~" in a quoted PLEXCACHE_DB means the home folder, not a folder named "~"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    result = run("sync", "-q", "--url", sim.url, "--token", sim.token, env={"PLEXCACHE_DB": "~/music.db"})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "home" / "music.db").exists() and not (tmp_path / "~").exists()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run("serve", "--db", tmp_path / "c.db", "--port", port)
+        assert error_line(result, 2) == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
