@@ -692,3 +692,46 @@ def test_more_bad_inputs(run, sim, tmp_path, monkeypatch):
         port = busy.getsockname()[1]
         result = run("serve", "--db", tmp_path / "c.db", "--port", port)
         assert error_line(result, 2) == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    "An HTTPS server with a self-signed certificate for plex.example (needs the openssl command)"
+    import shutil
+    import ssl
+
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=plex.example", "-addext", "subjectAltName=DNS:plex.example"],
+        capture_output=True,
+    )
+    if made.returncode:
+        pytest.skip("openssl could not make a certificate here")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TinyWeb)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_port}", cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_certificates_in_the_users_words(run, tls_server, tmp_path):
+    url, cert = tls_server
+    result = run("sync", "--db", tmp_path / "c.db", "--url", url, "--token", "tok-ABCDEFGH")
+    assert error_line(result, 1) == (
+        f"Error: TLS error talking to Plex at {url}: its TLS certificate is self-signed, so it cannot be "
+        "trusted: use http:// on your own network"
+    )
+    # trusted, but for another name: what https://192.168.1.10:32400 gives with Plex's own certificate
+    result = run("sync", "--db", tmp_path / "c.db", "--url", url, "--token", "tok-ABCDEFGH",
+                 env={"REQUESTS_CA_BUNDLE": str(cert)})
+    assert error_line(result, 1) == (
+        f"Error: TLS error talking to Plex at {url}: its TLS certificate is not for this address (IP address "
+        "mismatch, certificate is not valid for '127.0.0.1'): Plex's certificates are for its "
+        "https://<id>.plex.direct:32400 address; use that, or http:// on your own network"
+    )
