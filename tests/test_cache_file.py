@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from syncutil import config_for, snapshot
+from syncutil import config_for, make_db, snapshot
 
 from plexcache.db import APPLICATION_ID, inspect_cache, open_cache, reset
 from plexcache.errors import CacheError, SyncAlreadyRunning
@@ -33,10 +33,7 @@ def app_id(db) -> int:
 
 def unmark(db) -> None:
     "Make a cache look like one written before the marker existed"
-    conn = sqlite3.connect(db)
-    conn.execute("pragma application_id = 0")
-    conn.commit()
-    conn.close()
+    make_db(db, "pragma application_id = 0")
 
 
 # ---- the marker ------------------------------------------------------------------------
@@ -63,12 +60,11 @@ def test_caches_made_before_the_marker_are_adopted(tmp_path, sim):
 
 
 def test_an_unfinished_old_cache_and_one_with_the_users_own_table_are_adopted(tmp_path, sim):
-    partial = tmp_path / "partial.db"
-    conn = sqlite3.connect(partial)
-    conn.execute("create table sections (id integer primary key)")
-    conn.execute("create table artists (rating_key text primary key)")
-    conn.commit()
-    conn.close()
+    partial = make_db(
+        tmp_path / "partial.db",
+        "create table sections (id integer primary key)",
+        "create table artists (rating_key text primary key)",
+    )
     assert inspect_cache(partial).kind == "cache"
     sync(partial, config_for(sim))
     assert app_id(partial) == APPLICATION_ID
@@ -76,10 +72,7 @@ def test_an_unfinished_old_cache_and_one_with_the_users_own_table_are_adopted(tm
     extra = tmp_path / "extra.db"
     sync(extra, config_for(sim))
     unmark(extra)
-    conn = sqlite3.connect(extra)
-    conn.execute("create table my_playlists (name text)")
-    conn.commit()
-    conn.close()
+    make_db(extra, "create table my_playlists (name text)")
     sync(extra, config_for(sim))
     assert app_id(extra) == APPLICATION_ID
 
@@ -92,12 +85,7 @@ def test_foreign_databases_are_never_written(tmp_path, sim):
         "other-app.db": ["pragma application_id = 42"],
     }
     for name, statements in cases.items():
-        db = tmp_path / name
-        conn = sqlite3.connect(db)
-        for sql in statements:
-            conn.execute(sql)
-        conn.commit()
-        conn.close()
+        db = make_db(tmp_path / name, *statements)
         before = db.read_bytes()
         with pytest.raises(CacheError, match=r"is not a plexcache cache: .*plexcache leaves it alone"):
             sync(db, config_for(sim))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from syncutil import run_cli
+from syncutil import make_db, run_cli
 
 from plexcache.cli import cli
 from plexcache.db import APPLICATION_ID
@@ -341,12 +341,11 @@ def test_unknown_host(run, tmp_path):
 
 
 def test_sync_refuses_a_foreign_database_and_leaves_it_as_it_was(run, sim, tmp_path):
-    photos = tmp_path / "photos.db"
-    conn = sqlite3.connect(photos)
-    conn.execute("create table photos (id integer primary key, path text)")
-    conn.execute("insert into photos (path) values ('a.jpg')")
-    conn.commit()
-    conn.close()
+    photos = make_db(
+        tmp_path / "photos.db",
+        "create table photos (id integer primary key, path text)",
+        "insert into photos (path) values ('a.jpg')",
+    )
     before = photos.read_bytes()
     expected = (
         f"Error: {photos} is not a plexcache cache: it is another SQLite database (holding photos); "
@@ -362,11 +361,7 @@ def test_sync_refuses_a_foreign_database_and_leaves_it_as_it_was(run, sim, tmp_p
 
 
 def test_sync_refuses_another_programs_application_id(run, sim, tmp_path):
-    other = tmp_path / "other.db"
-    conn = sqlite3.connect(other)
-    conn.execute("pragma application_id = 1234")
-    conn.commit()
-    conn.close()
+    other = make_db(tmp_path / "other.db", "pragma application_id = 1234")
     result = run("sync", "--db", other, "--url", sim.url, "--token", sim.token)
     assert error_line(result, 1) == (
         f"Error: {other} is not a plexcache cache: it belongs to another program (SQLite application_id 0x4d2); "
@@ -396,10 +391,8 @@ def test_empty_sqlite_file_becomes_a_cache(run, sim, tmp_path):
         if name == "zero.db":
             db.touch()
         else:  # SQLite, with a page but nothing in it
-            conn = sqlite3.connect(db)
-            conn.execute("pragma user_version = 0")
-            conn.execute("vacuum")
-            conn.close()
+            make_db(db, "pragma user_version = 1")
+            assert db.stat().st_size > 0
         assert run("reset", "--db", db).stdout == f"{db} is an empty database, not yet a cache: nothing to reset\n"
         result = run("sync", "-q", "--db", db, "--url", sim.url, "--token", sim.token)
         assert result.exit_code == 0, result.output
