@@ -101,13 +101,11 @@ def _readable(path: Path) -> bool:
 # ---- connections ---------------------------------------------------------------
 
 
-def connect(db_path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(db_path) -> sqlite3.Connection:
     """A connection to the cache in autocommit mode (we issue BEGIN ourselves).
 
     Checks the file really is SQLite before anything else touches it.
     """
-    if readonly:
-        return connect_readonly(db_path, check=False)
     db_path = Path(db_path)
     if db_path.is_dir():
         raise CacheError(describe_sqlite_error(sqlite3.OperationalError("is a directory"), db_path))
@@ -120,7 +118,7 @@ def connect(db_path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def connect_readonly(db_path, *, check: bool = True, timeout: float = 5.0) -> sqlite3.Connection:
+def connect_readonly(db_path, timeout: float = 5.0, *, check: bool = True) -> sqlite3.Connection:
     """A read-only connection to an existing cache (status, history, notebooks).
 
     Works in a read-only folder too: a WAL database there cannot get its

@@ -46,6 +46,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from .columns import FACET_TABLES, SCHEMA_VERSION
+
 TABLE = "tracks"
 #: Column facets of ``tracks`` with precomputed counts (facet name = column)
 COLUMN_FACETS = ("artist", "year", "is_live")
@@ -53,22 +55,7 @@ COLUMN_FACETS = ("artist", "year", "is_live")
 ARRAY_FACETS = ("genres",)
 FACETS = COLUMN_FACETS + ARRAY_FACETS
 
-TABLES_SQL = {
-    "facet_counts": """
-CREATE TABLE facet_counts (
-    facet TEXT NOT NULL,
-    value NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (facet, value)
-) WITHOUT ROWID""",
-    "facet_counts_state": """
-CREATE TABLE facet_counts_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    status TEXT NOT NULL,
-    total INTEGER NOT NULL DEFAULT 0,
-    counted_at TIMESTAMP
-)""",
-}
+TABLES_SQL = {t.name: t.create_sql() for t in FACET_TABLES}
 
 # Top values of a facet without sorting: the order Datasette's facets use
 INDEXES_SQL = {
@@ -224,8 +211,6 @@ def counts_usable(
     when that count stops at ``count_limit + 1`` (Datasette 1.0 does), a
     count at the cap only says "at least".
     """
-    from .schema import SCHEMA_VERSION
-
     if status != "current" or user_version != SCHEMA_VERSION or total is None:
         return False
     if row_count is None:

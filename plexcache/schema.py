@@ -4,9 +4,9 @@
 it; the sync engine calls it before and after every sync, so readers
 (Datasette, notebooks, ``sqlite3``) always find the same shape.
 
-``tracks`` and ``sync_state`` start with exactly the columns of the original
-spec (``../shared/seed/quickstart.md``); ``tracks`` then adds the columns people
-analysing a music library want.
+The columns (names, types, descriptions) are in ``columns.py``: ``tracks``
+and ``sync_state`` start with exactly the columns of the original quickstart
+spec; ``tracks`` then adds the columns people analysing a music library want.
 
 ``facet_counts`` (see ``facet_counts.py``) holds the tracks table's default
 facet counts; ensure_shape creates it and counts once when a cache gets it.
@@ -16,156 +16,13 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import facet_counts
+from . import facet_counts, overview
+from .columns import SCHEMA_VERSION, TABLES
 
-# 2: facet_counts, facet_counts_state and their triggers
-SCHEMA_VERSION = 2
+__all__ = ["ensure_shape", "SCHEMA_VERSION", "TABLES_SQL", "INDEXES", "VIEWS", "FTS_COLUMNS"]
 
-# Columns written by the sync engine, in order. The first ten are the spec's.
-TRACK_COLUMNS = (
-    "rating_key",
-    "title",
-    "artist",
-    "album",
-    "duration_ms",
-    "year",
-    "genres",
-    "user_rating",
-    "is_live",
-    "updated_at",
-    "album_artist",
-    "track_artist",
-    "track_number",
-    "disc_number",
-    "play_count",
-    "skip_count",
-    "last_played_at",
-    "last_rated_at",
-    "added_at",
-    "codec",
-    "bitrate",
-    "album_rating_key",
-    "artist_rating_key",
-    "section_id",
-)
-
-ALBUM_COLUMNS = (
-    "rating_key",
-    "title",
-    "artist",
-    "year",
-    "genres",
-    "subformats",
-    "is_live",
-    "studio",
-    "added_at",
-    "updated_at",
-    "artist_rating_key",
-    "section_id",
-)
-
-ARTIST_COLUMNS = (
-    "rating_key",
-    "name",
-    "genres",
-    "added_at",
-    "updated_at",
-    "section_id",
-)
-
-TABLES_SQL = {
-    "sections": """
-CREATE TABLE sections (
-    id INTEGER PRIMARY KEY,
-    uuid TEXT,
-    title TEXT NOT NULL,
-    content_changed_at INTEGER,
-    track_count INTEGER,
-    synced_at TIMESTAMP
-)""",
-    "artists": """
-CREATE TABLE artists (
-    rating_key TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    genres TEXT,
-    added_at TIMESTAMP,
-    updated_at TIMESTAMP,
-    section_id INTEGER REFERENCES sections(id)
-)""",
-    "albums": """
-CREATE TABLE albums (
-    rating_key TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    artist TEXT,
-    year INTEGER,
-    genres TEXT,
-    subformats TEXT,
-    is_live BOOLEAN,
-    studio TEXT,
-    added_at TIMESTAMP,
-    updated_at TIMESTAMP,
-    artist_rating_key TEXT REFERENCES artists(rating_key),
-    section_id INTEGER REFERENCES sections(id)
-)""",
-    "tracks": """
-CREATE TABLE tracks (
-    rating_key TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    artist TEXT NOT NULL,
-    album TEXT NOT NULL,
-    duration_ms INTEGER,
-    year INTEGER,
-    genres TEXT,
-    user_rating INTEGER,
-    is_live BOOLEAN,
-    updated_at TIMESTAMP,
-    album_artist TEXT,
-    track_artist TEXT,
-    track_number INTEGER,
-    disc_number INTEGER,
-    play_count INTEGER NOT NULL DEFAULT 0,
-    skip_count INTEGER NOT NULL DEFAULT 0,
-    last_played_at TIMESTAMP,
-    last_rated_at TIMESTAMP,
-    added_at TIMESTAMP,
-    codec TEXT,
-    bitrate INTEGER,
-    album_rating_key TEXT REFERENCES albums(rating_key),
-    artist_rating_key TEXT REFERENCES artists(rating_key),
-    section_id INTEGER REFERENCES sections(id)
-)""",
-    "sync_state": """
-CREATE TABLE sync_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    plex_server_id TEXT,
-    last_sync_at TIMESTAMP,
-    track_count INTEGER,
-    sync_duration_ms INTEGER
-)""",
-    "sync_runs": """
-CREATE TABLE sync_runs (
-    id INTEGER PRIMARY KEY,
-    started_at TIMESTAMP NOT NULL,
-    finished_at TIMESTAMP,
-    mode TEXT NOT NULL,
-    status TEXT NOT NULL,
-    phase TEXT,
-    progress_current INTEGER NOT NULL DEFAULT 0,
-    progress_total INTEGER NOT NULL DEFAULT 0,
-    tracks_added INTEGER NOT NULL DEFAULT 0,
-    tracks_updated INTEGER NOT NULL DEFAULT 0,
-    tracks_removed INTEGER NOT NULL DEFAULT 0,
-    http_requests INTEGER NOT NULL DEFAULT 0,
-    duration_ms INTEGER,
-    error TEXT,
-    warning TEXT,
-    trigger TEXT,
-    section TEXT,
-    server_id TEXT,
-    server_time INTEGER,
-    pid INTEGER
-)""",
-}
+#: The CREATE TABLE statements, derived from columns.py
+TABLES_SQL = {t.name: t.create_sql() for t in TABLES}
 
 INDEXES = {
     "tracks": [
@@ -266,6 +123,7 @@ def ensure_shape(db) -> None:
             for columns in index_list:
                 db[table].create_index(columns, if_not_exists=True)
         facet_counts.create(conn)
+        overview.create(conn)
     # sqlite-utils creates the FTS table and its triggers in two steps: a
     # process killed in between leaves a search index nothing keeps current.
     triggers = {t.name for t in db["tracks"].triggers}
@@ -323,4 +181,4 @@ def _in_shape(conn: sqlite3.Connection) -> bool:
         r[0]
         for r in conn.execute("select name from sqlite_master where type in ('table', 'view', 'trigger')")
     }
-    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES}
+    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES, *overview.NAMES}

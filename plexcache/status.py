@@ -18,13 +18,13 @@ from pathlib import Path
 
 from .config import PlexConfig
 from .db import connect_readonly, describe_sqlite_error
-from .errors import CacheError, PlexcacheError, SyncAlreadyRunning
-from .lock import SyncLock, is_locked
-from .timeutil import utc_now_iso
+from .errors import CacheError, PlexcacheError
+from .lock import is_locked
+from .sync.runs import INTERRUPTED_MESSAGE, list_runs, recover_interrupted
+
+__all__ = ["get_status", "plex_reachable", "list_runs", "recover_interrupted", "INTERRUPTED_MESSAGE"]
 
 PLEX_CHECK_TTL = 10.0  # seconds a Plex reachability answer is reused
-
-INTERRUPTED_MESSAGE = "the sync process stopped before finishing (killed or crashed)"
 
 
 def get_status(
@@ -53,7 +53,7 @@ def get_status(
     last_error = None
     if db_path.exists():
         try:
-            conn = _connect_ro(db_path)
+            conn = connect_readonly(db_path)
             try:
                 row = _one(conn, "select track_count, last_sync_at from sync_state where id = 1")
                 if row:
@@ -99,65 +99,6 @@ def get_status(
     return status
 
 
-def recover_interrupted(db_path) -> int:
-    """Mark runs left 'running' by a dead process as 'interrupted'.
-
-    Under the sync lock, taken without waiting: a sync holding it is alive,
-    and none can start (and insert its own 'running' row) while the rows
-    are updated. Returns how many rows changed.
-    """
-    if not Path(db_path).exists():
-        return 0
-    try:
-        lock = SyncLock(db_path).acquire(timeout=0)
-    except SyncAlreadyRunning:
-        return 0
-    except CacheError:  # no lock file and a read-only folder: nobody syncs here
-        if is_locked(db_path):
-            return 0
-        lock = None
-    try:
-        conn = sqlite3.connect(db_path, timeout=2)
-        try:
-            with conn:
-                return mark_interrupted(conn)
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        # read-only file or no sync_runs table yet: nothing to recover here
-        return 0
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def mark_interrupted(conn: sqlite3.Connection) -> int:
-    "Record every 'running' run as interrupted; the caller knows their process is gone"
-    cur = conn.execute(
-        "update sync_runs set status = 'interrupted', finished_at = ?, "
-        "error = coalesce(error, ?) where status = 'running'",
-        (utc_now_iso(), INTERRUPTED_MESSAGE),
-    )
-    return cur.rowcount
-
-
-def list_runs(db_path, limit: int = 20) -> list[dict]:
-    "The most recent rows of ``sync_runs``, newest first"
-    if not Path(db_path).exists():
-        return []
-    conn = _connect_ro(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        rows = conn.execute(
-            "select * from sync_runs order by id desc limit ?", (limit,)
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
-    return [dict(r) for r in rows]
-
-
 _plex_cache: dict[str, tuple[float, bool, str | None]] = {}
 _plex_cache_lock = threading.Lock()
 
@@ -181,11 +122,6 @@ def plex_reachable(config: PlexConfig, ttl: float = PLEX_CHECK_TTL) -> tuple[boo
     with _plex_cache_lock:
         _plex_cache[key] = (time.monotonic(), *answer)
     return answer
-
-
-def _connect_ro(db_path) -> sqlite3.Connection:
-    # refuses a database that is not a cache; reads one in a read-only folder
-    return connect_readonly(db_path)
 
 
 def _one(conn, sql):

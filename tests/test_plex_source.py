@@ -18,7 +18,7 @@ from relutil import RawServer, http_response
 from plexcache.config import PlexConfig
 from plexcache.errors import PlexError
 from plexcache.plex import LISTING_TRIM, METADATA_TRIM, TRACK, PlexSource, _next_after
-from plexcache.rows import BadItem, track_row
+from plexcache.plex.rows import BadItem, track_row
 from plexcache.timeutil import MAX_EPOCH, epoch_to_iso
 
 PAGES_OF_SECTION_1 = r"/library/sections/1/all\?.*sort=id"

@@ -1,5 +1,8 @@
 """Datasette metadata for a plexcache database: descriptions, facets, queries.
 
+Column descriptions come from ``plexcache.columns`` (the one column spec);
+table descriptions, facets, sort orders and stored queries are here.
+
 ``build_metadata(name)`` returns one dict in the 0.65 layout (everything in
 ``metadata``). ``split_for_datasette_1(metadata)`` moves the parts the 1.0
 alphas read from ``datasette.yaml`` (table options, stored queries, plugins)
@@ -14,150 +17,7 @@ import copy
 import json
 import sys
 
-TRACK_COLUMNS = {
-    "rating_key": "Plex's id for the track (ratingKey)",
-    "title": "Track title",
-    "artist": "Track artist: the track's own artist when Plex has one, else the album artist",
-    "album": "Album title",
-    "duration_ms": "Length in milliseconds (track_details shows it as m:ss)",
-    "year": "Release year: the track's own year, else its album's",
-    "genres": 'Genres as a JSON array, e.g. ["Rock", "Indie"]: the track\'s own, else its album\'s',
-    "user_rating": "Your rating, 0-10 (Plex stores half stars; 10 = five stars); empty when unrated",
-    "is_live": "1 when the album is marked as a live recording in Plex",
-    "updated_at": "When Plex last changed this track's metadata (UTC)",
-    "album_artist": "The album's artist (Plex grandparentTitle)",
-    "track_artist": "The track's own artist when it differs from the album's (Plex originalTitle)",
-    "track_number": "Position on the disc",
-    "disc_number": "Disc number on multi-disc albums",
-    "play_count": "Times played to the end (Plex viewCount)",
-    "skip_count": "Times skipped",
-    "last_played_at": "When the track was last played (UTC)",
-    "last_rated_at": "When you last rated it (UTC)",
-    "added_at": "When the track was added to the Plex library (UTC)",
-    "codec": "Audio codec of the first media file, e.g. flac, mp3, aac",
-    "bitrate": "Bitrate of the first media file, kbit/s",
-    "album_rating_key": "The album (albums.rating_key)",
-    "artist_rating_key": "The album artist (artists.rating_key)",
-    "section_id": "The Plex music library (sections.id)",
-}
-
-ALBUM_COLUMNS = {
-    "rating_key": "Plex's id for the album",
-    "title": "Album title",
-    "artist": "Album artist",
-    "year": "Release year",
-    "genres": "Genres as a JSON array",
-    "subformats": 'Plex subformats as a JSON array, e.g. ["Live", "Compilation"]',
-    "is_live": "1 when the album is marked Live",
-    "studio": "Record label",
-    "added_at": "When the album was added to the Plex library (UTC)",
-    "updated_at": "When Plex last changed the album's metadata (UTC)",
-    "artist_rating_key": "The album artist (artists.rating_key)",
-    "section_id": "The Plex music library (sections.id)",
-}
-
-ARTIST_COLUMNS = {
-    "rating_key": "Plex's id for the artist",
-    "name": "Artist name",
-    "genres": "Genres as a JSON array",
-    "added_at": "When the artist was added to the Plex library (UTC)",
-    "updated_at": "When Plex last changed the artist's metadata (UTC)",
-    "section_id": "The Plex music library (sections.id)",
-}
-
-SECTION_COLUMNS = {
-    "id": "Plex's library section id",
-    "uuid": "Plex's unique id for the library section",
-    "title": "Library name as shown in Plex",
-    "content_changed_at": "Plex's change counter for the section; incremental syncs start from it",
-    "track_count": "Tracks in this library at the last sync",
-    "synced_at": "When this library was last synced (UTC)",
-}
-
-SYNC_STATE_COLUMNS = {
-    "id": "Always 1: this table has a single row",
-    "plex_server_id": "The Plex server's machine identifier",
-    "last_sync_at": "When the last successful sync finished (UTC)",
-    "track_count": "Tracks in the cache after that sync",
-    "sync_duration_ms": "How long that sync took, in milliseconds",
-}
-
-SYNC_RUN_COLUMNS = {
-    "id": "Run number",
-    "started_at": "When the run started (UTC)",
-    "finished_at": "When it ended (UTC); empty while running",
-    "mode": "full (re-read everything) or incremental (only what changed)",
-    "status": "running, succeeded, failed or interrupted (the process died)",
-    "phase": "What a running sync is doing: connecting, counting, tracks, albums, sweeping…",
-    "progress_current": "Tracks processed so far",
-    "progress_total": "Tracks to process",
-    "tracks_added": "Tracks new in the cache",
-    "tracks_updated": "Tracks whose data changed",
-    "tracks_removed": "Tracks gone from Plex and removed from the cache",
-    "http_requests": "Requests sent to the Plex server",
-    "duration_ms": "How long the run took, in milliseconds",
-    "error": "Why the run failed (never contains the token)",
-    "warning": "Problems that did not stop the run, e.g. skipped items",
-    "trigger": "What started it: cli, web, startup",
-    "section": "The library synced, when limited to one",
-    "server_id": "The Plex server's machine identifier",
-    "server_time": "The server's clock at the start, used for incremental syncs",
-    "pid": "Process id of the sync",
-}
-
-TRACK_DETAILS_COLUMNS = {
-    "rating_key": TRACK_COLUMNS["rating_key"],
-    "title": TRACK_COLUMNS["title"],
-    "artist": TRACK_COLUMNS["artist"],
-    "album": TRACK_COLUMNS["album"],
-    "year": TRACK_COLUMNS["year"],
-    "decade": "Decade of the release year, e.g. 1990",
-    "duration": "Length as m:ss",
-    "genres": TRACK_COLUMNS["genres"],
-    "user_rating": TRACK_COLUMNS["user_rating"],
-    "stars": "Your rating in stars, 0-5",
-    "play_count": TRACK_COLUMNS["play_count"],
-    "last_played_at": TRACK_COLUMNS["last_played_at"],
-    "added_at": TRACK_COLUMNS["added_at"],
-    "is_live": TRACK_COLUMNS["is_live"],
-    "codec": TRACK_COLUMNS["codec"],
-    "section": "Library name",
-}
-
-ARTIST_SUMMARY_COLUMNS = {
-    "artist": "Track artist",
-    "tracks": "Tracks by this artist",
-    "albums": "Distinct albums",
-    "hours": "Total length in hours",
-    "plays": "Total plays",
-    "first_year": "Earliest release year",
-    "last_year": "Latest release year",
-}
-
-ALBUM_SUMMARY_COLUMNS = {
-    "rating_key": ALBUM_COLUMNS["rating_key"],
-    "title": ALBUM_COLUMNS["title"],
-    "artist": ALBUM_COLUMNS["artist"],
-    "year": ALBUM_COLUMNS["year"],
-    "genres": ALBUM_COLUMNS["genres"],
-    "is_live": ALBUM_COLUMNS["is_live"],
-    "tracks": "Tracks in the cache for this album",
-    "minutes": "Total length in minutes",
-    "plays": "Total plays of its tracks",
-}
-
-FACET_COUNTS_COLUMNS = {
-    "facet": "The tracks column: artist, year, is_live or genres",
-    "value": "A value of that column (for genres: one genre of the JSON array)",
-    "n": "Tracks with that value",
-}
-
-FACET_COUNTS_STATE_COLUMNS = {
-    "id": "Always 1: this table has a single row",
-    "status": "current (the counts match tracks), stale (tracks changed without them: pages count live) or applying",
-    "total": "Tracks counted",
-    "counted_at": "When the counts were last recomputed from scratch (UTC)",
-}
+from plexcache.columns import descriptions
 
 # The tracks table's default facets: Datasette's column facets and the genres
 # array facet, as the plugin's precounted types (datasette_plexcache.facets)
@@ -225,6 +85,7 @@ TABLE_CONFIG_KEYS = (
 
 def build_metadata(database: str) -> dict:
     "The metadata dict (0.65 layout) for a plexcache database called ``database``"
+    columns = descriptions()  # every column's description, from plexcache.columns
     tables = {
         "tracks": {
             "description": "One row per music track in Plex. Search covers title, artist and album.",
@@ -232,61 +93,61 @@ def build_metadata(database: str) -> dict:
             # Datasette's column and array facets, answered from facet_counts
             # on the unfiltered table (facets.py); filtered pages count live.
             "facets": copy.deepcopy(TRACK_FACETS),
-            "columns": TRACK_COLUMNS,
+            "columns": columns["tracks"],
         },
         "albums": {
             "description": "One row per album.",
             "label_column": "title",
             "sort_desc": "added_at",
             "facets": ["year", {"array": "genres"}, "is_live"],
-            "columns": ALBUM_COLUMNS,
+            "columns": columns["albums"],
         },
         "artists": {
             "description": "One row per album artist.",
             "label_column": "name",
             "sort": "name",
             "facets": [{"array": "genres"}],
-            "columns": ARTIST_COLUMNS,
+            "columns": columns["artists"],
         },
         "sections": {
             "description": "The Plex music libraries that were synced.",
             "label_column": "title",
-            "columns": SECTION_COLUMNS,
+            "columns": columns["sections"],
         },
         "sync_state": {
             "description": "The last successful sync: one row.",
-            "columns": SYNC_STATE_COLUMNS,
+            "columns": columns["sync_state"],
         },
         "sync_runs": {
             "description": "Every sync, newest first: when, how, what changed and why it failed.",
             "sort_desc": "id",
             "facets": ["status", "mode", "trigger"],
-            "columns": SYNC_RUN_COLUMNS,
+            "columns": columns["sync_runs"],
         },
         "track_details": {
             "description": "Tracks with length as m:ss, decade, stars and library name.",
             "facets": ["decade", {"array": "genres"}, "is_live"],
-            "columns": TRACK_DETAILS_COLUMNS,
+            "columns": columns["track_details"],
         },
         "artist_summary": {
             "description": "Per artist: tracks, albums, hours of music, plays, years active.",
             "sort_desc": "tracks",
-            "columns": ARTIST_SUMMARY_COLUMNS,
+            "columns": columns["artist_summary"],
         },
         "album_summary": {
             "description": "Per album: tracks, total minutes and plays.",
-            "columns": ALBUM_SUMMARY_COLUMNS,
+            "columns": columns["album_summary"],
         },
         "facet_counts": {
             "description": "Tracks per value of each default facet of tracks, kept by the sync "
             "for the unfiltered tracks page.",
             "hidden": True,
-            "columns": FACET_COUNTS_COLUMNS,
+            "columns": columns["facet_counts"],
         },
         "facet_counts_state": {
             "description": "Whether facet_counts is current: one row.",
             "hidden": True,
-            "columns": FACET_COUNTS_STATE_COLUMNS,
+            "columns": columns["facet_counts_state"],
         },
     }
     return {

@@ -10,41 +10,16 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from .timeutil import epoch_to_iso
+from ..columns import STAGE_TRACK_COLUMNS
+from ..timeutil import epoch_to_iso
+
+__all__ = ["STAGE_TRACK_COLUMNS", "BadItem", "track_row", "album_row", "artist_row", "item_type", "rating_key"]
 
 # A listing shows at most this many tags per item (real PMS: 2-3). An item
 # showing at least this many may have more, so its full list is fetched.
 LISTING_TAG_LIMIT = 2
 MAX_TEXT = 2000  # longer titles are cut, not stored whole
 MAX_INT = 2**63 - 1  # SQLite's INTEGER range; beyond it a number is garbage
-
-STAGE_TRACK_COLUMNS = (
-    "rating_key",
-    "title",
-    "track_artist",
-    "album_artist",
-    "album_title",
-    "parent_year",
-    "own_year",
-    "own_genres",
-    "genres_truncated",
-    "duration_ms",
-    "user_rating",
-    "updated_at",
-    "track_number",
-    "disc_number",
-    "play_count",
-    "skip_count",
-    "last_played_at",
-    "last_rated_at",
-    "added_at",
-    "codec",
-    "bitrate",
-    "album_rating_key",
-    "artist_rating_key",
-    "section_id",
-)
-
 
 class BadItem(ValueError):
     "An item that cannot be cached (no ratingKey, no title); skipped and counted"

@@ -1,0 +1,330 @@
+"""The one column spec: every table and view column of the cache.
+
+Each ``Column`` has a name, its SQL type (with constraints), a description
+(shown by Datasette, checked by ``tests/test_docs.py``) and, for the tables
+the sync writes from the staging database, the SQL ``value`` the apply
+writes (over the staged row ``s`` and its cached album ``al`` and artist
+``ar``; ``None`` means the staged column of the same name, as is).
+
+Derived from here:
+
+- ``schema.TABLES_SQL`` (the CREATE statements) and ``facet_counts``' tables;
+- the staging tables (``STAGE_TRACK_COLUMNS``: the tracks columns staged as
+  is, and what the apply derives the others from);
+- the apply's ``insert ... select`` (named columns, ``apply_select``);
+- the Datasette column descriptions (``datasette_plexcache.metadata``).
+
+Adding a track column read from Plex: a ``Column`` in ``TRACKS`` and its name
+in ``STAGE_TRACK_COLUMNS`` here, and its value in ``rows.track_row`` (in
+``STAGE_TRACK_COLUMNS`` order); the schema upgrade of existing caches
+(``ALTER TABLE ... ADD COLUMN``), the apply and Datasette follow.
+
+No imports from the rest of plexcache: everything may import this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# 2: facet_counts, facet_counts_state and their triggers
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    value: str | None = None  # what the apply writes; None: the staged column of this name
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    constraints: tuple[str, ...] = ()  # table constraints, e.g. a composite PRIMARY KEY
+    options: str = ""  # after the closing parenthesis, e.g. " WITHOUT ROWID"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        return {c.name: c.description for c in self.columns}
+
+    def create_sql(self) -> str:
+        lines = [f"    {c.name} {c.type}".rstrip() for c in self.columns]
+        lines += [f"    {c}" for c in self.constraints]
+        return f"\nCREATE TABLE {self.name} (\n" + ",\n".join(lines) + f"\n){self.options}"
+
+    def apply_select(self, source: str) -> str:
+        """``select <value> as <name>, ...`` for the apply, in column order:
+        ``source`` is the FROM clause, naming the staged rows ``s``"""
+        values = ", ".join(f"{c.value or 's.' + c.name} as {c.name}" for c in self.columns)
+        return f"select {values} from {source}"
+
+
+def _c(name: str, type_: str, description: str, value: str | None = None) -> Column:
+    return Column(name, type_, description, value)
+
+
+SECTIONS = Table(
+    "sections",
+    (
+        _c("id", "INTEGER PRIMARY KEY", "Plex's library section id"),
+        _c("uuid", "TEXT", "Plex's unique id for the library section"),
+        _c("title", "TEXT NOT NULL", "Library name as shown in Plex"),
+        _c(
+            "content_changed_at",
+            "INTEGER",
+            "Plex's change counter for the section; incremental syncs start from it",
+        ),
+        _c("track_count", "INTEGER", "Tracks in this library at the last sync"),
+        _c("synced_at", "TIMESTAMP", "When this library was last synced (UTC)"),
+    ),
+)
+
+ARTISTS = Table(
+    "artists",
+    (
+        _c("rating_key", "TEXT PRIMARY KEY", "Plex's id for the artist"),
+        _c("name", "TEXT NOT NULL", "Artist name"),
+        _c("genres", "TEXT", "Genres as a JSON array"),
+        _c("added_at", "TIMESTAMP", "When the artist was added to the Plex library (UTC)"),
+        _c("updated_at", "TIMESTAMP", "When Plex last changed the artist's metadata (UTC)"),
+        _c("section_id", "INTEGER REFERENCES sections(id)", "The Plex music library (sections.id)"),
+    ),
+)
+
+ALBUMS = Table(
+    "albums",
+    (
+        _c("rating_key", "TEXT PRIMARY KEY", "Plex's id for the album"),
+        _c("title", "TEXT NOT NULL", "Album title"),
+        # the artist row's name when the cache has it (artist renames follow)
+        _c("artist", "TEXT", "Album artist", "coalesce(ar.name, s.artist)"),
+        _c("year", "INTEGER", "Release year"),
+        _c("genres", "TEXT", "Genres as a JSON array"),
+        _c("subformats", "TEXT", 'Plex subformats as a JSON array, e.g. ["Live", "Compilation"]'),
+        _c("is_live", "BOOLEAN", "1 when the album is marked Live"),
+        _c("studio", "TEXT", "Record label"),
+        _c("added_at", "TIMESTAMP", "When the album was added to the Plex library (UTC)"),
+        _c("updated_at", "TIMESTAMP", "When Plex last changed the album's metadata (UTC)"),
+        _c("artist_rating_key", "TEXT REFERENCES artists(rating_key)", "The album artist (artists.rating_key)"),
+        _c("section_id", "INTEGER REFERENCES sections(id)", "The Plex music library (sections.id)"),
+    ),
+)
+
+# The first ten are the original spec's columns, in its order.
+TRACKS = Table(
+    "tracks",
+    (
+        _c("rating_key", "TEXT PRIMARY KEY", "Plex's id for the track (ratingKey)"),
+        _c("title", "TEXT NOT NULL", "Track title"),
+        _c(
+            "artist",
+            "TEXT NOT NULL",
+            "Track artist: the track's own artist when Plex has one, else the album artist",
+            "coalesce(s.track_artist, ar.name, s.album_artist, '')",
+        ),
+        _c("album", "TEXT NOT NULL", "Album title", "coalesce(al.title, s.album_title, '')"),
+        _c("duration_ms", "INTEGER", "Length in milliseconds (track_details shows it as m:ss)"),
+        _c(
+            "year",
+            "INTEGER",
+            "Release year: the track's own year, else its album's",
+            "coalesce(s.own_year, al.year, s.parent_year)",
+        ),
+        _c(
+            "genres",
+            "TEXT",
+            'Genres as a JSON array, e.g. ["Rock", "Indie"]: the track\'s own, else its album\'s',
+            "coalesce(s.own_genres, nullif(al.genres, '[]'), nullif(ar.genres, '[]'), '[]')",
+        ),
+        _c(
+            "user_rating",
+            "INTEGER",
+            "Your rating, 0-10 (Plex stores half stars; 10 = five stars); empty when unrated",
+        ),
+        _c("is_live", "BOOLEAN", "1 when the album is marked as a live recording in Plex", "coalesce(al.is_live, 0)"),
+        _c("updated_at", "TIMESTAMP", "When Plex last changed this track's metadata (UTC)"),
+        _c(
+            "album_artist",
+            "TEXT",
+            "The album's artist (Plex grandparentTitle)",
+            "coalesce(ar.name, s.album_artist)",
+        ),
+        _c(
+            "track_artist",
+            "TEXT",
+            "The track's own artist when it differs from the album's (Plex originalTitle)",
+        ),
+        _c("track_number", "INTEGER", "Position on the disc"),
+        _c("disc_number", "INTEGER", "Disc number on multi-disc albums"),
+        _c("play_count", "INTEGER NOT NULL DEFAULT 0", "Times played to the end (Plex viewCount)"),
+        _c("skip_count", "INTEGER NOT NULL DEFAULT 0", "Times skipped"),
+        _c("last_played_at", "TIMESTAMP", "When the track was last played (UTC)"),
+        _c("last_rated_at", "TIMESTAMP", "When you last rated it (UTC)"),
+        _c("added_at", "TIMESTAMP", "When the track was added to the Plex library (UTC)"),
+        _c("codec", "TEXT", "Audio codec of the first media file, e.g. flac, mp3, aac"),
+        _c("bitrate", "INTEGER", "Bitrate of the first media file, kbit/s"),
+        _c("album_rating_key", "TEXT REFERENCES albums(rating_key)", "The album (albums.rating_key)"),
+        _c("artist_rating_key", "TEXT REFERENCES artists(rating_key)", "The album artist (artists.rating_key)"),
+        _c("section_id", "INTEGER REFERENCES sections(id)", "The Plex music library (sections.id)"),
+    ),
+)
+
+#: The columns of ``stage.tracks``, in the order ``rows.track_row`` returns
+#: them: every tracks column whose ``value`` is None (staged as is), and what
+#: the apply derives the others from.
+STAGE_TRACK_COLUMNS = (
+    "rating_key",
+    "title",
+    "track_artist",
+    "album_artist",  # grandparentTitle as listed (tracks.album_artist prefers the artist row)
+    "album_title",  # parentTitle as listed
+    "parent_year",  # parentYear as listed
+    "own_year",  # the track's own year
+    "own_genres",  # the track's own genres (JSON array), NULL when none
+    "genres_truncated",  # 1 when the listing may have cut the genre list
+    "duration_ms",
+    "user_rating",
+    "updated_at",
+    "track_number",
+    "disc_number",
+    "play_count",
+    "skip_count",
+    "last_played_at",
+    "last_rated_at",
+    "added_at",
+    "codec",
+    "bitrate",
+    "album_rating_key",
+    "artist_rating_key",
+    "section_id",
+)
+_unstaged = [c.name for c in TRACKS.columns if c.value is None and c.name not in STAGE_TRACK_COLUMNS]
+assert not _unstaged, f"tracks columns staged as is must be in STAGE_TRACK_COLUMNS: {_unstaged}"
+
+SYNC_STATE = Table(
+    "sync_state",
+    (
+        _c("id", "INTEGER PRIMARY KEY CHECK (id = 1)", "Always 1: this table has a single row"),
+        _c("plex_server_id", "TEXT", "The Plex server's machine identifier"),
+        _c("last_sync_at", "TIMESTAMP", "When the last successful sync finished (UTC)"),
+        _c("track_count", "INTEGER", "Tracks in the cache after that sync"),
+        _c("sync_duration_ms", "INTEGER", "How long that sync took, in milliseconds"),
+    ),
+)
+
+SYNC_RUNS = Table(
+    "sync_runs",
+    (
+        _c("id", "INTEGER PRIMARY KEY", "Run number"),
+        _c("started_at", "TIMESTAMP NOT NULL", "When the run started (UTC)"),
+        _c("finished_at", "TIMESTAMP", "When it ended (UTC); empty while running"),
+        _c("mode", "TEXT NOT NULL", "full (re-read everything) or incremental (only what changed)"),
+        _c("status", "TEXT NOT NULL", "running, succeeded, failed or interrupted (the process died)"),
+        _c(
+            "phase",
+            "TEXT",
+            "What the sync is doing or last did: connecting, tracks, deletions, metadata, applying, done",
+        ),
+        _c("progress_current", "INTEGER NOT NULL DEFAULT 0", "Tracks processed so far"),
+        _c("progress_total", "INTEGER NOT NULL DEFAULT 0", "Tracks to process"),
+        _c("tracks_added", "INTEGER NOT NULL DEFAULT 0", "Tracks new in the cache"),
+        _c("tracks_updated", "INTEGER NOT NULL DEFAULT 0", "Tracks whose data changed"),
+        _c("tracks_removed", "INTEGER NOT NULL DEFAULT 0", "Tracks gone from Plex and removed from the cache"),
+        _c("http_requests", "INTEGER NOT NULL DEFAULT 0", "Requests sent to the Plex server"),
+        _c("duration_ms", "INTEGER", "How long the run took, in milliseconds"),
+        _c("error", "TEXT", "Why the run failed (never contains the token)"),
+        _c("warning", "TEXT", "Problems that did not stop the run, e.g. skipped items"),
+        _c("trigger", "TEXT", "What started it: cli, web, startup"),
+        _c("section", "TEXT", "The library synced, when limited to one"),
+        _c("server_id", "TEXT", "The Plex server's machine identifier"),
+        _c("server_time", "INTEGER", "The server's clock at the start, used for incremental syncs"),
+        _c("pid", "INTEGER", "Process id of the sync"),
+    ),
+)
+
+FACET_COUNTS = Table(
+    "facet_counts",
+    (
+        _c("facet", "TEXT NOT NULL", "The tracks column: artist, year, is_live or genres"),
+        _c("value", "NOT NULL", "A value of that column (for genres: one genre of the JSON array)"),
+        _c("n", "INTEGER NOT NULL", "Tracks with that value"),
+    ),
+    constraints=("PRIMARY KEY (facet, value)",),
+    options=" WITHOUT ROWID",
+)
+
+FACET_COUNTS_STATE = Table(
+    "facet_counts_state",
+    (
+        _c("id", "INTEGER PRIMARY KEY CHECK (id = 1)", "Always 1: this table has a single row"),
+        _c(
+            "status",
+            "TEXT NOT NULL",
+            "current (the counts match tracks), stale (tracks changed without them: pages count live) or applying",
+        ),
+        _c("total", "INTEGER NOT NULL DEFAULT 0", "Tracks counted"),
+        _c("counted_at", "TIMESTAMP", "When the counts were last recomputed from scratch (UTC)"),
+    ),
+)
+
+#: The cache's tables, in creation order (``facet_counts``' two are created by facet_counts.py)
+TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS)
+FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
+
+_t = TRACKS.descriptions
+_a = ALBUMS.descriptions
+
+#: Column descriptions of the views (their SQL is in ``schema.VIEWS``)
+VIEW_COLUMNS: dict[str, dict[str, str]] = {
+    "track_details": {
+        "rating_key": _t["rating_key"],
+        "title": _t["title"],
+        "artist": _t["artist"],
+        "album": _t["album"],
+        "year": _t["year"],
+        "decade": "Decade of the release year, e.g. 1990",
+        "duration": "Length as m:ss",
+        "genres": _t["genres"],
+        "user_rating": _t["user_rating"],
+        "stars": "Your rating in stars, 0-5",
+        "play_count": _t["play_count"],
+        "last_played_at": _t["last_played_at"],
+        "added_at": _t["added_at"],
+        "is_live": _t["is_live"],
+        "codec": _t["codec"],
+        "section": "Library name",
+    },
+    "artist_summary": {
+        "artist": "Track artist",
+        "tracks": "Tracks by this artist",
+        "albums": "Distinct albums",
+        "hours": "Total length in hours",
+        "plays": "Total plays",
+        "first_year": "Earliest release year",
+        "last_year": "Latest release year",
+    },
+    "album_summary": {
+        "rating_key": _a["rating_key"],
+        "title": _a["title"],
+        "artist": _a["artist"],
+        "year": _a["year"],
+        "genres": _a["genres"],
+        "is_live": _a["is_live"],
+        "tracks": "Tracks in the cache for this album",
+        "minutes": "Total length in minutes",
+        "plays": "Total plays of its tracks",
+    },
+}
+
+
+def descriptions() -> dict[str, dict[str, str]]:
+    "{table or view: {column: description}} for every table and view"
+    out = {t.name: t.descriptions for t in (*TABLES, *FACET_TABLES)}
+    out.update({name: dict(cols) for name, cols in VIEW_COLUMNS.items()})
+    return out

@@ -1,0 +1,159 @@
+"""Planning a sync: which sections, the same server as before?, full or
+incremental per section. Pure decisions on plain data; the only I/O is
+``read_cache_state`` (one read of the cache).
+
+A section synced before, on the same server, with the same UUID, is synced
+incrementally; anything else (first sync, ``full=True``, another server, a
+section recreated under a new UUID) is read in full. Section UUIDs are unique
+per server, so an unchanged set of UUIDs proves "same server" without the
+extra ``GET /`` (``needs_server_check``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from ..errors import NoMusicSection
+from ..plex import Section
+from ..timeutil import iso_to_epoch
+
+OVERLAP_SECONDS = 120  # incremental windows reach back this far (clock skew)
+
+
+@dataclass(frozen=True)
+class CachedSection:
+    "What the cache remembers of a section (a ``sections`` row)"
+
+    id: int
+    uuid: str | None
+    content_changed_at: int | None
+    synced_at: str | None
+
+
+@dataclass(frozen=True)
+class CacheState:
+    "What the cache knows before the sync: the server it holds and its sections"
+
+    server_id: str | None
+    sections: dict[int, CachedSection]
+    has_tracks: bool
+
+    def knows(self, sections: list[Section]) -> bool:
+        "Were all these sections synced from this cache's server before?"
+        return bool(self.server_id) and all(
+            (c := self.sections.get(s.id)) is not None and c.uuid == s.uuid and bool(c.synced_at)
+            for s in sections
+        )
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    "The answer to ``GET /`` that matters here"
+
+    machine_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SectionPlan:
+    section: Section
+    incremental: bool
+    previous: CachedSection | None
+
+    @property
+    def since(self) -> int:
+        "Incremental window start: the last sync time minus the overlap"
+        synced = iso_to_epoch(self.previous.synced_at) if self.previous else None
+        return max(0, (synced or 0) - OVERLAP_SECONDS)
+
+    @property
+    def content_changed(self) -> bool:
+        """Did Plex's change marker move? When it did not, only play-state
+        deltas (plays and ratings do not move ``updatedAt``) are fetched"""
+        changed_at = self.section.content_changed_at
+        return changed_at is None or self.previous is None or changed_at != self.previous.content_changed_at
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    sections: tuple[SectionPlan, ...]
+    server_id: str | None
+    replacing: bool  # the cache held another server's library: replace it whole
+    server_time: int  # the server's clock at the start (epoch seconds)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> str:
+        return "incremental" if all(p.incremental for p in self.sections) else "full"
+
+    @property
+    def section_ids(self) -> list[int]:
+        return [p.section.id for p in self.sections]
+
+
+def choose_sections(sections: list[Section], name: str | None, base_url: str) -> list[Section]:
+    "The music sections to sync: all, or the one called ``name`` (case-insensitive)"
+    music = [s for s in sections if s.is_music]
+    if name:
+        wanted = name.casefold()
+        chosen = [s for s in music if s.title.casefold() == wanted]
+        if not chosen:
+            names = ", ".join(repr(s.title) for s in music) or "none"
+            raise NoMusicSection(
+                f"no music library named {name!r} on Plex at {base_url} (music libraries: {names})"
+            )
+        music = chosen
+    if not music:
+        raise NoMusicSection(f"Plex at {base_url} has no music library")
+    return music
+
+
+def read_cache_state(conn: sqlite3.Connection) -> CacheState:
+    row = conn.execute("select plex_server_id from sync_state where id = 1").fetchone()
+    sections = {
+        r[0]: CachedSection(*r)
+        for r in conn.execute("select id, uuid, content_changed_at, synced_at from sections")
+    }
+    has_tracks = bool(conn.execute("select exists(select 1 from tracks)").fetchone()[0])
+    return CacheState(server_id=row[0] if row else None, sections=sections, has_tracks=has_tracks)
+
+
+def needs_server_check(sections: list[Section], state: CacheState, *, full: bool) -> bool:
+    "Must the sync ask ``GET /`` which server this is?"
+    return full or not state.knows(sections)
+
+
+def plan_sync(
+    sections: list[Section],
+    state: CacheState,
+    *,
+    full: bool,
+    server: ServerInfo | None,
+    server_time: int,
+) -> SyncPlan:
+    """Decide full or incremental per section. ``server`` is the ``GET /``
+    answer when ``needs_server_check`` said so, else None (same server)."""
+    server_id = state.server_id
+    replacing = False
+    warnings: tuple[str, ...] = ()
+    if server is not None:
+        server_id = server.machine_id
+        if state.server_id and state.server_id != server_id and state.has_tracks:
+            replacing = True
+            warnings = (
+                f"this cache held another Plex server's library ({state.server_id}); "
+                f"replacing it with {server.name or 'this server'} ({server_id})",
+            )
+    plans = []
+    for s in sections:
+        prev = state.sections.get(s.id)
+        incremental = not (full or replacing or prev is None or not prev.synced_at or prev.uuid != s.uuid)
+        plans.append(SectionPlan(section=s, incremental=incremental, previous=prev))
+    return SyncPlan(
+        sections=tuple(plans),
+        server_id=server_id,
+        replacing=replacing,
+        server_time=server_time,
+        warnings=warnings,
+    )
