@@ -48,17 +48,14 @@ select value, count(*) from deduped_array_items group by value
 # ---- fixtures and helpers ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=800, seed=3, token=TOKEN) as s:
-        yield s
+SIM = {"tracks": 800, "seed": 3, "token": TOKEN}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture(scope="module")
-def synced_template(sim, tmp_path_factory):
-    "A cache after a real full sync, counts recounted (whatever sync.py does)"
+def synced_template(module_sim, tmp_path_factory):
+    "A cache after a real full sync, counts recounted (whatever the sync did)"
     path = tmp_path_factory.mktemp("template") / f"{DB}.db"
-    sync(path, config_for(sim))
+    sync(path, config_for(module_sim))
     conn = open_cache(path)
     with_transaction(conn, facet_counts.recount)
     conn.execute("pragma wal_checkpoint(truncate)")
