@@ -1,4 +1,4 @@
-"""The spec (../shared/seed/quickstart.md), checked against a simulated Plex
+"""The original spec (the quickstart), checked against a simulated Plex
 over real HTTP: schema, sync flow, status shape, log lines, reset."""
 
 from __future__ import annotations

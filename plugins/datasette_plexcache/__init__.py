@@ -120,7 +120,7 @@ def startup(datasette):
 def on_server_start(settings: service.PluginSettings) -> None:
     "Mark runs orphaned by a dead process, then sync if the cache is empty or stale"
     from plexcache.errors import PlexcacheError, SyncAlreadyRunning
-    from plexcache.status import recover_interrupted
+    from plexcache.sync.runs import recover_interrupted
 
     recover_interrupted(settings.db_path)
     if settings.plex.configured:

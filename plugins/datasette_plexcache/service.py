@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plexcache.config import PlexConfig, redact, resolve_plex_config
+from plexcache.db import connect_readonly
 from plexcache.errors import ConfigError, PlexcacheError
 
 from .security import SYNC_ACTION, is_loopback_host
@@ -121,7 +122,7 @@ def pick_cache_database(databases: dict) -> str | None:
 
 def _has_table(path, table) -> bool:
     try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=1)
+        conn = connect_readonly(path, timeout=1)
         try:
             return bool(
                 conn.execute(
