@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import signal
 import sys
@@ -161,8 +160,8 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
     Example:
         plexcache sync --url http://127.0.0.1:32400 --token TOKEN
     """
+    from .cli_progress import CliProgress
     from .lock import inherited_lock
-    from .progress import CliProgress
     from .sync import sync as run_sync
 
     if niceness:
@@ -331,14 +330,28 @@ def simulate(host, port, tracks, seed, token, latency_ms, profile, history, noti
 @click.option("--port", default=5765, show_default=True, type=PORT, help="Port to listen on (0: any free port)")
 def serve(db, url, token, host, port):
     """Browse the cache in Datasette, with sync status and controls"""
-    from datasette_plexcache.app import serve as serve_datasette
+    from .serve import open_server
 
     try:
         db_path = resolve_db_path(db)
         config = resolve_plex_config(url, token)
-        serve_datasette(db_path, config, host=host, port=port)
+        server = open_server(db_path, config, host=host, port=port)
     except PlexcacheError as e:
         _fail(e)
+    _run_server(server)
+
+
+def _run_server(server, banner: str | None = None) -> None:
+    if banner:
+        click.echo(banner)
+    click.echo(f"Serving {server.db_path} at {server.url}")
+    if not server.configured:
+        click.echo("No Plex server configured (--url/--token or PLEX_URL/PLEX_TOKEN): browsing only.")
+    click.echo("Press Ctrl-C to stop.")
+    sys.stdout.flush()
+    stopped = server.run()
+    if stopped:
+        click.echo(f"Stopped {stopped} running sync.")
 
 
 @cli.command()
@@ -354,14 +367,14 @@ def demo(tracks, port, seed, db):
     Starts the simulator, serves Datasette on a separate demo cache and prints
     the URL. Your real cache is never touched.
     """
-    from datasette_plexcache.app import demo as run_demo
+    from . import serve as serving
 
     try:
-        run_demo(tracks=tracks, port=port, seed=seed, db_path=db)
+        with serving.demo(tracks=tracks, port=port, seed=seed, db_path=db) as (server, sim_url):
+            banner = (
+                f"plexcache demo: simulated Plex server at {sim_url} "
+                f"({tracks:,} tracks, seed {seed}); demo cache {server.db_path}"
+            )
+            _run_server(server, banner)
     except PlexcacheError as e:
         _fail(e)
-
-
-def main():  # pragma: no cover
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s:%(message)s")
-    cli()

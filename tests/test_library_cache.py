@@ -1,4 +1,4 @@
-"""The spec (../shared/seed/quickstart.md), checked against a simulated Plex
+"""The original spec (the quickstart), checked against a simulated Plex
 over real HTTP: schema, sync flow, status shape, log lines, reset."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 from syncutil import config_for, run_cli
 
 from plexcache.db import reset_cache
-from plexcache.simulator import Simulator
 from plexcache.status import get_status
 from plexcache.sync import sync
 
@@ -38,10 +37,7 @@ SPEC_SYNC_STATE = [
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=1500, seed=3, token="spec-token-x_Y-1") as s:
-        yield s
+SIM = {"tracks": 1500, "seed": 3, "token": "spec-token-x_Y-1"}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture

@@ -170,7 +170,7 @@ def test_secrets_in_every_form_stay_out_of_every_output(tmp_path, scanner, monke
 
 
 async def web_pages(db: Path, url: str, env: dict, scanner, monkeypatch):
-    from datasette_plexcache.app import build_datasette
+    from plexcache.serve import build_datasette
 
     for name in ("PYTHONPATH", "RELTEST_LOG", "PLEXAPI_CONFIG_PATH"):
         monkeypatch.setenv(name, env[name])

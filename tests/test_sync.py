@@ -33,10 +33,7 @@ from plexcache.sync import sync
 TOKEN = "sync-Tok_en-42xYz"
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=3000, seed=11, token=TOKEN) as s:
-        yield s
+SIM = {"tracks": 3000, "seed": 11, "token": TOKEN}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture
