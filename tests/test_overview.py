@@ -362,7 +362,7 @@ async def test_overview_json(cache):
 
 @pytest.mark.asyncio
 async def test_empty_cache_says_so(tmp_path):
-    from datasette_plexcache.service import init_cache
+    from plexcache.db import init_cache
 
     path = tmp_path / f"{DB}.db"
     init_cache(path)
