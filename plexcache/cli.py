@@ -179,7 +179,12 @@ def reset(db, yes):
     help="Token clients must send [env PLEXCACHE_SIMULATOR_TOKEN]",
 )
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0))
-def simulate(host, port, tracks, seed, token, latency_ms):
+@click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default classic]")
+@click.option("--history", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Plays in the seeded listening history")  # fmt: skip
+@click.option("--notifications/--no-notifications", default=True, show_default=True,
+              help="Serve the notification websocket (/:/websockets/notifications)")  # fmt: skip
+def simulate(host, port, tracks, seed, token, latency_ms, profile, history, notifications):
     """Serve a synthetic Plex Media Server until stopped (Ctrl-C)
 
     \b
@@ -188,12 +193,17 @@ def simulate(host, port, tracks, seed, token, latency_ms):
     """
     from .simulator import Simulator
 
-    sim = Simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency_ms)
+    try:
+        sim = Simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency_ms, profile=profile,
+                        history=history, notifications=notifications)  # fmt: skip
+    except ValueError as e:
+        raise Fail(str(e)) from None
     try:
         sim.start(host=host, port=port)
     except OSError as e:
         raise Fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    click.echo(f"Plex Media Server simulator on {sim.url} ({tracks:,} tracks, seed {seed})")
+    click.echo(f"Plex Media Server simulator on {sim.url} ({tracks:,} tracks, seed {seed}, profile "
+               f"{sim.profile.name}: PMS {sim.profile.version})")  # fmt: skip
     click.echo(f"Try: PLEX_URL={sim.url} PLEX_TOKEN={token} plexcache sync")
     try:
         sim.wait()

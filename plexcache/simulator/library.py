@@ -479,8 +479,14 @@ class Library:
             "guids": [f"mbid://{_uuid(rng)}"] if matched else [],
             "userRating": None, "viewCount": 0, "lastViewedAt": None, "lastRatedAt": None,
             "librarySectionID": sid, "_matched": matched, "_compilation": compilation, "_classical": classical,
-            "_two_discs": two_discs, "_ntracks": ntracks,
+            "_two_discs": two_discs, "_ntracks": ntracks, "_artist_tagged": self._artist_tagged(key),
         }  # fmt: skip
+
+    def _artist_tagged(self, key: int) -> bool:
+        """Whether the album's files carry a track-artist tag on every track (1 album in 3, drawn
+        from a hash: the library's draws stay as they were). PMS then holds an originalTitle equal
+        to the album artist for tracks without one of their own, and some servers send it (§13)."""
+        return zlib.crc32(f"{self.seed}:{key}:artist-tag".encode()) % 3 == 0
 
     def _gen_base_track(self, key: int, album_idx: int, pos: int) -> dict:
         return self._gen_track(key, self._album_base(album_idx), pos)
@@ -705,7 +711,8 @@ class Library:
             "grandparentTitle": artist["title"], "parentTitle": album["title"], "parentYear": album["year"],
             "thumb": album["thumb"], "parentThumb": album["thumb"], "art": artist["art"],
             "grandparentArt": artist["art"], "grandparentThumb": artist["thumb"],
-            "librarySectionID": album["librarySectionID"], "_render_key": object(),
+            "librarySectionID": album["librarySectionID"],
+            "_artist_tag": artist["title"] if album.get("_artist_tagged") else None, "_render_key": object(),
         }  # fmt: skip
 
     def records(self, keys, rows: bool = False) -> list:
@@ -896,6 +903,18 @@ class Library:
         with self.lock:
             rec = self.record(int(key))
             return self._public(rec) if rec else None
+
+    def expected_cache(self, track_genres: bool = True) -> dict[str, dict[str, dict]]:
+        """What a cache of this library must hold, from the model (README "Column rules"):
+        {"tracks"|"albums"|"artists": {rating_key: row}}. ``track_genres=False``: a server
+        without track genres (PMS < 1.40). See simulator/truth.py."""
+        from .truth import expected_cache
+
+        return expected_cache(self, track_genres)
+
+    def expected_tracks(self, track_genres: bool = True) -> dict[str, dict]:
+        'expected_cache()["tracks"]: the cache row every live track must have, by rating key'
+        return self.expected_cache(track_genres)["tracks"]
 
     # -----------------------------------------------------------------------------------------
     # mutations (caller holds no lock; all bump version and clear caches)

@@ -12,6 +12,7 @@ import json
 import re
 
 from .library import ALBUM, ARTIST, MOVIE, TRACK, TRACK_PARENT_FIELDS, TYPE_NAMES, tag_id
+from .profiles import ORIGINAL_DISTINCT, ORIGINAL_TAGGED, Profile, get_profile
 
 MEDIA_TAG_PREFIX = "/system/bundle/media/flags/"
 MEDIA_TAG_VERSION = 1740148659
@@ -100,14 +101,35 @@ def _put(attrs: dict, name: str, value) -> None:
 class Options:
     "rendering options derived from the request"
 
-    __slots__ = ("include_guids", "excl_elements", "excl_fields", "detail", "key")
+    __slots__ = ("include_guids", "excl_elements", "excl_fields", "detail", "profile", "key")
 
-    def __init__(self, include_guids=False, excl_elements=(), excl_fields=(), detail=False):
+    def __init__(self, include_guids=False, excl_elements=(), excl_fields=(), detail=False,
+                 profile: Profile | str | None = None):  # fmt: skip
         self.include_guids = include_guids
         self.excl_elements = set(excl_elements)
         self.excl_fields = set(excl_fields)
         self.detail = detail
-        self.key = (bool(include_guids), bool(detail), frozenset(self.excl_elements), frozenset(self.excl_fields))
+        self.profile = get_profile(profile)
+        self.key = (bool(include_guids), bool(detail), frozenset(self.excl_elements), frozenset(self.excl_fields),
+                    self.profile)  # fmt: skip
+
+    def listed(self, limit: int | None) -> bool:
+        "Whether a tag kind listed at most `limit` per item appears at all (full items: always)"
+        return self.detail or limit != 0
+
+
+def original_title(rec: dict, mode: str):
+    "The originalTitle a server with this Profile.original_title mode sends for a track record"
+    v = rec.get("originalTitle")
+    if mode == ORIGINAL_TAGGED:
+        return v or rec.get("_artist_tag")
+    if mode == ORIGINAL_DISTINCT:
+        return _unequal(v, rec.get("grandparentTitle"))
+    return v
+
+
+def _unequal(value, other):
+    return None if value == other else value
 
 
 def _trim(attrs: dict, opts: Options) -> dict:
@@ -124,7 +146,7 @@ def _section_attrs(attrs: dict, sec: dict) -> None:
     attrs["librarySectionKey"] = f"/library/sections/{sec['id']}"
 
 
-def _tags(tag: str, values: list[str], ids, opts: Options, limit: int = 2) -> list:
+def _tags(tag: str, values: list[str], ids, opts: Options, limit: int | None = 2) -> list:
     if tag in opts.excl_elements or not values:
         return []
     if opts.detail:
@@ -155,6 +177,7 @@ def track_element(rec: dict, sec: dict, opts: Options):
     from .library import GENRE_IDS
 
     get = rec.get
+    prof = opts.profile
     a: dict = {
         "ratingKey": rec["ratingKey"],
         "key": rec["key"],
@@ -177,7 +200,7 @@ def track_element(rec: dict, sec: dict, opts: Options):
         _section_attrs(a, sec)
     a["grandparentTitle"] = rec["grandparentTitle"]
     a["parentTitle"] = rec["parentTitle"]
-    v = get("originalTitle")
+    v = original_title(rec, prof.original_title)
     if v:
         a["originalTitle"] = v
     a["summary"] = get("summary") or ""
@@ -224,8 +247,9 @@ def track_element(rec: dict, sec: dict, opts: Options):
             }, []))  # fmt: skip
         parts = [] if "Part" in opts.excl_elements else [("Part", pa, streams)]
         children.append(("Media", ma, parts))
-    # tracks carry Genre only when they have their own (PMS >= 1.40); listings truncate to 2
-    children.extend(_tags("Genre", rec.get("genres") or [], GENRE_IDS, opts))
+    # tracks carry Genre only when they have their own (PMS >= 1.40); listings truncate them
+    if prof.track_genres:
+        children.extend(_tags("Genre", rec.get("genres") or [], GENRE_IDS, opts, prof.track_tags_listed))
     children.extend(_guids(rec, opts))
     return ("Track", a, children)
 
@@ -258,16 +282,18 @@ def album_element(rec: dict, sec: dict, opts: Options):
     _put(a, "art", rec.get("art"))
     _put(a, "parentThumb", rec.get("parentThumb"))
     _put(a, "originallyAvailableAt", rec.get("originallyAvailableAt"))
-    _put(a, "leafCount", rec.get("leafCount"))
+    if opts.detail or opts.profile.leaf_count_listed:
+        _put(a, "leafCount", rec.get("leafCount"))
     a["addedAt"] = rec["addedAt"]
     _put(a, "updatedAt", rec.get("updatedAt"))
     a["loudnessAnalysisVersion"] = "2"
     a["musicAnalysisVersion"] = "1"
     _trim(a, opts)
-    children = _tags("Genre", rec.get("genres") or [], GENRE_IDS, opts)
-    if opts.detail:  # Format/Subformat only on full album metadata
-        children += _tags("Format", rec.get("formats") or [], FORMAT_IDS, opts)
-        children += _tags("Subformat", rec.get("subformats") or [], SUBFORMAT_IDS, opts)
+    limit = opts.profile.album_tags_listed
+    children = _tags("Genre", rec.get("genres") or [], GENRE_IDS, opts, limit)
+    if opts.detail or opts.profile.album_subformats_listed:  # Format/Subformat: usually full albums only
+        children += _tags("Format", rec.get("formats") or [], FORMAT_IDS, opts, limit)
+        children += _tags("Subformat", rec.get("subformats") or [], SUBFORMAT_IDS, opts, limit)
     children += _guids(rec, opts)
     return ("Directory", a, children)
 
@@ -295,8 +321,8 @@ def artist_element(rec: dict, sec: dict, opts: Options):
     a["addedAt"] = rec["addedAt"]
     _put(a, "updatedAt", rec.get("updatedAt"))
     _trim(a, opts)
-    children = _tags("Genre", rec.get("genres") or [], GENRE_IDS, opts)
-    children += _tags("Country", rec.get("countries") or [], None, opts, limit=1)
+    children = _tags("Genre", rec.get("genres") or [], GENRE_IDS, opts, opts.profile.artist_tags_listed)
+    children += _tags("Country", rec.get("countries") or [], None, opts, opts.profile.artist_countries_listed)
     children += _guids(rec, opts)
     return ("Directory", a, children)
 
@@ -445,7 +471,7 @@ def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list, shar
             out.append(f' {name}="{text}"')
             continue
         if row is not None and name not in shared:  # a row's own value
-            text = _row_attr(name, rule, lines, f"a{n}")
+            text = _row_attr(name, rule, lines, f"a{n}", src)
             if text is not None:
                 out.append(text)
             n += 1
@@ -455,7 +481,7 @@ def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list, shar
             lines.append(f"a{n} = {expr}")
             out.append(f' {name}="{{{_value(name, f"a{n}")}}}"')
         else:
-            lines.append(f'v = get("{name}")')
+            lines.append(f"v = {src[0]}" if src else f'v = get("{name}")')
             # _put's test, short-cut: a truthy value is never None, "", 0 or []
             cond = "v" if rule == _TRUTHY else 'v or not (v is None or v == "" or v == 0 or v == [])'
             lines.append(f"""a{n} = f' {name}="{{{_value(name, 'v')}}}"' if {cond} else ''""")
@@ -492,7 +518,7 @@ def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list, shar
         code.append(f"    head = f'{start}'")
         code.append("    kids = " + " + ".join(f"c{i}(rec, sec)" for i in range(len(children))))
         code.append(f"    return f'{{head}}>\\n{{kids}}</{tag}>\\n' if kids else head + ' />\\n'")
-    namespace = {"_s": _s, "_tags_xml": _tags_xml, "_memo": [(None, ())], "_write_dict": row,
+    namespace = {"_s": _s, "_tags_xml": _tags_xml, "_unequal": _unequal, "_memo": [(None, ())], "_write_dict": row,
                  **{f"c{i}": c for i, c in enumerate(children)}}  # fmt: skip
     exec("\n".join(code), namespace)  # noqa: S102 (generated from the fixed specs above)
     return namespace["write"]
@@ -513,9 +539,12 @@ _ROW_ATTRS = {
 }  # fmt: skip
 
 
-def _row_attr(name: str, rule: str, lines: list, var: str) -> str | None:
-    "The start tag's text for attribute `name` of a row (None: never written), adding lines"
+def _row_attr(name: str, rule: str, lines: list, var: str, spec_src=()) -> str | None:
+    """The start tag's text for attribute `name` of a row (None: never written), adding lines.
+    `spec_src`: the spec's (dict expression, row line) of an attribute whose value is derived."""
     src, kind = _ROW_ATTRS[name]  # a KeyError here: a row cannot write this attribute
+    if spec_src:
+        lines.append(spec_src[1])
     if kind == "none":  # absent from every unedited track (rule: written only when truthy)
         assert rule == _TRUTHY, name
         return None
@@ -547,10 +576,9 @@ _ROW_MEDIA = [
     """kids = f'<Media id="{k + 1000000}"{dm} bitrate="{bitrate}" audioChannels="2" audioCodec="{_s(codec)}"'"""
     """ f' container="{_s(container)}" />\\n'""",
 ]
-_ROW_GENRES = ["""kids = _tags_xml("Genre", "genre", genres, False, 2) if genres else ''"""]
 
 
-def _tags_xml(tag: str, field: str, values, detail: bool, limit: int) -> str:
+def _tags_xml(tag: str, field: str, values, detail: bool, limit: int | None) -> str:
     "The text of _tags(tag, values, ...): full <Tag id filter tag> on full items, else the first `limit`"
     if detail:
         out = []
@@ -611,6 +639,16 @@ def _media_with_part(rec: dict, sec: dict, detail: bool, stream: bool) -> str:
     return f"{out}>\n{p}</Media>\n"
 
 
+# a track's originalTitle under the Profile.original_title modes that derive it (original_title()):
+# the dict writer's expression, the line a row writer runs first (`original`: the row's value,
+# `get`: its album's fields)
+_ORIGINAL_SOURCES = {
+    ORIGINAL_TAGGED: ('get("originalTitle") or get("_artist_tag")', 'original = original or get("_artist_tag")'),
+    ORIGINAL_DISTINCT: ('_unequal(get("originalTitle"), get("grandparentTitle"))',
+                        'original = _unequal(original, get("grandparentTitle"))'),
+}  # fmt: skip
+
+
 class _ItemWriter:
     "Writes items of one type for one set of options: write(rec, sec) -> text (see xml_item)"
 
@@ -618,28 +656,36 @@ class _ItemWriter:
 
     def __init__(self, type_name: str, opts: Options):
         tag, spec = _ITEM_SPECS[type_name]
-        ex, detail = opts.excl_elements, bool(opts.detail)
+        ex, detail, prof = opts.excl_elements, bool(opts.detail), opts.profile
+        excl_fields = opts.excl_fields
         # the children these options keep, in the builders' order
         parts = []
         if type_name == "track":
             if "Media" not in ex:
                 parts.append(_media_writer("Part" not in ex, detail, "Stream" not in ex))
-            tags = (("Genre", "genre", "genres", 2),)
+            tags = (("Genre", "genre", "genres", prof.track_tags_listed),) if prof.track_genres else ()
+            if prof.original_title in _ORIGINAL_SOURCES:  # originalTitle derived from the record
+                spec = tuple((*entry, *_ORIGINAL_SOURCES[prof.original_title]) if entry[0] == "originalTitle"
+                             else entry for entry in spec)  # fmt: skip
         elif type_name == "album":
-            tags = (("Genre", "genre", "genres", 2),)
-            if detail:  # Format/Subformat only on full album metadata
-                tags += (("Format", "format", "formats", 2), ("Subformat", "subformat", "subformats", 2))
+            limit = prof.album_tags_listed
+            tags = (("Genre", "genre", "genres", limit),)
+            if detail or prof.album_subformats_listed:  # Format/Subformat: usually full albums only
+                tags += (("Format", "format", "formats", limit), ("Subformat", "subformat", "subformats", limit))
+            if not (detail or prof.leaf_count_listed):
+                excl_fields = excl_fields | {"leafCount"}
         else:
-            tags = (("Genre", "genre", "genres", 2), ("Country", "country", "countries", 1))
+            tags = (("Genre", "genre", "genres", prof.artist_tags_listed),
+                    ("Country", "country", "countries", prof.artist_countries_listed))  # fmt: skip
         for tag_name, field, name, limit in tags:
-            if tag_name not in ex:
+            if tag_name not in ex and opts.listed(limit):
                 parts.append(_tag_child(tag_name, field, name, detail, limit))
         if "Guid" not in ex and (detail or opts.include_guids):
             parts.append(_guid_child)
         shared = TRACK_PARENT_FIELDS if type_name == "track" else frozenset()
-        self.write = _item_writer(tag, spec, detail, opts.excl_fields, parts, shared)
+        self.write = _item_writer(tag, spec, detail, excl_fields, parts, shared)
         kept = [n for n, rule, *_ in spec
-                if (detail or rule != _SEC) and (n in _NEVER_TRIMMED or n not in opts.excl_fields)]  # fmt: skip
+                if (detail or rule != _SEC) and (n in _NEVER_TRIMMED or n not in excl_fields)]  # fmt: skip
         # keys-only listings (every field but the key trimmed, no children): no record needed
         self.keys_only = not parts and kept == ["ratingKey", "key", "type"]
         # track listings that write nothing of a track's tail (guid, ratingCount, Guid, Part) and
@@ -647,7 +693,7 @@ class _ItemWriter:
         self.rows = type_name == "track" and not detail and all(
             n in shared or n in _ROW_ATTRS or n == "type" for n in kept) and all(c in _ROW_CHILDREN for c in parts)  # fmt: skip
         if self.rows:
-            self.write = _item_writer(tag, spec, detail, opts.excl_fields, parts, shared, row=self.write)
+            self.write = _item_writer(tag, spec, detail, excl_fields, parts, shared, row=self.write)
         self.tag, self.type_name = tag, type_name
         self.key_suffix = "" if type_name == "track" else "/children"
 
@@ -666,13 +712,15 @@ def _tag_child(tag: str, field: str, name: str, detail: bool, limit: int):
             return _tags_xml(tag, field, values, detail, limit) if values else ""
 
         write = _TAG_CHILDREN[key] = write
+        if tag == "Genre" and not detail:  # a track listing's Genre, also written from rows
+            _ROW_CHILDREN[write] = [f"kids = _tags_xml(\"Genre\", \"genre\", genres, False, {limit!r}) if genres else ''"]
     return write
 
 
 _TAG_CHILDREN: dict = {}
-_LISTED_GENRES = _tag_child("Genre", "genre", "genres", False, 2)
-# the children a row writer can write: the dict writer's child -> its row version
-_ROW_CHILDREN = {_media_only: _ROW_MEDIA, _LISTED_GENRES: _ROW_GENRES}
+# the children a row writer can write: the dict writer's child -> its row version (listed Genre
+# children are added by _tag_child)
+_ROW_CHILDREN = {_media_only: _ROW_MEDIA}
 
 
 def _guid_child(rec: dict, sec: dict) -> str:

@@ -17,10 +17,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from . import history as H
 from . import render as R
 from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, Library, QueryError
+from .notify import WS_PATHS, Notifier
+from .profiles import CLASSIC, PROFILES, Profile, get_profile
 
-PMS_VERSION = "1.41.5.9522-a96edc606"
+PMS_VERSION = PROFILES[CLASSIC].version  # classic's: captured from a real PMS 1.41.5 (§6)
 BODY_401 = (
     b"<html><head><script>window.location = window.location.href.match(/(^.+\\/)[^\\/]*$/)[1] + "
     b"'web/index.html';</script><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1></body></html>"
@@ -102,6 +105,12 @@ def categorize(path: str) -> str:
         return "children"
     if re.fullmatch(r"/library/metadata/[^/]+", p):
         return "metadata"
+    if p.startswith("/status/sessions/history/"):
+        return "history"
+    if p in ("/accounts", "/devices"):
+        return p[1:]
+    if p in WS_PATHS:
+        return "notifications"
     return "other"
 
 
@@ -153,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def version_string(self):
-        return self.server_version
+        return "PlexMediaServer/" + self.server.sim.profile.version
 
     def date_time_string(self, timestamp=None):
         return email.utils.formatdate(self.server.sim.now(), usegmt=True)
@@ -203,6 +212,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(fault.status, body, "text/html", extra, head)
         if fault is not None and fault.kind == "body":
             return self._send(200, fault.body, XML_CT, {}, head, compress=False)
+        if path in WS_PATHS and "websocket" in (self.headers.get("Upgrade") or "").lower():
+            return self._websocket(params, head)
         try:
             status, body, ctype, extra = self._route(path, params)
         except QueryError:
@@ -271,12 +282,34 @@ class Handler(BaseHTTPRequestHandler):
     # -----------------------------------------------------------------------------------------
 
     def _token_ok(self, params) -> bool:
+        return self._token_account(params) is not None
+
+    def _token_account(self, params) -> int | None:
+        "the account of the request's token: the owner's (1), a managed user's, or None (bad token)"
         token = self.headers.get("X-Plex-Token")
         if token is None:
             for k, v in params:
                 if k == "X-Plex-Token":
                     token = v
-        return token == self.server.sim.token
+        sim = self.server.sim
+        if token == sim.token:
+            return H.OWNER
+        return sim.managed_tokens.get(token) if token is not None else None
+
+    def _unauthorized(self):
+        return 401, BODY_401, "text/html", {}
+
+    _html_error = staticmethod(html_error)
+
+    def _websocket(self, params, head):
+        "the notification websocket: 401 before the upgrade on a bad token, 404 when turned off"
+        notifier = self.server.sim.notify
+        if not self._token_ok(params):
+            return self._send(401, BODY_401, "text/html", {}, head)
+        if not notifier.enabled:
+            return self._send(404, html_error(404), "text/html", {}, head)
+        if not notifier.serve(self, params):
+            return self._send(400, html_error(400), "text/html", {}, head)
 
     def _wants_json(self) -> bool:
         return "application/json" in (self.headers.get("Accept") or "")
@@ -305,6 +338,9 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, path, params):
         sim = self.server.sim
         lib: Library = sim.library
+        live = H.route(self, path, params)  # history, accounts, devices
+        if live is not None:
+            return live
         if self.command not in ("GET", "HEAD"):
             # PMS write endpoints (scrobble, rate, refresh...) are not simulated
             if not self._token_ok(params):
@@ -313,7 +349,7 @@ class Handler(BaseHTTPRequestHandler):
         p = path.rstrip("/") or "/"
         if p == "/identity":
             root = ("MediaContainer", {"size": 0, "claimed": True, "machineIdentifier": sim.machine_identifier,
-                                       "version": PMS_VERSION}, [])  # fmt: skip
+                                       "version": sim.profile.version}, [])  # fmt: skip
             return self._out(root)
         if not self._token_ok(params):
             return 401, BODY_401, "text/html", {}
@@ -378,7 +414,7 @@ class Handler(BaseHTTPRequestHandler):
             "transcoderVideoBitrates": "64,96,208,320,720,1500,2000,3000,4000,8000,10000,12000,20000",
             "transcoderVideoQualities": "0,1,2,3,4,5,6,7,8,9,10,11,12",
             "transcoderVideoResolutions": "128,128,160,240,320,480,768,720,720,1080,1080,1080,1080",
-            "updatedAt": 1743847598, "updater": True, "version": PMS_VERSION, "voiceSearch": True,
+            "updatedAt": 1743847598, "updater": True, "version": sim.profile.version, "voiceSearch": True,
         }  # fmt: skip
         dirs = [("Directory", {"count": 1, "key": k, "title": k}, [])
                 for k in ("activities", "butler", "channels", "library", "playlists")]  # fmt: skip
@@ -427,13 +463,15 @@ class Handler(BaseHTTPRequestHandler):
         qs = {}
         for k, v in params:
             qs.setdefault(k, v)
+        profile = self.server.sim.profile
 
         def csv(name):
-            v = qs.get(name, "")
+            v = qs.get(name, "") if profile.honours_excludes else ""
             return [x.strip() for x in v.split(",") if x.strip()]
 
         return R.Options(include_guids=qs.get("includeGuids", "0") not in ("0", ""),
-                         excl_elements=csv("excludeElements"), excl_fields=csv("excludeFields"), detail=detail)  # fmt: skip
+                         excl_elements=csv("excludeElements"), excl_fields=csv("excludeFields"), detail=detail,
+                         profile=profile)  # fmt: skip
 
     def _size_attrs(self, n_items, total, start, paged):
         if paged:
@@ -629,7 +667,7 @@ class Handler(BaseHTTPRequestHandler):
             except _HANGUPS:
                 self.close_connection = True
 
-        if not self._token_ok(params):
+        if self._token_account(params) != H.OWNER:
             return reply(401, {"error": "unauthorized"})
         try:
             data = json.loads(raw) if raw.strip() else {}
@@ -655,7 +693,11 @@ class Simulator:
 
     def __init__(self, tracks: int = 18432, seed: int = 1, token: str = "TOKEN", latency_ms: float = 0,
                  music_sections: int = 2, strict: bool = False, gzip: bool = True,
-                 friendly_name: str = "plexcache-sim"):  # fmt: skip
+                 friendly_name: str = "plexcache-sim", profile: str | Profile | None = None,
+                 history: int = 1000, accounts: int = 4, devices: int = 6, managed_tokens: dict | None = None,
+                 managed_history: str = "own", notifications: bool = True,
+                 ping_interval: float = 10.0):  # fmt: skip
+        self.profile: Profile = get_profile(profile)
         self.token = token
         self.latency_ms = latency_ms or 0
         self.strict = strict
@@ -666,6 +708,16 @@ class Simulator:
             tracks=tracks, seed=seed, music_sections=music_sections, clock=self.now
         )
         self.machine_identifier = self.library.machine_seed
+        # listening history, accounts, devices (history.py) and the notification websocket (notify.py)
+        if managed_history not in ("own", "401", "403"):
+            raise ValueError("managed_history must be 'own', '401' or '403'")
+        self.history = H.History(self.library, clock=self.now, plays=history, seed=seed, accounts=accounts,
+                                 devices=devices)  # fmt: skip
+        self.managed_tokens: dict[str, int] = {}
+        self.managed_history = managed_history
+        for tok, account_id in (managed_tokens or {}).items():
+            self.add_managed_token(tok, account_id)
+        self.notify = Notifier(self, enabled=notifications, ping_interval=ping_interval)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._counts: Counter = Counter()
@@ -704,6 +756,7 @@ class Simulator:
             self._stopped.set()
             return
         self._server = None
+        self.notify.close_all()
         srv.shutdown()
         srv.close_all()
         srv.server_close()
@@ -738,28 +791,116 @@ class Simulator:
 
     # -- mutations (delegated to the library)
 
+    # Each also publishes the notifications a real PMS sends for it (notify.py).
+
     def edit_track(self, key, **fields):
-        return self.library.edit_track(key, **fields)
+        rec = self.library.edit_track(key, **fields)
+        self.notify.refreshed(rec)
+        return rec
 
     def edit_album(self, key, **fields):
-        return self.library.edit_album(key, **fields)
+        rec = self.library.edit_album(key, **fields)
+        self.notify.refreshed(rec)
+        return rec
 
     def edit_artist(self, key, **fields):
-        return self.library.edit_artist(key, **fields)
+        rec = self.library.edit_artist(key, **fields)
+        self.notify.refreshed(rec)
+        return rec
 
     def add_tracks(self, n, section_id=1, album_key=None):
-        return self.library.add_tracks(n, section_id=section_id, album_key=album_key)
+        keys = self.library.add_tracks(n, section_id=section_id, album_key=album_key)
+        if keys and self.notify.enabled:
+            recs = [self.library.track(k) for k in keys]
+            if album_key is None:  # a new artist and album hold them
+                recs = [self.library.artist(recs[0]["grandparentRatingKey"]),
+                        self.library.album(recs[0]["parentRatingKey"])] + recs  # fmt: skip
+            self.notify.scan(recs[-1]["librarySectionID"], added=recs)
+        return keys
 
     def delete_tracks(self, keys):
-        return self.library.delete_tracks(keys)
+        lib = self.library
+        with lib.lock:
+            before = [lib.item(k) for k in keys]
+            count = lib.delete_tracks(keys)
+            gone = {}  # section -> the tracks, then the albums and artists left empty
+            for rec in (r for r in before if r is not None and r["type"] == "track"):
+                if lib.item(rec["ratingKey"]) is None:
+                    gone.setdefault(rec["librarySectionID"], []).append(rec)
+            for sid, recs in gone.items():
+                parents = [r[f] for f in ("parentRatingKey", "grandparentRatingKey") for r in recs]
+                for k in dict.fromkeys(parents):
+                    if lib.item(k) is None:
+                        recs.append(dict(lib._raw(int(k)), librarySectionID=sid))
+        for sid, recs in gone.items():
+            self.notify.scan(sid, deleted=recs)
+        return count
 
-    def play_track(self, key, times=1):
-        return self.library.play_track(key, times=times)
+    def play_track(self, key, times=1, account_id=H.OWNER, device_id=None):
+        """A play to the end: ``playing`` then ``stopped`` notifications, a history entry per play.
+        Only the owner's plays move viewCount/lastViewedAt: play state is per account."""
+        if int(account_id) == H.OWNER:
+            rec = self.library.play_track(key, times=times)
+            viewed_at = rec["lastViewedAt"]  # the newest owner play is the track's lastViewedAt
+        else:
+            rec = self.library.track(key)
+            viewed_at = self.now()
+        device = self.history._devices.get(device_id) if device_id is not None else None
+        device = device or self.history.device_for(account_id)
+        for _ in range(int(times)):  # the play is recorded (scrobbled) before the player stops
+            session = self.notify.play_session()
+            self.notify.play_state(session, rec, device, "playing", 0)
+            self.history.add_play(key, account_id=account_id, device_id=device["id"], viewed_at=viewed_at)
+            self.notify.play_state(session, rec, device, "stopped", rec.get("duration") or 0)
+        return rec
 
     def rate_track(self, key, rating):
-        return self.library.rate_track(key, rating)
+        rec = self.library.rate_track(key, rating)
+        self.notify.changed(rec)
+        return rec
+
+    # -- listening history, accounts, devices, managed users
+
+    def add_play(self, key, account_id=H.OWNER, device_id=None, viewed_at=None):
+        "a history entry only (no play state, no notification): e.g. an offline play uploaded later"
+        return self.history.add_play(key, account_id=account_id, device_id=device_id, viewed_at=viewed_at)
+
+    def delete_history(self, history_id):
+        if not self.history.delete(history_id):
+            raise KeyError(f"no history entry {history_id}")
+        return True
+
+    def add_account(self, name, id=None):  # noqa: A002
+        return self.history.add_account(name, id=id)
+
+    def add_device(self, name, platform="", client_identifier=None, account_id=None):
+        return self.history.add_device(name, platform=platform, client_identifier=client_identifier,
+                                       account_id=account_id)  # fmt: skip
+
+    def add_managed_token(self, token, account_id):
+        "a token of a managed (non-owner) user: the library works, history shows only its plays"
+        account_id = int(account_id)
+        if account_id in (H.OWNER, H.SYSTEM) or account_id not in {a["id"] for a in self.history.accounts()}:
+            raise ValueError(f"managed token needs a non-owner account, got {account_id}")
+        self.managed_tokens[str(token)] = account_id
+        return account_id
+
+    # -- ground truth
+
+    def expected_cache(self) -> dict[str, dict[str, dict]]:
+        """What a cache synced from this server must hold (Library.expected_cache), for what this
+        profile's server knows: no track genres before PMS 1.40."""
+        return self.library.expected_cache(track_genres=self.profile.track_genres)
+
+    def expected_tracks(self) -> dict[str, dict]:
+        return self.expected_cache()["tracks"]
 
     # -- controls
+
+    def set_profile(self, profile: str | Profile) -> Profile:
+        "Serve the same library as another server (version) from the next request on"
+        self.profile = get_profile(profile)
+        return self.profile
 
     def set_latency(self, ms: float) -> None:
         self.latency_ms = ms or 0
@@ -813,16 +954,21 @@ class Simulator:
     # -- admin endpoint dispatcher
 
     _MUTATIONS = {"edit_track", "edit_album", "edit_artist", "add_tracks", "delete_tracks", "play_track",
-                  "rate_track"}  # fmt: skip
+                  "rate_track", "add_play", "delete_history", "add_account", "add_device",
+                  "add_managed_token"}  # fmt: skip
+    _HISTORY_QUERIES = {"entries", "accounts", "devices", "count"}
     _QUERIES = {"track", "album", "artist", "track_keys", "album_keys", "artist_keys", "track_count",
-                "album_count", "artist_count", "sections", "item"}  # fmt: skip
+                "album_count", "artist_count", "sections", "item", "expected_cache", "expected_tracks"}  # fmt: skip
 
     def _admin(self, method: str, name: str, data: dict):
+        if name == "notify-stats" and method == "GET":
+            return self.notify.stats()
         if name == "stats" and method == "GET":
             return {"request_counts": self.request_counts, "total_requests": self.total_requests,
                     "unknown_filters": dict(self.unknown_filters), "now": self.now(), "latency_ms": self.latency_ms,
                     "faults": self.faults, "track_count": self.library.track_count(),
-                    "sections": self.library.sections()}  # fmt: skip
+                    "sections": self.library.sections(), "profile": self.profile.name,
+                    "version": self.profile.version}  # fmt: skip
         if method != "POST":
             return NotImplemented
         if name == "mutate":
@@ -832,9 +978,18 @@ class Simulator:
             return {"result": getattr(self, op)(**args)}
         if name == "query":
             op, args = data.get("op"), data.get("args") or {}
+            if op in self._HISTORY_QUERIES:
+                return {"result": getattr(self.history, op)(**args)}
             if op not in self._QUERIES:
-                raise ValueError(f"unknown op {op!r}; expected one of {sorted(self._QUERIES)}")
-            return {"result": getattr(self.library, op)(**args)}
+                raise ValueError(f"unknown op {op!r}; expected one of "
+                                 f"{sorted(self._QUERIES | self._HISTORY_QUERIES)}")  # fmt: skip
+            target = self if op.startswith("expected_") else self.library
+            return {"result": getattr(target, op)(**args)}
+        if name == "profile":
+            if not isinstance(data.get("name"), str):
+                raise ValueError('profile needs {"name": NAME}')
+            profile = self.set_profile(data["name"])
+            return {"profile": profile.name, "version": profile.version}
         if name == "latency":
             self.set_latency(data.get("ms", 0))
             return {"latency_ms": self.latency_ms}
@@ -852,4 +1007,6 @@ class Simulator:
             return {"ok": True}
         if name == "advance-clock":
             return {"now": self.advance_clock(data.get("seconds", 0))}
+        if name == "notify":
+            return self.notify.admin(data)
         return NotImplemented
