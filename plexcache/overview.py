@@ -50,7 +50,7 @@ MONTH = "substr(added_at, 1, 7)"
 #: How many artists / genres the overview lists
 TOP = 15
 
-TABLES_SQL = {t.name: t.create_sql() for t in OVERVIEW_TABLES}
+TABLES_SQL = {t.name: t.create_sql() for t in OVERVIEW_TABLES}  # from columns.py
 
 _STALE = "UPDATE overview_state SET status = 'stale' WHERE status = 'current';"
 TRIGGERS_SQL = {
