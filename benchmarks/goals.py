@@ -204,7 +204,7 @@ class Goals:
 
     def run_small(self) -> None:
         a = self.args
-        with self.Sim(a.tracks, seed=a.seed, stock=a.stock_sim, profile=a.profile) as sim:
+        with self.Sim(a.tracks, seed=a.seed, profile=a.profile) as sim:
             self.log(f"goals: simulator {a.tracks:,} tracks at {sim.url}")
             try:
                 self.suite.guarded("g1", lambda: self.g1(sim, a.goal_profiles))
