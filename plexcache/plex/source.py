@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import operator
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..config import PlexConfig
@@ -238,17 +238,21 @@ class PlexSource(PlexHTTP):
             if ahead is not None:
                 ahead.close()
 
-    def metadata(self, keys: list[str]) -> Iterator[list[ET.Element]]:
+    def metadata(self, keys: Sequence[str | int]) -> Iterator[list[ET.Element]]:
         """Full items for ``keys``, one list per batch; keys the server no longer has are skipped.
 
-        Batches are fetched by a ``FetchPool``, up to ``in_flight`` at once,
-        while the previous batch is parsed and used; any failure but "none
-        of these exists" holds new requests back until it is retried here,
-        one request at a time."""
-        batches = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]
+        ``keys``: rating keys as strings or integers (an ``array("q")`` of a
+        million keys is 8 MB, a list of strings ~60 MB). Batches are fetched
+        by a ``FetchPool``, up to ``in_flight`` at once, while the previous
+        batch is parsed and used; any failure but "none of these exists"
+        holds new requests back until it is retried here, one request at a
+        time."""
+        size = self.batch_size
+        batches = range(0, len(keys), size)
 
         def request(i: int) -> tuple[str, dict]:
-            return "/library/metadata/" + ",".join(batches[i]), paging(0, len(batches[i]))
+            batch = keys[batches[i] : batches[i] + size]
+            return "/library/metadata/" + ",".join(map(str, batch)), paging(0, len(batch))
 
         def fetch(i: int) -> bytes:
             path, headers = request(i)
