@@ -180,7 +180,7 @@ def reset(db, yes):
     help="Token clients must send [env PLEXCACHE_SIMULATOR_TOKEN]",
 )
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default classic]")
+@click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default pms-1.41]")
 @click.option("--history", default=1000, show_default=True, type=click.IntRange(min=0),
               help="Plays in the seeded listening history")  # fmt: skip
 @click.option("--notifications/--no-notifications", default=True, show_default=True,

@@ -27,6 +27,7 @@ from plexcache.errors import (
 )
 from plexcache.lock import SyncLock
 from plexcache.simulator import Simulator
+from plexcache.simulator.profiles import CLASSIC, REALISTIC
 from plexcache.status import get_status
 from plexcache.sync import sync
 
@@ -126,18 +127,41 @@ def test_no_url_with_token_and_no_token_anywhere(tmp_path, sim):
 # -- requests ----------------------------------------------------------------
 
 
-def test_full_sync_request_count(tmp_path, sim):
-    sim.reset_counts()
-    result = sync(tmp_path / "c.db", config_for(sim))
-    assert result.requests == sim.total_requests
-    sections = [s for s in sim.library.sections() if s["type"] == "artist"]
-    pages = sum(math.ceil(max(1, sim.library.track_count(s["id"])) / 1000) for s in sections)
-    albums = len({sim.library.track(k)["parentRatingKey"] for k in sim.library.track_keys()})
-    # root + sections + one count per section + track pages + metadata batches
-    budget = 2 + len(sections) + pages + math.ceil((albums * 1.5) / 500) + 3
-    assert sim.total_requests <= budget, sim.request_counts
-    assert sim.request_counts.get("metadata", 0) <= math.ceil(albums * 1.5 / 500) + 2
-    assert not sim.unknown_filters, sim.unknown_filters
+@pytest.mark.parametrize("profile", [REALISTIC, CLASSIC])
+def test_full_sync_request_count(tmp_path, profile):
+    """A first sync meets a server version the cache knows nothing about: a keys-only scan, one
+    listing page to learn from and every track in full per section, then albums and artists in
+    batches. A later full sync of the learned server lists the tracks and reads in full only
+    those whose listed genres may be cut: every one where listings show no track genres
+    (pms-1.41), those showing 2 (classic cuts at 2)."""
+    with Simulator(tracks=3000, seed=11, token=TOKEN, profile=profile) as sim:
+        db = tmp_path / "c.db"
+        sections = [s for s in sim.library.sections() if s["type"] == "artist"]
+        sizes = [sim.library.track_count(s["id"]) for s in sections]
+        keys = sim.library.track_keys()
+        parents = len({sim.library.track(k)["parentRatingKey"] for k in keys}) + len(
+            {sim.library.track(k)["grandparentRatingKey"] for k in keys}
+        )
+        fixed = 2 + len(sections)  # root, sections, one count per section
+        sim.reset_counts()
+        result = sync(db, config_for(sim))
+        assert result.requests == sim.total_requests
+        # keys (pages of 5,000, then a count proving the end), a sample page, full items
+        in_full = sum(math.ceil(n / 5000) + 1 + 1 + math.ceil(n / 500) for n in sizes)
+        assert sim.total_requests <= fixed + in_full + math.ceil(parents / 500) + 1, sim.request_counts
+        assert not sim.unknown_filters, sim.unknown_filters
+
+        sim.reset_counts()
+        result = sync(db, config_for(sim), full=True)
+        assert result.requests == sim.total_requests
+        if profile == CLASSIC:
+            cut = sum(1 for k in keys if len(sim.library.track(k)["genres"]) >= 2)
+            listed = sum(math.ceil(n / 1000) for n in sizes) + math.ceil(cut / 500)
+            assert sim.request_counts["metadata"] <= math.ceil(parents / 500) + math.ceil(cut / 500) + 1
+        else:
+            listed = in_full
+        assert sim.total_requests <= fixed + listed + math.ceil(parents / 500) + 1, sim.request_counts
+        assert not sim.unknown_filters, sim.unknown_filters
 
 
 def test_nothing_changed_costs_a_few_requests(tmp_path, sim):
@@ -271,8 +295,15 @@ def test_deletions_are_detected_and_mass_deletes_refused(tmp_path, fresh_sim):
 FULL_KEY_SCAN = r"^(?!.*album\.id).*type=10.*excludeFields=title%2C"
 
 
-def test_deletions_are_found_from_album_counts_without_a_full_key_scan(tmp_path, fresh_sim):
-    sim = fresh_sim
+@pytest.fixture
+def leaf_sim():
+    "A server whose album listings carry leafCount (no real capture does; the album-count path)"
+    with Simulator(tracks=1200, seed=5, token=TOKEN, profile="leafcount-listings") as s:
+        yield s
+
+
+def test_deletions_are_found_from_album_counts_without_a_full_key_scan(tmp_path, leaf_sim):
+    sim = leaf_sim
     db = tmp_path / "c.db"
     sync(db, config_for(sim))
     keys = sim.library.track_keys()
@@ -296,8 +327,8 @@ def test_deletions_are_found_from_album_counts_without_a_full_key_scan(tmp_path,
     assert snapshot(db) == snapshot(full_db)
 
 
-def test_deletions_fall_back_to_a_full_key_scan_when_album_counts_do_not_explain_them(tmp_path, fresh_sim):
-    sim = fresh_sim
+def test_deletions_fall_back_to_a_full_key_scan_when_album_counts_do_not_explain_them(tmp_path, leaf_sim):
+    sim = leaf_sim
     db = tmp_path / "c.db"
     sync(db, config_for(sim))
     victim = sim.library.track_keys()[5]
