@@ -17,7 +17,6 @@ from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from datasette_plexcache.app import build_datasette
 from syncutil import config_for
 from test_facets import connect, with_transaction
 from test_facets import insert_track as facets_insert_track
@@ -25,6 +24,7 @@ from test_facets import insert_track as facets_insert_track
 from plexcache import overview
 from plexcache.config import PlexConfig
 from plexcache.db import open_cache, reset_cache
+from plexcache.serve import build_datasette
 from plexcache.simulator import Simulator
 from plexcache.sync import sync
 
