@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from ..errors import PlexBadResponse
@@ -49,8 +51,8 @@ SAMPLE_SIZE = 1000  # listed tracks compared with their full items when a sectio
 
 
 @dataclass(frozen=True)
-class AlbumCheck:
-    "What per-album track counts found: deleted cached tracks, and keys never seen"
+class KeyCheck:
+    "What counts found without a full key scan: deleted cached tracks, and keys never seen"
 
     gone: list[str]
     unknown: list[str]
@@ -156,7 +158,7 @@ class Collector:
         if server_total == local + new:
             return False
         self.progress("deletions", force=True)
-        check = self.deletions_by_album(sid, server_total, local + new)
+        check = self.deletions_by_ranges(sid, server_total)
         if check is not None:
             self.stage.add_gone(check.gone)
             if check.unknown:
@@ -170,6 +172,67 @@ class Collector:
             self.stage.want(missing)
         return True
 
+    def deletions_by_ranges(self, sid: int, server_total: int) -> KeyCheck | None:
+        """Find the tracks that left section ``sid`` from counts over key ranges.
+
+        The section's count disagrees with the cache's. Plex counts the
+        tracks of any key range in one small request (``Size=0`` with
+        ``track.id>>=a-1&track.id<<=b``, the filter keyset paging relies on).
+        So halve the range of the cache's keys (and the tracks the delta
+        listings just staged), count the lower half on the server (the upper
+        half is the rest), and keep halving only the halves whose counts
+        differ; list the keys of a range once it holds at most a page of
+        them. One deletion among a million tracks costs ~log2(N/5,000)
+        counts and one page of keys instead of every key of the section.
+        Returns the deleted tracks and the unknown ones (to read in full);
+        None, and the caller lists every key, as soon as this would cost as
+        many requests as that scan, or when what it found does not explain
+        the section's count (a deletion and an unknown track in the same
+        range cancel out: the count equation catches what it can).
+        """
+        keys = self.stage.section_keys(sid)  # sorted
+        scan_cost = -(-len(keys) // KEY_SCAN_PAGE) + 1  # pages of the full key scan, and its end count
+        # each missing track costs about one count per halving, and a page of keys
+        halvings = max(1, math.ceil(math.log2(max(1.0, len(keys) / KEY_SCAN_PAGE))))
+        changed = abs(len(keys) - server_total)
+        if changed * halvings + min(changed, scan_cost) >= scan_cost:
+            return None
+        todo = [(0, None, server_total)]  # key ranges [lo, hi) whose server count differs from the cache's
+        leaves: list[tuple[int, int | None]] = []
+        counts = 0
+        while todo:
+            if counts + len(leaves) + len(todo) >= scan_cost:
+                return None
+            lo, hi, on_server = todo.pop()
+            i, j = bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
+            if on_server == j - i:
+                continue
+            if max(on_server, j - i) <= KEY_SCAN_PAGE:
+                leaves.append((lo, hi))
+                continue
+            if j - i < 2:  # thousands of tracks Plex has and we never saw: list them all
+                return None
+            mid = keys[i + (j - i) // 2]  # halves by what the cache holds
+            lower = self.source.count(sid, TRACK, _key_range(lo, mid))
+            counts += 1
+            todo += [(lo, mid, lower), (mid, hi, on_server - lower)]
+        cached, seen = set(), set()
+        for lo, hi in leaves:
+            i, j = bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
+            cached.update(keys[i:j])
+            for items, _ in self.source.pages(sid, TRACK, _key_range(lo, hi), page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY):
+                seen.update(int(k) for k in map(rating_key, (el.get("ratingKey") for el in items)) if k)
+        gone = self.stage.only_cached([str(k) for k in sorted(cached - seen)])
+        unknown = [str(k) for k in sorted(seen - cached)]
+        if len(keys) - len(gone) + len(unknown) != server_total:
+            log.debug(
+                "key ranges do not explain section %s: %d cached+new, %d gone, %d unknown, Plex counts %d",
+                sid, len(keys), len(gone), len(unknown), server_total,
+            )  # fmt: skip
+            return None
+        log.debug("section %s: %d counts and %d key pages found %d gone", sid, counts, len(leaves), len(gone))
+        return KeyCheck(gone=gone, unknown=unknown)
+
     def _scan_keys(self, sid: int) -> None:
         "Every track key of the section into ``stage.seen``"
         for items, _ in prefetch(
@@ -179,7 +242,7 @@ class Collector:
                 (k for k in map(rating_key, (el.get("ratingKey") for el in items)) if k), sid
             )
 
-    def deletions_by_album(self, sid: int, server_total: int, expected: int) -> AlbumCheck | None:
+    def deletions_by_album(self, sid: int, server_total: int, expected: int) -> KeyCheck | None:
         """Find the tracks that left section ``sid`` from per-album counts.
 
         The section's count disagrees with the cache, so tracks were deleted
@@ -219,7 +282,7 @@ class Collector:
                 sid, expected, len(gone), len(unknown), server_total,
             )
             return None
-        return AlbumCheck(gone=gone, unknown=unknown)
+        return KeyCheck(gone=gone, unknown=unknown)
 
     # -- full items -----------------------------------------------------------
 
@@ -325,3 +388,8 @@ class Collector:
 
 
 _GENRES_AT = STAGE_TRACK_COLUMNS.index("own_genres")
+
+
+def _key_range(lo: int, hi: int | None) -> dict:
+    "Filters for the track keys k with lo <= k < hi (hi None: no upper bound)"
+    return {**({"track.id>>": lo - 1} if lo > 0 else {}), **({"track.id<<": hi} if hi is not None else {})}

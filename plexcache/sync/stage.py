@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -218,6 +219,37 @@ class Stage:
             {"s": section_id},
         ).fetchone()
         return local, new
+
+    def section_keys(self, section_id: int) -> array:
+        "The keys the section will hold before deletions (cached, and staged new ones), sorted, as integers"
+        return array(
+            "q",
+            (
+                r[0]
+                for r in self.conn.execute(
+                    "select cast(rating_key as integer) k from main.tracks where section_id = :s "
+                    "union select cast(st.rating_key as integer) from stage.tracks st where st.section_id = :s "
+                    "and not exists (select 1 from main.tracks t where t.rating_key = st.rating_key) order by k",
+                    {"s": section_id},
+                )
+            ),
+        )
+
+    def only_cached(self, keys: list[str]) -> list[str]:
+        "Those of ``keys`` the cache holds and this sync did not stage"
+        out = []
+        for i in range(0, len(keys), 500):
+            batch = keys[i : i + 500]
+            marks = ",".join("?" for _ in batch)
+            out += [
+                r[0]
+                for r in self.conn.execute(
+                    f"select rating_key from main.tracks t where rating_key in ({marks}) and not exists "
+                    "(select 1 from stage.tracks st where st.rating_key = t.rating_key) order by cast(rating_key as integer)",
+                    batch,
+                )
+            ]
+        return out
 
     def unknown_seen(self, section_id: int) -> list[str]:
         "Keys a key scan saw that neither the cache nor the stage has"
