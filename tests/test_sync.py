@@ -288,54 +288,48 @@ def test_deletions_are_detected_and_mass_deletes_refused(tmp_path, fresh_sim):
     assert result.removed == int(len(keys) * 0.7)
 
 
-# A keys-only listing of a whole section (no `album.id=` filter): the full key scan.
-FULL_KEY_SCAN = r"^(?!.*album\.id).*type=10.*excludeFields=title%2C"
+# The first request of a keys-only listing of a whole section (no `track.id` bound): the full key scan.
+FULL_KEY_SCAN = r"^(?!.*track\.id).*type=10.*excludeFields=title%2C"
 
 
-@pytest.fixture
-def leaf_sim():
-    "A server whose album listings carry leafCount (no real capture does; the album-count path)"
-    with Simulator(tracks=1200, seed=5, token=TOKEN, profile="leafcount-listings") as s:
-        yield s
+@pytest.mark.parametrize("profile", [REALISTIC, "leafcount-listings"])
+def test_a_deletion_is_found_from_key_range_counts_without_a_full_key_scan(tmp_path, profile):
+    "Album listings without leafCount (every real one) or with it: the same few counts"
+    with Simulator(tracks=15000, seed=5, token=TOKEN, profile=profile, music_sections=1, history=0) as sim:
+        db = tmp_path / "c.db"
+        sync(db, config_for(sim))
+        keys = sim.library.track_keys()
+        gone = [keys[9876]]
+        sim.advance_clock(5)
+        sim.delete_tracks(gone)
+        sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
+        sim.edit_track(keys[1], title="Edited")
+        sim.advance_clock(1)
+        # The full key scan is refused: the sync must not need it.
+        sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+        sim.reset_counts()
+        result = sync(db, config_for(sim))
+        assert result.mode == "incremental"
+        assert result.removed == 1
+        assert sim.faults[0]["fired"] == 0
+        assert not set(gone) & set(rows_by_key(db))
+        # sections, root, 3 deltas, 2 album/artist deltas, the count, 2 halvings, one page of keys,
+        # the full items of what changed
+        assert sim.request_counts["all"] <= 10, sim.request_counts
+        sim.clear_faults()
+        full_db = tmp_path / "full.db"
+        sync(full_db, config_for(sim), full=True)
+        assert snapshot(db) == snapshot(full_db)
 
 
-def test_deletions_are_found_from_album_counts_without_a_full_key_scan(tmp_path, leaf_sim):
-    sim = leaf_sim
+def test_many_deletions_list_every_key(tmp_path, fresh_sim):
+    "When counting ranges would cost as many requests as listing every key, every key is listed"
+    sim = fresh_sim
     db = tmp_path / "c.db"
     sync(db, config_for(sim))
-    keys = sim.library.track_keys()
-    rng = random.Random(7)
-    gone = rng.sample(keys, 12)
+    gone = random.Random(3).sample(sim.library.track_keys(), 30)
     sim.advance_clock(5)
     sim.delete_tracks(gone)
-    sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
-    sim.edit_track(keys[1], title="Edited")
-    sim.advance_clock(1)
-    # The full key scan is refused: the sync must not need it.
-    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
-    result = sync(db, config_for(sim))
-    assert result.mode == "incremental"
-    assert result.removed == 12
-    assert sim.faults[0]["fired"] == 0
-    assert not set(gone) & set(rows_by_key(db))
-    sim.clear_faults()
-    full_db = tmp_path / "full.db"
-    sync(full_db, config_for(sim), full=True)
-    assert snapshot(db) == snapshot(full_db)
-
-
-def test_deletions_fall_back_to_a_full_key_scan_when_album_counts_do_not_explain_them(tmp_path, leaf_sim):
-    sim = leaf_sim
-    db = tmp_path / "c.db"
-    sync(db, config_for(sim))
-    victim = sim.library.track_keys()[5]
-    # A cached track with no album cannot be found through album counts.
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute("update tracks set album_rating_key = null where rating_key = ?", (victim,))
-    conn.close()
-    sim.advance_clock(5)
-    sim.delete_tracks([victim])
     sim.advance_clock(1)
     sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
     with pytest.raises(PlexError):
@@ -343,9 +337,8 @@ def test_deletions_fall_back_to_a_full_key_scan_when_album_counts_do_not_explain
     assert sim.faults[0]["fired"] >= 1
     sim.clear_faults()
     result = sync(db, config_for(sim))
-    assert result.removed == 1
-    assert victim not in rows_by_key(db)
-
+    assert result.removed == 30
+    assert not set(gone) & set(rows_by_key(db))
 
 def test_section_limit_and_unknown_section(tmp_path, sim):
     db = tmp_path / "c.db"

@@ -192,21 +192,23 @@ class Collector:
         """
         keys = self.stage.section_keys(sid)  # sorted
         scan_cost = -(-len(keys) // KEY_SCAN_PAGE) + 1  # pages of the full key scan, and its end count
-        # each missing track costs about one count per halving, and a page of keys
-        halvings = max(1, math.ceil(math.log2(max(1.0, len(keys) / KEY_SCAN_PAGE))))
+        # Expected cost with `changed` tracks missing: level l of the halving
+        # has at most min(2**l, changed) ranges to count, then a page of keys each.
+        halvings = math.ceil(math.log2(max(1.0, len(keys) / KEY_SCAN_PAGE)))
         changed = abs(len(keys) - server_total)
-        if changed * halvings + min(changed, scan_cost) >= scan_cost:
+        if sum(min(2**level, changed) for level in range(halvings)) + min(changed, 2**halvings) >= scan_cost:
             return None
+        def cached(lo: int, hi: int | None) -> tuple[int, int]:
+            return bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
+
         todo = [(0, None, server_total)]  # key ranges [lo, hi) whose server count differs from the cache's
         leaves: list[tuple[int, int | None]] = []
         counts = 0
         while todo:
-            if counts + len(leaves) + len(todo) >= scan_cost:
+            if counts + len(leaves) + len(todo) >= scan_cost:  # each needs one more request at least
                 return None
             lo, hi, on_server = todo.pop()
-            i, j = bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
-            if on_server == j - i:
-                continue
+            i, j = cached(lo, hi)
             if max(on_server, j - i) <= KEY_SCAN_PAGE:
                 leaves.append((lo, hi))
                 continue
@@ -215,15 +217,18 @@ class Collector:
             mid = keys[i + (j - i) // 2]  # halves by what the cache holds
             lower = self.source.count(sid, TRACK, _key_range(lo, mid))
             counts += 1
-            todo += [(lo, mid, lower), (mid, hi, on_server - lower)]
-        cached, seen = set(), set()
+            for part in ((lo, mid, lower), (mid, hi, on_server - lower)):
+                i, j = cached(*part[:2])
+                if part[2] != j - i:
+                    todo.append(part)
+        listed, seen = set(), set()
         for lo, hi in leaves:
-            i, j = bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
-            cached.update(keys[i:j])
+            i, j = cached(lo, hi)
+            listed.update(keys[i:j])
             for items, _ in self.source.pages(sid, TRACK, _key_range(lo, hi), page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY):
                 seen.update(int(k) for k in map(rating_key, (el.get("ratingKey") for el in items)) if k)
-        gone = self.stage.only_cached([str(k) for k in sorted(cached - seen)])
-        unknown = [str(k) for k in sorted(seen - cached)]
+        gone = self.stage.only_cached([str(k) for k in sorted(listed - seen)])
+        unknown = [str(k) for k in sorted(seen - listed)]
         if len(keys) - len(gone) + len(unknown) != server_total:
             log.debug(
                 "key ranges do not explain section %s: %d cached+new, %d gone, %d unknown, Plex counts %d",
