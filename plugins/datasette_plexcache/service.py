@@ -137,7 +137,7 @@ def _has_table(path, table) -> bool:
             )
         finally:
             conn.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, PlexcacheError):  # missing, unreadable or not a plexcache cache
         return False
 
 
