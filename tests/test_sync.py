@@ -288,8 +288,9 @@ def test_deletions_are_detected_and_mass_deletes_refused(tmp_path, fresh_sim):
     assert result.removed == int(len(keys) * 0.7)
 
 
-# The first request of a keys-only listing of a whole section (no `track.id` bound): the full key scan.
-FULL_KEY_SCAN = r"^(?!.*track\.id).*type=10.*excludeFields=title%2C"
+# The first request of a keys-only listing of a whole section (no `track.id` bound, no
+# `album.id=` filter): the full key scan.
+FULL_KEY_SCAN = r"^(?!.*(track|album)\.id).*type=10.*excludeFields=title%2C"
 
 
 @pytest.mark.parametrize("profile", [REALISTIC, "leafcount-listings"])
@@ -320,6 +321,61 @@ def test_a_deletion_is_found_from_key_range_counts_without_a_full_key_scan(tmp_p
         full_db = tmp_path / "full.db"
         sync(full_db, config_for(sim), full=True)
         assert snapshot(db) == snapshot(full_db)
+
+
+@pytest.fixture
+def leaf_sim():
+    "A server whose album listings carry leafCount (no real capture does): the album-count path"
+    # big enough that a dozen deletions are not worth key-range counts (small sections: one page of keys)
+    with Simulator(tracks=12000, seed=5, token=TOKEN, profile="leafcount-listings", music_sections=1,
+                   history=0) as s:  # fmt: skip
+        yield s
+
+
+def test_more_deletions_are_found_from_album_counts_where_listed(tmp_path, leaf_sim):
+    sim = leaf_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    keys = sim.library.track_keys()
+    gone = random.Random(7).sample(keys, 12)
+    sim.advance_clock(5)
+    sim.delete_tracks(gone)
+    sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
+    sim.edit_track(keys[1], title="Edited")
+    sim.advance_clock(1)
+    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+    result = sync(db, config_for(sim))
+    assert result.mode == "incremental"
+    assert result.removed == 12
+    assert sim.faults[0]["fired"] == 0
+    assert not set(gone) & set(rows_by_key(db))
+    sim.clear_faults()
+    full_db = tmp_path / "full.db"
+    sync(full_db, config_for(sim), full=True)
+    assert snapshot(db) == snapshot(full_db)
+
+
+def test_deletions_fall_back_to_every_key_when_album_counts_do_not_explain_them(tmp_path, leaf_sim):
+    sim = leaf_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    victims = sim.library.track_keys()[5:25]
+    # A cached track with no album cannot be found through album counts.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("update tracks set album_rating_key = null where rating_key = ?", (victims[0],))
+    conn.close()
+    sim.advance_clock(5)
+    sim.delete_tracks(victims)
+    sim.advance_clock(1)
+    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+    with pytest.raises(PlexError):
+        sync(db, config_for(sim))
+    assert sim.faults[0]["fired"] >= 1
+    sim.clear_faults()
+    result = sync(db, config_for(sim))
+    assert result.removed == len(victims)
+    assert not set(victims) & set(rows_by_key(db))
 
 
 def test_many_deletions_list_every_key(tmp_path, fresh_sim):

@@ -158,7 +158,11 @@ class Collector:
         if server_total == local + new:
             return False
         self.progress("deletions", force=True)
-        check = self.deletions_by_ranges(sid, server_total)
+        # few missing: key-range counts; more: album track counts, where album
+        # listings carry them (no real capture does); else every key
+        check = self.deletions_by_ranges(sid, server_total, local + new)
+        if check is None:
+            check = self.deletions_by_album(sid, server_total, local + new)
         if check is not None:
             self.stage.add_gone(check.gone)
             if check.unknown:
@@ -172,7 +176,7 @@ class Collector:
             self.stage.want(missing)
         return True
 
-    def deletions_by_ranges(self, sid: int, server_total: int) -> KeyCheck | None:
+    def deletions_by_ranges(self, sid: int, server_total: int, expected: int) -> KeyCheck | None:
         """Find the tracks that left section ``sid`` from counts over key ranges.
 
         The section's count disagrees with the cache's. Plex counts the
@@ -190,14 +194,14 @@ class Collector:
         the section's count (a deletion and an unknown track in the same
         range cancel out: the count equation catches what it can).
         """
-        keys = self.stage.section_keys(sid)  # sorted
-        scan_cost = -(-len(keys) // KEY_SCAN_PAGE) + 1  # pages of the full key scan, and its end count
+        scan_cost = -(-expected // KEY_SCAN_PAGE) + 1  # pages of the full key scan, and its end count
         # Expected cost with `changed` tracks missing: level l of the halving
         # has at most min(2**l, changed) ranges to count, then a page of keys each.
-        halvings = math.ceil(math.log2(max(1.0, len(keys) / KEY_SCAN_PAGE)))
-        changed = abs(len(keys) - server_total)
+        halvings = math.ceil(math.log2(max(1.0, expected / KEY_SCAN_PAGE)))
+        changed = abs(expected - server_total)
         if sum(min(2**level, changed) for level in range(halvings)) + min(changed, 2**halvings) >= scan_cost:
             return None
+        keys = self.stage.section_keys(sid)  # sorted; as many as `expected`
         def cached(lo: int, hi: int | None) -> tuple[int, int]:
             return bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
 
@@ -250,7 +254,10 @@ class Collector:
     def deletions_by_album(self, sid: int, server_total: int, expected: int) -> KeyCheck | None:
         """Find the tracks that left section ``sid`` from per-album counts.
 
-        The section's count disagrees with the cache, so tracks were deleted
+        Only servers whose album listings carry ``leafCount`` allow this (no
+        real capture does: plex-wire-format §13); on the others the first
+        page says so and this returns None. The section's count disagrees
+        with the cache, so tracks were deleted
         (or appeared without a recent ``updatedAt``). Instead of listing every
         track key of the section, list its albums with their ``leafCount``,
         compare each with the cache's count for that album (staged tracks
