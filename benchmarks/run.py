@@ -183,6 +183,7 @@ class Sim:
         self.profile = profile
         self.seed = seed
         self.latency_ms = latency_ms
+        self.profile = profile
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.http = requests.Session()
@@ -190,8 +191,7 @@ class Sim:
     def __enter__(self) -> Sim:
         cmd = [PY, "-m", "plexcache", "simulate", "--port", "0", "--tracks", str(self.tracks), "--seed", str(self.seed),
                "--token", TOKEN, "--latency-ms", str(self.latency_ms)]  # fmt: skip
-        if self.profile:
-            cmd += ["--profile", self.profile]
+        cmd += ["--profile", self.profile] if self.profile else []
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT))
         self.url = read_url_line(self.proc, r"simulator on (http://\S+)", 120)
         deadline = time.monotonic() + 30
@@ -515,6 +515,44 @@ class Suite:
         finally:
             sim.set_latency(0)
 
+    # -- case 8: every server profile
+
+    def cases_profiles(self) -> None:
+        """Per simulator profile (issue #12), same library: a first full sync, a sync with
+        nothing changed, a 1% change, each cache checked row by row against the simulator's
+        ground truth, and (on --profile-naive) the naive plexapi loop on the same server."""
+        from plexcache.simulator.truth import diff_cache
+
+        a = self.args
+        for profile in a.profiles:
+            def one(profile=profile):
+                with Sim(a.tracks, seed=a.seed, profile=profile) as sim:
+                    db = self.fresh_db(f"8-{profile}")
+                    full = self.measure(sim, self.sync_argv(sim, db), a.timeout)
+                    exact_full = not any(diff_cache(db, sim.query("expected_cache")).values())
+                    sim.advance_clock(600)
+                    nothing = self.measure(sim, self.sync_argv(sim, db), a.timeout)
+                    changes = self.change_library(sim)
+                    sim.advance_clock(600)
+                    changed = self.measure(sim, self.sync_argv(sim, db), a.timeout)
+                    changed["changes"] = changes
+                    diff = diff_cache(db, sim.query("expected_cache"))
+                    naive = None
+                    if profile in a.profile_naive:
+                        naive = self.measure(sim, ["naive", "--url", sim.url, "--token", TOKEN], a.naive_timeout)
+                    self.rows[f"8-{profile}"] = {
+                        "case": "8", "what": f"profile {profile}", "profile": profile, "p8": True,
+                        "runs": [full, nothing, changed] + ([naive] if naive else []),
+                        "full": full, "nothing": nothing, "changed": changed, "naive": naive,
+                        "exact": exact_full and not any(diff.values()), "diff": diff, "median": {},
+                    }  # fmt: skip
+                    log(f"  8 {profile}: full {full['seconds']:.2f}s/{full['requests']} req, nothing "
+                        f"{nothing['requests']} req, 1% {changed['seconds']:.2f}s/{changed['requests']} req, "
+                        f"exact {exact_full and not any(diff.values())}"
+                        + (f", naive {naive['seconds']:.1f}s" if naive else ""))  # fmt: skip
+
+            self.guarded(f"8-{profile}", one)
+
     # -- case 7a: the web front while a full sync runs
 
     def web_during_sync(self, sim: Sim, db: Path) -> None:
@@ -725,6 +763,8 @@ class Suite:
                 self.cases_small()
             if not self.args.skip_big and self.args.cases & {"6", "7"}:
                 self.cases_big()
+            if "8" in self.args.cases:
+                self.cases_profiles()
         finally:
             if not self.keep_work:
                 shutil.rmtree(self.work, ignore_errors=True)
@@ -844,6 +884,14 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if changed is not None and full:
         add("Incremental, 1% changes: < 1/4 of a full sync", changed / full, changed / full < 0.25,
             f"{changed / full:.2f} of full")  # fmt: skip
+    for r in (r for r in rows.values() if r.get("p8")):
+        name, full_s = r["profile"], r["full"].get("seconds")
+        add(f"`{name}`: every row equals the ground truth", r["exact"], r["exact"], "yes" if r["exact"] else "no")
+        req = r["nothing"].get("requests")
+        add(f"`{name}`: nothing changed in <= 5 requests", req, req is not None and req <= 5, f"{req}")
+        if r.get("naive") and full_s:
+            ratio = r["naive"]["seconds"] / full_s
+            add(f"`{name}`: full sync >= 20x faster than plexapi naive", ratio, ratio >= 20, f"{ratio:.0f}x")
     big = rows.get("6")
     if big:
         secs, rss = _m(rows, "6"), _m(rows, "6", "peak_rss_mb")
@@ -894,6 +942,25 @@ def fmt_num(v, digits=None) -> str:
     return f"{v:.2f}"
 
 
+def render_profiles(rows: dict) -> list[str]:
+    "Case 8: one line per simulator profile"
+    p8 = [r for r in rows.values() if r.get("p8")]
+    if not p8:
+        return []
+    lines = ["", "| profile | full sync s | full sync requests | no-change requests | 1% change s | 1% change requests "
+             "| every row = ground truth | naive plexapi s | naive / full sync |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in p8:
+        full, nothing, changed, naive = r["full"], r["nothing"], r["changed"], r.get("naive")
+        ratio = f"{naive['seconds'] / full['seconds']:.1f}x" if naive and full.get("seconds") else "-"
+        lines.append(
+            f"| `{r['profile']}` | {fmt_num(full['seconds'])} | {full['requests']} | {nothing['requests']} | "
+            f"{fmt_num(changed['seconds'])} | {changed['requests']} | {'yes' if r['exact'] else 'NO ' + str(r['diff'])} | "
+            f"{fmt_num(naive['seconds']) if naive else '-'} | {ratio} |"
+        )
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     meta, rows = report["meta"], report["rows"]
     full = _m(rows, "1")
@@ -915,7 +982,7 @@ def render_markdown(report: dict) -> str:
     by_case = sorted(rows, key=lambda k: (rows[k]["case"], order[k]))
     for key in by_case:
         row = rows[key]
-        if "p50_ms" in row:
+        if "p50_ms" in row or row.get("p8"):
             continue
         med = row["median"]
         secs = med.get("seconds")
@@ -940,6 +1007,7 @@ def render_markdown(report: dict) -> str:
             f"| {row['case']} | {what} | {spread} | {fmt_num(med.get('requests'), 0)} | "
             f"{fmt_num(med.get('tracks_per_s'), 0)} | {fmt_num(med.get('peak_rss_mb'), 0)} | {vs} | {len(row['runs'])} |"
         )
+    lines += render_profiles(rows)
     web = [(k, rows[k]) for k in by_case if "p50_ms" in rows[k]]
     if web:
         lines += ["", "| case | measurement | p50 ms | p99 ms | max ms | samples | notes |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -984,7 +1052,7 @@ def parse_args(argv=None):
     p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
     p.add_argument("--naive-latency-tracks", type=int, default=1000,
                    help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
-    p.add_argument("--cases", default="g,1,2,3,4,5,6,7",
+    p.add_argument("--cases", default="g,1,2,3,4,5,6,7,8",
                    help="comma-separated case numbers; g: issue #17's goals (G1, G2, G5; G3/G4 run with case 6)")
     p.add_argument("--profile", default=REALISTIC, help="simulator profile for every case but G1's others")
     p.add_argument("--goal-profiles", default="all",
@@ -994,6 +1062,9 @@ def parse_args(argv=None):
     p.add_argument("--naive-sample", type=int, default=2000,
                    help="G1: naive loop on the first N tracks, extrapolated, for the other profiles")
     p.add_argument("--start-repeat", type=int, default=9, help="G5: no-change sync processes (median)")
+    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 8")
+    p.add_argument("--profile-naive", default="pms-1.41,classic,ignores-exclude",
+                   help="case 8 profiles that also run the naive plexapi loop (~30-70 s each)")
     p.add_argument("--big", type=int, default=1_000_000, help="library size for cases 6 and 7b")
     p.add_argument("--big-repeat", type=int, default=1)
     p.add_argument("--skip-big", action="store_true", help="skip cases 6 and 7b")
@@ -1034,6 +1105,8 @@ def parse_args(argv=None):
     args.cases = {c.strip() for c in args.cases.split(",") if c.strip()}
     args.goal_profiles = ALL_PROFILES if args.goal_profiles == "all" else args.goal_profiles.split(",")
     args.naive_profiles = args.naive_profiles.split(",")
+    args.profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    args.profile_naive = {p.strip() for p in args.profile_naive.split(",") if p.strip()}
     return args
 
 

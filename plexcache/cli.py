@@ -282,7 +282,7 @@ def reset(db, yes):
 @click.option(
     "--latency-ms", default=0, show_default=True, type=whole(0, 60_000), help="Delay added to every response"
 )
-@click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default classic]")
+@click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default pms-1.41]")
 @click.option("--history", default=1000, show_default=True, type=whole(0, 10_000_000),
               help="Plays in the seeded listening history")  # fmt: skip
 @click.option("--notifications/--no-notifications", default=True, show_default=True,

@@ -160,6 +160,8 @@ TRACKS = Table(
             "track_artist",
             "TEXT",
             "The track's own artist when it differs from the album's (Plex originalTitle)",
+            # servers send originalTitle even when it is the album artist (plex-wire-format §13)
+            "nullif(s.track_artist, coalesce(ar.name, s.album_artist))",
         ),
         _c("track_number", "INTEGER", "Position on the disc"),
         _c("disc_number", "INTEGER", "Disc number on multi-disc albums"),
@@ -182,13 +184,13 @@ TRACKS = Table(
 STAGE_TRACK_COLUMNS = (
     "rating_key",
     "title",
-    "track_artist",
+    "track_artist",  # originalTitle as listed (tracks.track_artist: NULL when it is the album artist)
     "album_artist",  # grandparentTitle as listed (tracks.album_artist prefers the artist row)
     "album_title",  # parentTitle as listed
     "parent_year",  # parentYear as listed
     "own_year",  # the track's own year
     "own_genres",  # the track's own genres (JSON array), NULL when none
-    "genres_truncated",  # 1 when the listing may have cut the genre list
+    "listed_genres",  # how many Genre tags the listing showed (NULL: the row comes from a full item)
     "duration_ms",
     "user_rating",
     "updated_at",
@@ -274,6 +276,31 @@ FACET_COUNTS_STATE = Table(
     ),
 )
 
+LISTING_FACTS = Table(
+    "listing_facts",
+    (
+        _c("server_id", "TEXT NOT NULL", "The Plex server's machine identifier"),
+        _c("version", "TEXT NOT NULL", "Its Plex Media Server version; another version is learned again"),
+        _c("item_type", "TEXT NOT NULL", "The listed items: track"),
+        _c("tag", "TEXT NOT NULL", "The kind of tag: Genre"),
+        _c(
+            "cap",
+            "INTEGER",
+            "Listings cut this tag at this many: the fewest a listing showed of an item that has more "
+            "(empty: never seen cut)",
+        ),
+        _c(
+            "max_shown",
+            "INTEGER",
+            "The most tags a listing showed of an item that has exactly those (empty: none compared)",
+        ),
+        _c("compared", "INTEGER NOT NULL DEFAULT 0", "Items whose listing was compared with their full item"),
+        _c("learned_at", "TIMESTAMP", "When this server version was first seen (UTC)"),
+        _c("checked_at", "TIMESTAMP", "The last sync that used or refined these facts (UTC)"),
+    ),
+    constraints=("PRIMARY KEY (server_id, version, item_type, tag)",),
+)
+
 OVERVIEW_COUNTS = Table(
     "overview_counts",
     (
@@ -301,7 +328,7 @@ OVERVIEW_STATE = Table(
 
 #: The cache's tables, in creation order; the precounted ones are created by
 #: facet_counts.py and overview.py (with their triggers)
-TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS)
+TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, LISTING_FACTS)
 FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
 OVERVIEW_TABLES = (OVERVIEW_COUNTS, OVERVIEW_STATE)
 

@@ -30,11 +30,14 @@ MOVIES = Section(3, "uuid-3", "Movies", "movie", 3000)
 SYNCED_AT = "2026-02-05T10:30:00Z"
 
 
-def state(server_id="server-a", *, sections=(MUSIC, JAZZ), synced_at=SYNCED_AT, has_tracks=True) -> CacheState:
+def state(
+    server_id="server-a", *, sections=(MUSIC, JAZZ), synced_at=SYNCED_AT, has_tracks=True, learned=(("server-a", ""),)
+) -> CacheState:
     return CacheState(
         server_id=server_id,
         sections={s.id: CachedSection(s.id, s.uuid, s.content_changed_at, synced_at) for s in sections},
         has_tracks=has_tracks,
+        learned=frozenset(learned),  # (server, version) pairs with listing facts (sync/learn.py)
     )
 
 
@@ -72,6 +75,23 @@ def test_same_server_needs_no_server_check():
     assert needs_server_check([MUSIC], state(synced_at=None), full=False)  # never finished a sync
     recreated = Section(1, "uuid-new", "Music", "artist", 1000)
     assert needs_server_check([recreated], state(), full=False)
+    # something changed: the sync reads listings, so it asks the server's version
+    assert needs_server_check([Section(1, "uuid-1", "Music", "artist", 1001), JAZZ], state(), full=False)
+    assert needs_server_check([Section(1, "uuid-1", "Music", "artist", None)], state(), full=False)
+
+
+def test_a_server_version_new_to_the_cache_is_read_in_full():
+    known = ServerInfo("server-a", version="1.41.8")
+    plan = plan_sync([MUSIC, JAZZ], state(learned={("server-a", "1.41.8")}), full=False, server=known, server_time=1)
+    assert modes(plan) == {"Music": True, "Jazz": True} and not plan.relearn
+    upgraded = ServerInfo("server-a", version="1.42.1")
+    plan = plan_sync([MUSIC, JAZZ], state(learned={("server-a", "1.41.8")}), full=False, server=upgraded,
+                     server_time=1)  # fmt: skip
+    assert modes(plan) == {"Music": False, "Jazz": False} and plan.relearn and plan.mode == "full"
+    assert not plan.replacing and plan.warnings == ()
+    # a cache written before listing facts existed: learned once, in full
+    plan = plan_sync([MUSIC], state(learned=()), full=False, server=known, server_time=1)
+    assert modes(plan) == {"Music": False} and plan.relearn
 
 
 def test_incremental_when_everything_is_known():
@@ -142,6 +162,7 @@ def test_read_cache_state():
     conn = sqlite3.connect(":memory:")
     ensure_shape(conn)
     assert read_cache_state(conn) == CacheState(server_id=None, sections={}, has_tracks=False)
+    conn.execute("insert into listing_facts (server_id, version, item_type, tag) values ('server-a', '1.2', 'track', 'Genre')")
     conn.execute("insert into sync_state (id, plex_server_id) values (1, 'server-a')")
     conn.execute(
         "insert into sections (id, uuid, title, content_changed_at, synced_at) values (1, 'uuid-1', 'Music', 1000, ?)",
@@ -153,5 +174,6 @@ def test_read_cache_state():
         server_id="server-a",
         sections={1: CachedSection(1, "uuid-1", 1000, SYNCED_AT)},
         has_tracks=True,
+        learned=frozenset({("server-a", "1.2")}),
     )
     assert got.knows([MUSIC]) and not got.knows([MUSIC, JAZZ])

@@ -114,7 +114,7 @@ def test_profiles_are_data_with_distinct_real_looking_versions():
     assert sorted(ALL_PROFILES) == sorted(PROFILES) and len(set(ALL_PROFILES)) == len(ALL_PROFILES)
     assert {CLASSIC, LEGACY, "listing-1tag", "listing-3tags", "listing-alltags", "leafcount-listings",
             "ignores-exclude", "listing-subformats"} <= set(ALL_PROFILES)  # fmt: skip
-    assert DEFAULT == CLASSIC  # until the sync handles the realistic profiles
+    assert DEFAULT == REALISTIC  # the sync is exact on every profile (tests/test_exactness.py)
     versions = [PROFILES[n].version for n in ALL_PROFILES]
     assert len(set(versions)) == len(versions)  # the sync may remember behaviour per version
     for v in versions:
@@ -130,7 +130,7 @@ def test_profiles_are_data_with_distinct_real_looking_versions():
     assert (realistic.track_tags_listed, realistic.album_tags_listed, realistic.artist_tags_listed) == (0, 2, 2)
     assert not realistic.leaf_count_listed and realistic.original_title == ORIGINAL_TAGGED
     assert realistic.honours_excludes and not realistic.album_subformats_listed
-    assert get_profile(None) is PROFILES[CLASSIC] and get_profile(realistic) is realistic
+    assert get_profile(None) is PROFILES[REALISTIC] and get_profile(realistic) is realistic
     with pytest.raises(ValueError) as e:
         get_profile("pms-9")
     assert str(e.value) == f"unknown simulator profile 'pms-9'; expected one of {', '.join(ALL_PROFILES)}"
@@ -163,12 +163,12 @@ def test_every_profile_differs_from_the_realistic_one_by_what_its_name_says():
     }  # fmt: skip
 
 
-def test_no_profile_is_classic_byte_for_byte(sims):
-    "Simulator() serves what Simulator(profile='classic') serves (the golden test pins classic)"
+def test_no_profile_is_the_realistic_one_byte_for_byte(sims):
+    "Simulator() serves what Simulator(profile='pms-1.41') serves (the golden test pins classic)"
     default = Simulator(token=TOKEN, **LIBRARY).start()
     try:
-        assert default.profile is PROFILES[CLASSIC]
-        classic = sims(CLASSIC)
+        assert default.profile is PROFILES[REALISTIC]
+        classic = sims(REALISTIC)
         lib = default.library
         some = ",".join(lib.track_keys()[:40] + lib.album_keys()[:20] + lib.artist_keys()[:10])
         for path, params, headers in [
@@ -393,7 +393,7 @@ def test_set_profile_and_admin_endpoint(sim_factory):
     s.headers["X-Plex-Token"] = TOKEN
     admin = sim.url + "/__sim__/"
     stats = s.get(admin + "stats").json()
-    assert (stats["profile"], stats["version"]) == (CLASSIC, PROFILES[CLASSIC].version)
+    assert (stats["profile"], stats["version"]) == (REALISTIC, PROFILES[REALISTIC].version)  # the default
     r = s.post(admin + "profile", json={"name": LEGACY})
     assert r.status_code == 200 and r.json() == {"profile": LEGACY, "version": PROFILES[LEGACY].version}
     assert ET.fromstring(s.get(sim.url + "/identity").content).get("version") == PROFILES[LEGACY].version
@@ -405,8 +405,8 @@ def test_set_profile_and_admin_endpoint(sim_factory):
     truth = s.post(admin + "query", json={"op": "expected_tracks"}).json()["result"]
     assert truth == json.loads(json.dumps(sim.expected_tracks()))
     # same library, same machine: only what the server sends changed
-    assert sim.set_profile(REALISTIC).name == REALISTIC
-    assert PlexServer(sim.url, TOKEN).version == PROFILES[REALISTIC].version
+    assert sim.set_profile(CLASSIC).name == CLASSIC
+    assert PlexServer(sim.url, TOKEN).version == PROFILES[CLASSIC].version
 
 
 def test_cli_simulate_profile():

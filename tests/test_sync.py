@@ -27,6 +27,7 @@ from plexcache.errors import (
 )
 from plexcache.lock import SyncLock
 from plexcache.simulator import Simulator
+from plexcache.simulator.profiles import CLASSIC, REALISTIC
 from plexcache.status import get_status
 from plexcache.sync import sync
 
@@ -123,18 +124,41 @@ def test_no_url_with_token_and_no_token_anywhere(tmp_path, sim):
 # -- requests ----------------------------------------------------------------
 
 
-def test_full_sync_request_count(tmp_path, sim):
-    sim.reset_counts()
-    result = sync(tmp_path / "c.db", config_for(sim))
-    assert result.requests == sim.total_requests
-    sections = [s for s in sim.library.sections() if s["type"] == "artist"]
-    pages = sum(math.ceil(max(1, sim.library.track_count(s["id"])) / 1000) for s in sections)
-    albums = len({sim.library.track(k)["parentRatingKey"] for k in sim.library.track_keys()})
-    # root + sections + one count per section + track pages + metadata batches
-    budget = 2 + len(sections) + pages + math.ceil((albums * 1.5) / 500) + 3
-    assert sim.total_requests <= budget, sim.request_counts
-    assert sim.request_counts.get("metadata", 0) <= math.ceil(albums * 1.5 / 500) + 2
-    assert not sim.unknown_filters, sim.unknown_filters
+@pytest.mark.parametrize("profile", [REALISTIC, CLASSIC])
+def test_full_sync_request_count(tmp_path, profile):
+    """A first sync meets a server version the cache knows nothing about: a keys-only scan, one
+    listing page to learn from and every track in full per section, then albums and artists in
+    batches. A later full sync of the learned server lists the tracks and reads in full only
+    those whose listed genres may be cut: every one where listings show no track genres
+    (pms-1.41), those showing 2 (classic cuts at 2)."""
+    with Simulator(tracks=3000, seed=11, token=TOKEN, profile=profile) as sim:
+        db = tmp_path / "c.db"
+        sections = [s for s in sim.library.sections() if s["type"] == "artist"]
+        sizes = [sim.library.track_count(s["id"]) for s in sections]
+        keys = sim.library.track_keys()
+        parents = len({sim.library.track(k)["parentRatingKey"] for k in keys}) + len(
+            {sim.library.track(k)["grandparentRatingKey"] for k in keys}
+        )
+        fixed = 2 + len(sections)  # root, sections, one count per section
+        sim.reset_counts()
+        result = sync(db, config_for(sim))
+        assert result.requests == sim.total_requests
+        # keys (pages of 5,000, then a count proving the end), a sample page, full items
+        in_full = sum(math.ceil(n / 5000) + 1 + 1 + math.ceil(n / 500) for n in sizes)
+        assert sim.total_requests <= fixed + in_full + math.ceil(parents / 500) + 1, sim.request_counts
+        assert not sim.unknown_filters, sim.unknown_filters
+
+        sim.reset_counts()
+        result = sync(db, config_for(sim), full=True)
+        assert result.requests == sim.total_requests
+        if profile == CLASSIC:
+            cut = sum(1 for k in keys if len(sim.library.track(k)["genres"]) >= 2)
+            listed = sum(math.ceil(n / 1000) for n in sizes) + math.ceil(cut / 500)
+            assert sim.request_counts["metadata"] <= math.ceil(parents / 500) + math.ceil(cut / 500) + 1
+        else:
+            listed = in_full
+        assert sim.total_requests <= fixed + listed + math.ceil(parents / 500) + 1, sim.request_counts
+        assert not sim.unknown_filters, sim.unknown_filters
 
 
 def test_nothing_changed_costs_a_few_requests(tmp_path, sim):
@@ -264,23 +288,61 @@ def test_deletions_are_detected_and_mass_deletes_refused(tmp_path, fresh_sim):
     assert result.removed == int(len(keys) * 0.7)
 
 
-# A keys-only listing of a whole section (no `album.id=` filter): the full key scan.
-FULL_KEY_SCAN = r"^(?!.*album\.id).*type=10.*excludeFields=title%2C"
+# The first request of a keys-only listing of a whole section (no `track.id` bound, no
+# `album.id=` filter): the full key scan.
+FULL_KEY_SCAN = r"^(?!.*(track|album)\.id).*type=10.*excludeFields=title%2C"
 
 
-def test_deletions_are_found_from_album_counts_without_a_full_key_scan(tmp_path, fresh_sim):
-    sim = fresh_sim
+@pytest.mark.parametrize("profile", [REALISTIC, "leafcount-listings"])
+def test_a_deletion_is_found_from_key_range_counts_without_a_full_key_scan(tmp_path, profile):
+    "Album listings without leafCount (every real one) or with it: the same few counts"
+    with Simulator(tracks=15000, seed=5, token=TOKEN, profile=profile, music_sections=1, history=0) as sim:
+        db = tmp_path / "c.db"
+        sync(db, config_for(sim))
+        keys = sim.library.track_keys()
+        gone = [keys[9876]]
+        sim.advance_clock(5)
+        sim.delete_tracks(gone)
+        sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
+        sim.edit_track(keys[1], title="Edited")
+        sim.advance_clock(1)
+        # The full key scan is refused: the sync must not need it.
+        sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+        sim.reset_counts()
+        result = sync(db, config_for(sim))
+        assert result.mode == "incremental"
+        assert result.removed == 1
+        assert sim.faults[0]["fired"] == 0
+        assert not set(gone) & set(rows_by_key(db))
+        # sections, root, 3 deltas, 2 album/artist deltas, the count, 2 halvings, one page of keys,
+        # the full items of what changed
+        assert sim.request_counts["all"] <= 10, sim.request_counts
+        sim.clear_faults()
+        full_db = tmp_path / "full.db"
+        sync(full_db, config_for(sim), full=True)
+        assert snapshot(db) == snapshot(full_db)
+
+
+@pytest.fixture
+def leaf_sim():
+    "A server whose album listings carry leafCount (no real capture does): the album-count path"
+    # big enough that a dozen deletions are not worth key-range counts (small sections: one page of keys)
+    with Simulator(tracks=12000, seed=5, token=TOKEN, profile="leafcount-listings", music_sections=1,
+                   history=0) as s:  # fmt: skip
+        yield s
+
+
+def test_more_deletions_are_found_from_album_counts_where_listed(tmp_path, leaf_sim):
+    sim = leaf_sim
     db = tmp_path / "c.db"
     sync(db, config_for(sim))
     keys = sim.library.track_keys()
-    rng = random.Random(7)
-    gone = rng.sample(keys, 12)
+    gone = random.Random(7).sample(keys, 12)
     sim.advance_clock(5)
     sim.delete_tracks(gone)
     sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
     sim.edit_track(keys[1], title="Edited")
     sim.advance_clock(1)
-    # The full key scan is refused: the sync must not need it.
     sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
     result = sync(db, config_for(sim))
     assert result.mode == "incremental"
@@ -293,18 +355,18 @@ def test_deletions_are_found_from_album_counts_without_a_full_key_scan(tmp_path,
     assert snapshot(db) == snapshot(full_db)
 
 
-def test_deletions_fall_back_to_a_full_key_scan_when_album_counts_do_not_explain_them(tmp_path, fresh_sim):
-    sim = fresh_sim
+def test_deletions_fall_back_to_every_key_when_album_counts_do_not_explain_them(tmp_path, leaf_sim):
+    sim = leaf_sim
     db = tmp_path / "c.db"
     sync(db, config_for(sim))
-    victim = sim.library.track_keys()[5]
+    victims = sim.library.track_keys()[5:25]
     # A cached track with no album cannot be found through album counts.
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("update tracks set album_rating_key = null where rating_key = ?", (victim,))
+        conn.execute("update tracks set album_rating_key = null where rating_key = ?", (victims[0],))
     conn.close()
     sim.advance_clock(5)
-    sim.delete_tracks([victim])
+    sim.delete_tracks(victims)
     sim.advance_clock(1)
     sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
     with pytest.raises(PlexError):
@@ -312,9 +374,27 @@ def test_deletions_fall_back_to_a_full_key_scan_when_album_counts_do_not_explain
     assert sim.faults[0]["fired"] >= 1
     sim.clear_faults()
     result = sync(db, config_for(sim))
-    assert result.removed == 1
-    assert victim not in rows_by_key(db)
+    assert result.removed == len(victims)
+    assert not set(victims) & set(rows_by_key(db))
 
+
+def test_many_deletions_list_every_key(tmp_path, fresh_sim):
+    "When counting ranges would cost as many requests as listing every key, every key is listed"
+    sim = fresh_sim
+    db = tmp_path / "c.db"
+    sync(db, config_for(sim))
+    gone = random.Random(3).sample(sim.library.track_keys(), 30)
+    sim.advance_clock(5)
+    sim.delete_tracks(gone)
+    sim.advance_clock(1)
+    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+    with pytest.raises(PlexError):
+        sync(db, config_for(sim))
+    assert sim.faults[0]["fired"] >= 1
+    sim.clear_faults()
+    result = sync(db, config_for(sim))
+    assert result.removed == 30
+    assert not set(gone) & set(rows_by_key(db))
 
 def test_section_limit_and_unknown_section(tmp_path, sim):
     db = tmp_path / "c.db"

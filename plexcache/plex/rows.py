@@ -1,8 +1,11 @@
 """Turning Plex XML elements into cache rows. Pure functions, no I/O.
 
 Listing items are *partial*: they omit empty attributes and truncate tag
-lists. These functions read exactly the attributes present and never guess;
-the sync engine decides what needs a full fetch (``genres_truncated``).
+lists, by how much depends on the server. These functions read exactly the
+attributes present and never guess: a listed track row carries how many
+Genre tags its listing showed (``listed_genres``), and the sync decides from
+what it learned of the server whether that list may be cut
+(``sync.learn``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,6 @@ from ..timeutil import epoch_to_iso
 
 __all__ = ["STAGE_TRACK_COLUMNS", "BadItem", "track_row", "album_row", "artist_row", "item_type", "rating_key"]
 
-# A listing shows at most this many tags per item (real PMS: 2-3). An item
-# showing at least this many may have more, so its full list is fetched.
-LISTING_TAG_LIMIT = 2
 MAX_TEXT = 2000  # longer titles are cut, not stored whole
 MAX_INT = 2**63 - 1  # SQLite's INTEGER range; beyond it a number is garbage
 
@@ -111,8 +111,8 @@ _TRACK_ATTRS = (
 )
 
 
-def track_row(el: ET.Element, section_id: int | None) -> tuple:
-    """A stage row (STAGE_TRACK_COLUMNS order) from a listed or full ``<Track>``
+def track_row(el: ET.Element, section_id: int | None, full: bool = False) -> tuple:
+    """A stage row (STAGE_TRACK_COLUMNS order) from a listed or (``full``) a full ``<Track>``
 
     This runs once per track of every sync, so it is written for speed: the
     attributes come out in one pass and absent ones (most of the optional
@@ -160,7 +160,7 @@ def track_row(el: ET.Element, section_id: int | None) -> tuple:
         _bounded(parent_year, 1, 3000) if parent_year is not None else None,
         _bounded(year, 1, 3000) if year is not None else None,
         json.dumps(own_genres, ensure_ascii=False) if own_genres else None,
-        1 if len(own_genres) >= LISTING_TAG_LIMIT else 0,
+        None if full else len(own_genres),
         _bounded(duration, 1, 10**10) if duration is not None else None,
         user_rating(rating) if rating is not None else None,
         epoch_to_iso(updated) if updated is not None else None,

@@ -9,6 +9,7 @@ turns a sync into one request per track. Here every request is explicit:
 - ``count``: one ``X-Plex-Container-Size: 0`` request per section;
 - ``pages``: keyset paging (``sort=id`` and ``track.id>>=<last key>``), so
   items deleted or added while we page cannot shift others out of a page;
+- ``sample``: the first page of a listing, alone (to learn what listings show);
 - ``metadata``: full items for up to ``batch_size`` keys per request through
   ``/library/metadata/k1,k2,...`` (complete genre lists, album subformats).
 
@@ -140,6 +141,12 @@ class PlexSource(PlexHTTP):
         if total is None:
             total = int_attr(root.get("size")) or 0
         return total
+
+    def sample(self, section_id: int, libtype: int = TRACK, size: int = 1000) -> list[ET.Element]:
+        "The first ``size`` items of a listing in key order, as ``pages`` lists them (one request)"
+        params = {"type": libtype, "sort": "id", **LISTING_TRIM}
+        root = self.get(f"/library/sections/{section_id}/all", params, start=0, size=size)
+        return [el for el in root if el.tag in ITEM_TAGS]
 
     def pages(
         self,

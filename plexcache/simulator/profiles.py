@@ -6,8 +6,7 @@ docs/simulator.md, "Profiles"). ``Simulator(profile="pms-1.41")``, ``plexcache s
 --profile pms-1.41``.
 
 ``CLASSIC`` is the simulator as it was before profiles (pinned byte for byte by
-tests/test_simulator.py) and stays the default until the sync handles the realistic ones;
-``REALISTIC`` is the most realistic one we know. ``ALL_PROFILES`` lists every name, for
+tests/test_simulator.py); ``REALISTIC``, the most realistic one we know, is the default. ``ALL_PROFILES`` lists every name, for
 ``pytest.mark.parametrize``.
 """
 
@@ -142,7 +141,7 @@ PROFILES: dict[str, Profile] = {
 CLASSIC = "classic"
 REALISTIC = "pms-1.41"
 LEGACY = "pms-1.29-legacy"
-DEFAULT = CLASSIC  # Simulator() without a profile; the sync engineer switches it to REALISTIC
+DEFAULT = REALISTIC  # Simulator() without a profile: the most realistic server we know
 ALL_PROFILES = [REALISTIC, *(n for n in PROFILES if n != REALISTIC)]
 
 

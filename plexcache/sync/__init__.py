@@ -8,8 +8,11 @@ How a sync runs (each step is a module of this package):
    or incremental. A section synced before whose ``contentChangedAt`` has
    not moved only needs the play-state deltas (``lastViewedAt``/
    ``lastRatedAt``: plays and ratings do not move ``updatedAt``). Otherwise
-   fetch what changed since the last sync (with an overlap for clock skew),
-   or everything on the first or a ``full`` sync.
+   ``GET /`` (server and version) and fetch what changed since the last sync
+   (with an overlap for clock skew), or everything on the first or a
+   ``full`` sync, or when the server's version is new to the cache.
+   ``learn`` holds what the sync knows of that version's listings: which
+   listed tracks may show a cut genre list and are read in full.
 3. ``collect`` into ``stage``: everything fetched goes to a *staging*
    database next to the cache (``<db>-stage``), page by page, while
    ``sync_runs`` shows progress. Readers of the cache see nothing of it yet.
@@ -34,7 +37,7 @@ from ..errors import CacheError, PlexcacheError
 from ..lock import SyncLock
 from ..plex import TRACK, PlexSource
 from ..timeutil import epoch_to_iso, utc_now_iso
-from . import apply, runs
+from . import apply, learn, runs
 from .collect import Collector
 from .plan import ServerInfo, choose_sections, needs_server_check, plan_sync, read_cache_state
 from .runs import ProgressCallback, SyncProgress, SyncResult
@@ -103,12 +106,17 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
     server = None
     if needs_server_check(sections, state, full=full):
         info = source.server_info()
-        server = ServerInfo(info["machineIdentifier"], info.get("friendlyName"))
+        server = ServerInfo(info["machineIdentifier"], info.get("friendlyName"), info.get("version") or "")
     plan = plan_sync(sections, state, full=full, server=server, server_time=server_time)
     runs.record_plan(conn, progress.run_id, mode=plan.mode, server_id=plan.server_id, server_time=server_time)
+    if plan.relearn and not full and state.has_tracks:
+        log.info("Plex version %s is new to this cache: reading the library in full", server.version)
 
     stage.open()
-    collector = Collector(source, stage, progress)
+    # What this server version's listings show (learn.py); without a version
+    # (nothing changed since the last sync, so no GET /) nothing is trusted.
+    facts = learn.load(conn, plan.server_id, server.version) if server is not None else None
+    collector = Collector(source, stage, progress, facts)
     # Progress total: section sizes for full syncs; incremental totals grow
     # as the delta listings report their sizes.
     progress.total += sum(source.count(p.section.id, TRACK) for p in plan.sections if not p.incremental)
@@ -132,6 +140,8 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
         warnings += [changes.warning] if changes.warning else []
         finished, duration_ms = utc_now_iso(), int((time.monotonic() - started) * 1000)
         track_count = apply.write_sync_state(conn, plan.server_id, finished, duration_ms)
+        if server is not None:
+            learn.save(conn, plan.server_id, server.version, collector.facts, finished)
         skipped = collector.skipped
         warning = "; ".join(warnings + ([f"skipped {skipped:,} malformed items"] if skipped else []))
         runs.succeed(conn, progress, finished=finished, duration_ms=duration_ms, added=changes.added,

@@ -1,27 +1,45 @@
 """Collecting what changed on Plex into the staging database.
 
 - ``list_section``: a full listing of a section's tracks (its absences
-  become deletions);
+  become deletions); or, when listed genre lists may all be cut (nothing
+  learned yet about this server version, or its listings show no track
+  genres), every track read in full from a keys-only scan
+  (``read_section_in_full``);
 - ``list_changes``: an incremental section: the tracks, albums and artists
   changed since the last sync, then, when the section's count says tracks
   disappeared, which ones (``deletions_by_album``, else a key scan);
 - ``read_full_items``: full items (``/library/metadata``) for albums and
-  artists the staged tracks need, tracks whose listed genres may be cut,
-  and keys only known from key scans; ``check_full_items`` makes sure every
-  key asked for came back or is really gone.
+  artists the staged tracks need, tracks whose listed genres may be cut
+  (``learn.TagFacts.read_in_full_from``), and keys only known from key
+  scans; ``check_full_items`` makes sure every key asked for came back or is
+  really gone.
 
-Everything goes through ``Stage``; progress and the malformed-item count
-through ``runs.Progress`` and ``skipped``.
+Every listed track read in full is compared with its listing entry
+(``facts.observe``): that is how the sync learns what this server's
+listings show. Everything goes through ``Stage``; progress and the
+malformed-item count through ``runs.Progress`` and ``skipped``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from ..errors import PlexBadResponse
 from ..plex import ALBUM, ALBUM_COUNTS_ONLY, ARTIST, KEYS_ONLY, TRACK, PlexSource, Section, prefetch
-from ..plex.rows import BadItem, album_row, artist_row, item_type, rating_key, track_row
+from ..plex.rows import (
+    STAGE_TRACK_COLUMNS,
+    BadItem,
+    album_row,
+    artist_row,
+    item_type,
+    rating_key,
+    track_row,
+)
+from .learn import TagFacts
 from .runs import Progress
 from .stage import Stage
 
@@ -29,32 +47,35 @@ log = logging.getLogger("plexcache.sync")
 
 KEY_FILTER_BATCH = 200  # rating keys per `album.id=` / `artist.id=` filter
 KEY_SCAN_PAGE = 5000
+SAMPLE_SIZE = 1000  # listed tracks compared with their full items when a section is read in full
 
 
 @dataclass(frozen=True)
-class AlbumCheck:
-    "What per-album track counts found: deleted cached tracks, and keys never seen"
+class KeyCheck:
+    "What counts found without a full key scan: deleted cached tracks, and keys never seen"
 
     gone: list[str]
     unknown: list[str]
 
 
 class Collector:
-    def __init__(self, source: PlexSource, stage: Stage, progress: Progress):
+    def __init__(self, source: PlexSource, stage: Stage, progress: Progress, facts: TagFacts | None = None):
         self.source = source
         self.stage = stage
         self.progress = progress
+        # what track listings show of genres; refined by every comparison (None: nothing trusted)
+        self.facts = facts if facts is not None else TagFacts()
         self.skipped = 0  # malformed items left out
         self.asked: set[str] = set()  # keys requested through /library/metadata
         self.returned: set[str] = set()  # keys those answers brought back
 
     # -- tracks -------------------------------------------------------------
 
-    def _track_rows(self, items, section_id: int | None) -> list[tuple]:
+    def _track_rows(self, items, section_id: int | None, full: bool = False) -> list[tuple]:
         rows, dupes = [], set()
         for el in items:
             try:
-                row = track_row(el, section_id)
+                row = track_row(el, section_id, full)
             except BadItem as e:
                 self.skipped += 1
                 log.debug("skipping item: %s", e)
@@ -66,17 +87,30 @@ class Collector:
             rows.append(row)
         return rows
 
-    def _stage_tracks(self, items, section_id: int | None) -> None:
-        rows = self._track_rows(items, section_id)
+    def _stage_tracks(self, items, section_id: int | None, full: bool = False) -> None:
+        rows = self._track_rows(items, section_id, full)
         self.stage.add_tracks(rows)
         self.progress.fetched += len(rows)
 
     def list_section(self, section: Section) -> None:
         "Every track of ``section``; all of them count as seen"
+        if self.facts.read_in_full_from == 0:
+            self.read_section_in_full(section)
+            return
         for items, _remaining in prefetch(self.source.pages(section.id, TRACK, complete=True)):
             self._stage_tracks(items, section.id)
             self.progress()
         self.stage.mark_listed(section.id)
+
+    def read_section_in_full(self, section: Section) -> None:
+        """Every track of ``section`` from its full item, when any listed
+        genre list may be cut (listing the tracks first would only add the
+        listing's cost): the keys from a keys-only scan, then full items in
+        batches. One listing page is staged first, so that its tracks are
+        compared with their full items: what the next syncs learn from."""
+        self._scan_keys(section.id)
+        self._stage_tracks(self.source.sample(section.id, TRACK, SAMPLE_SIZE), section.id)
+        self._read(self.stage.seen_keys(section.id))
 
     def _list_delta(self, section: Section, libtype: int, filters: dict) -> list[str]:
         "Stage (tracks) or return the keys of (albums, artists) items matching ``filters``"
@@ -124,7 +158,11 @@ class Collector:
         if server_total == local + new:
             return False
         self.progress("deletions", force=True)
-        check = self.deletions_by_album(sid, server_total, local + new)
+        # few missing: key-range counts; more: album track counts, where album
+        # listings carry them (no real capture does); else every key
+        check = self.deletions_by_ranges(sid, server_total, local + new)
+        if check is None:
+            check = self.deletions_by_album(sid, server_total, local + new)
         if check is not None:
             self.stage.add_gone(check.gone)
             if check.unknown:
@@ -138,6 +176,72 @@ class Collector:
             self.stage.want(missing)
         return True
 
+    def deletions_by_ranges(self, sid: int, server_total: int, expected: int) -> KeyCheck | None:
+        """Find the tracks that left section ``sid`` from counts over key ranges.
+
+        The section's count disagrees with the cache's. Plex counts the
+        tracks of any key range in one small request (``Size=0`` with
+        ``track.id>>=a-1&track.id<<=b``, the filter keyset paging relies on).
+        So halve the range of the cache's keys (and the tracks the delta
+        listings just staged), count the lower half on the server (the upper
+        half is the rest), and keep halving only the halves whose counts
+        differ; list the keys of a range once it holds at most a page of
+        them. One deletion among a million tracks costs ~log2(N/5,000)
+        counts and one page of keys instead of every key of the section.
+        Returns the deleted tracks and the unknown ones (to read in full);
+        None, and the caller lists every key, as soon as this would cost as
+        many requests as that scan, or when what it found does not explain
+        the section's count (a deletion and an unknown track in the same
+        range cancel out: the count equation catches what it can).
+        """
+        scan_cost = -(-expected // KEY_SCAN_PAGE) + 1  # pages of the full key scan, and its end count
+        # Expected cost with `changed` tracks missing: level l of the halving
+        # has at most min(2**l, changed) ranges to count, then a page of keys each.
+        halvings = math.ceil(math.log2(max(1.0, expected / KEY_SCAN_PAGE)))
+        changed = abs(expected - server_total)
+        if sum(min(2**level, changed) for level in range(halvings)) + min(changed, 2**halvings) >= scan_cost:
+            return None
+        keys = self.stage.section_keys(sid)  # sorted; as many as `expected`
+        def cached(lo: int, hi: int | None) -> tuple[int, int]:
+            return bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
+
+        todo = [(0, None, server_total)]  # key ranges [lo, hi) whose server count differs from the cache's
+        leaves: list[tuple[int, int | None]] = []
+        counts = 0
+        while todo:
+            if counts + len(leaves) + len(todo) >= scan_cost:  # each needs one more request at least
+                return None
+            lo, hi, on_server = todo.pop()
+            i, j = cached(lo, hi)
+            if max(on_server, j - i) <= KEY_SCAN_PAGE:
+                leaves.append((lo, hi))
+                continue
+            if j - i < 2:  # thousands of tracks Plex has and we never saw: list them all
+                return None
+            mid = keys[i + (j - i) // 2]  # halves by what the cache holds
+            lower = self.source.count(sid, TRACK, _key_range(lo, mid))
+            counts += 1
+            for part in ((lo, mid, lower), (mid, hi, on_server - lower)):
+                i, j = cached(*part[:2])
+                if part[2] != j - i:
+                    todo.append(part)
+        listed, seen = set(), set()
+        for lo, hi in leaves:
+            i, j = cached(lo, hi)
+            listed.update(keys[i:j])
+            for items, _ in self.source.pages(sid, TRACK, _key_range(lo, hi), page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY):
+                seen.update(int(k) for k in map(rating_key, (el.get("ratingKey") for el in items)) if k)
+        gone = self.stage.only_cached([str(k) for k in sorted(listed - seen)])
+        unknown = [str(k) for k in sorted(seen - listed)]
+        if len(keys) - len(gone) + len(unknown) != server_total:
+            log.debug(
+                "key ranges do not explain section %s: %d cached+new, %d gone, %d unknown, Plex counts %d",
+                sid, len(keys), len(gone), len(unknown), server_total,
+            )  # fmt: skip
+            return None
+        log.debug("section %s: %d counts and %d key pages found %d gone", sid, counts, len(leaves), len(gone))
+        return KeyCheck(gone=gone, unknown=unknown)
+
     def _scan_keys(self, sid: int) -> None:
         "Every track key of the section into ``stage.seen``"
         for items, _ in prefetch(
@@ -147,10 +251,13 @@ class Collector:
                 (k for k in map(rating_key, (el.get("ratingKey") for el in items)) if k), sid
             )
 
-    def deletions_by_album(self, sid: int, server_total: int, expected: int) -> AlbumCheck | None:
+    def deletions_by_album(self, sid: int, server_total: int, expected: int) -> KeyCheck | None:
         """Find the tracks that left section ``sid`` from per-album counts.
 
-        The section's count disagrees with the cache, so tracks were deleted
+        Only servers whose album listings carry ``leafCount`` allow this (no
+        real capture does: plex-wire-format §13); on the others the first
+        page says so and this returns None. The section's count disagrees
+        with the cache, so tracks were deleted
         (or appeared without a recent ``updatedAt``). Instead of listing every
         track key of the section, list its albums with their ``leafCount``,
         compare each with the cache's count for that album (staged tracks
@@ -187,7 +294,7 @@ class Collector:
                 sid, expected, len(gone), len(unknown), server_total,
             )
             return None
-        return AlbumCheck(gone=gone, unknown=unknown)
+        return KeyCheck(gone=gone, unknown=unknown)
 
     # -- full items -----------------------------------------------------------
 
@@ -195,15 +302,17 @@ class Collector:
         """Full items for: albums and artists the staged tracks need, tracks
         whose listed genres may be truncated, and anything queued in ``wanted``."""
         self.progress("metadata", force=True)
-        self.stage.want_related()
+        self.stage.want_related(self.facts.read_in_full_from)
         keys = self.stage.wanted()
-        if not keys:
-            return
-        self._read(keys)
-        # Albums may name artists we do not have yet (rare: tracks name them too).
-        extra = self.stage.unknown_album_artists()
-        if extra:
-            self._read(extra)
+        if keys:
+            self._read(keys)
+        # Tracks staged from their full items (found by key scans) may belong
+        # to albums and artists nobody has yet; albums may name artists we do
+        # not have (rare: tracks name them too).
+        for unknown in (self.stage.unknown_parents, self.stage.unknown_album_artists):
+            extra = [k for k in unknown() if k not in self.asked]
+            if extra:
+                self._read(extra)
         self.check_full_items()
 
     def check_full_items(self) -> None:
@@ -267,24 +376,32 @@ class Collector:
             self.progress()
 
     def _merge_full_tracks(self, elements) -> None:
-        """Full track items: complete genres for staged tracks; tracks we
-        only knew by key (found by a key scan) are staged whole."""
-        staged, new = [], []
+        """Full track items: complete genres for tracks staged from listings
+        (each one compared with its listing entry: ``facts.observe``); tracks
+        we only knew by key are staged whole."""
+        listed = self.stage.listed_genres([k for k in (rating_key(el.get("ratingKey")) for el in elements) if k])
+        complete, new = [], []
         for el in elements:
-            (staged if self.stage.is_staged(el.get("ratingKey")) else new).append(el)
-        rows = []
-        for el in staged:
+            if rating_key(el.get("ratingKey")) not in listed:
+                new.append(el)
+                continue
             try:
-                rows.append(track_row(el, None))
+                row = track_row(el, None, full=True)
             except BadItem:
                 self.skipped += 1
-        self.stage.complete_genres(rows)
-        for el in new:
-            sid = el.get("librarySectionID")
-            self._stage_tracks([el], int(sid) if sid and sid.isdigit() else None)
+                continue
+            complete.append(row)
+            shown = listed[row[0]]
+            if shown is not None:
+                self.facts.observe(shown, len(json.loads(row[_GENRES_AT])) if row[_GENRES_AT] else 0)
+        self.stage.complete_genres(complete)
         if new:
-            # their albums/artists may be unknown too
-            keys = self.stage.unknown_parents()
-            if keys:
-                self.stage.want(keys)
-                self._read(keys)
+            self._stage_tracks(new, None, full=True)  # full items carry their librarySectionID
+
+
+_GENRES_AT = STAGE_TRACK_COLUMNS.index("own_genres")
+
+
+def _key_range(lo: int, hi: int | None) -> dict:
+    "Filters for the track keys k with lo <= k < hi (hi None: no upper bound)"
+    return {**({"track.id>>": lo - 1} if lo > 0 else {}), **({"track.id<<": hi} if hi is not None else {})}

@@ -4,9 +4,11 @@ incremental per section. Pure decisions on plain data; the only I/O is
 
 A section synced before, on the same server, with the same UUID, is synced
 incrementally; anything else (first sync, ``full=True``, another server, a
-section recreated under a new UUID) is read in full. Section UUIDs are unique
-per server, so an unchanged set of UUIDs proves "same server" without the
-extra ``GET /`` (``needs_server_check``).
+section recreated under a new UUID, a server version the cache has learned
+nothing about: ``learn``) is read in full. Section UUIDs are unique per
+server, so an unchanged set of UUIDs proves "same server" without the extra
+``GET /``; it is asked only when something changed (``needs_server_check``),
+for the server's version.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from ..errors import NoMusicSection
 from ..plex import Section
 from ..timeutil import iso_to_epoch
+from .learn import learned_versions
 
 OVERLAP_SECONDS = 120  # incremental windows reach back this far (clock skew)
 
@@ -38,6 +41,7 @@ class CacheState:
     server_id: str | None
     sections: dict[int, CachedSection]
     has_tracks: bool
+    learned: frozenset[tuple[str, str]] = frozenset()  # (server id, version) pairs with listing facts
 
     def knows(self, sections: list[Section]) -> bool:
         "Were all these sections synced from this cache's server before?"
@@ -53,6 +57,7 @@ class ServerInfo:
 
     machine_id: str
     name: str | None = None
+    version: str = ""  # "" when the server does not say
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class SyncPlan:
     replacing: bool  # the cache held another server's library: replace it whole
     server_time: int  # the server's clock at the start (epoch seconds)
     warnings: tuple[str, ...] = ()
+    relearn: bool = False  # a server version the cache knows nothing about: read in full, learn again
 
     @property
     def mode(self) -> str:
@@ -116,12 +122,21 @@ def read_cache_state(conn: sqlite3.Connection) -> CacheState:
         for r in conn.execute("select id, uuid, content_changed_at, synced_at from sections")
     }
     has_tracks = bool(conn.execute("select exists(select 1 from tracks)").fetchone()[0])
-    return CacheState(server_id=row[0] if row else None, sections=sections, has_tracks=has_tracks)
+    return CacheState(
+        server_id=row[0] if row else None, sections=sections, has_tracks=has_tracks, learned=learned_versions(conn)
+    )
 
 
 def needs_server_check(sections: list[Section], state: CacheState, *, full: bool) -> bool:
-    "Must the sync ask ``GET /`` which server this is?"
-    return full or not state.knows(sections)
+    """Must the sync ask ``GET /`` which server (and version) this is? Not when
+    the sections are known and none changed: that sync only fetches play-state
+    deltas, and reads their tracks in full, trusting no learned fact"""
+    return (
+        full
+        or not state.knows(sections)
+        or any(s.content_changed_at is None or s.content_changed_at != state.sections[s.id].content_changed_at
+               for s in sections)
+    )  # fmt: skip
 
 
 def plan_sync(
@@ -136,8 +151,10 @@ def plan_sync(
     answer when ``needs_server_check`` said so, else None (same server)."""
     server_id = state.server_id
     replacing = False
+    relearn = False
     warnings: tuple[str, ...] = ()
     if server is not None:
+        relearn = (server.machine_id, server.version) not in state.learned
         server_id = server.machine_id
         if state.server_id and state.server_id != server_id and state.has_tracks:
             replacing = True
@@ -148,7 +165,7 @@ def plan_sync(
     plans = []
     for s in sections:
         prev = state.sections.get(s.id)
-        incremental = not (full or replacing or prev is None or not prev.synced_at or prev.uuid != s.uuid)
+        incremental = not (full or replacing or relearn or prev is None or not prev.synced_at or prev.uuid != s.uuid)
         plans.append(SectionPlan(section=s, incremental=incremental, previous=prev))
     return SyncPlan(
         sections=tuple(plans),
@@ -156,4 +173,5 @@ def plan_sync(
         replacing=replacing,
         server_time=server_time,
         warnings=warnings,
+        relearn=relearn,
     )

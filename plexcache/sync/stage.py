@@ -5,7 +5,7 @@ off: it is scratch, dropped after every sync, failed or not). Readers of the
 cache never see it. Its tables:
 
 ``stage.tracks``   track rows as listed (``STAGE_TRACK_COLUMNS``), completed
-                   by full reads (genres)
+                   by full reads (genres), or read in full
 ``stage.albums``   album rows from full reads (the ``albums`` columns)
 ``stage.artists``  artist rows from full reads (the ``artists`` columns)
 ``stage.seen``     every key a complete listing (or key scan) of a section
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -123,7 +124,7 @@ class Stage:
     def complete_genres(self, rows: list[tuple]) -> None:
         "Full genre lists, from full track items, for tracks staged from listings"
         self._write(
-            "update stage.tracks set own_genres = ?, genres_truncated = 0 where rating_key = ?",
+            "update stage.tracks set own_genres = ?, listed_genres = null where rating_key = ?",
             ((row[_GENRES_AT], row[0]) for row in rows),
         )
 
@@ -134,10 +135,11 @@ class Stage:
             self.conn.executemany("delete from stage.seen where rating_key = ?", gone)
             self.conn.executemany("delete from stage.tracks where rating_key = ?", gone)
 
-    def want_related(self) -> None:
+    def want_related(self, read_in_full_from: int) -> None:
         """Queue the full reads every sync needs: albums and artists of staged
         tracks that the cache lacks or that this sync re-reads anyway (full
-        sections: everything), and tracks whose listed genres may be cut."""
+        sections: everything), and listed tracks whose genre list may be cut:
+        those showing at least ``read_in_full_from`` genres (``learn``)."""
         conn = self.conn
         for kind in ("album", "artist"):
             conn.execute(
@@ -147,13 +149,35 @@ class Stage:
                 f"(select 1 from main.{kind}s a where a.rating_key = st.{kind}_rating_key))"
             )
         conn.execute(
-            "insert or ignore into stage.wanted select rating_key from stage.tracks where genres_truncated = 1"
+            "insert or ignore into stage.wanted select rating_key from stage.tracks where listed_genres >= ?",
+            (read_in_full_from,),
         )
 
     # -- reads ----------------------------------------------------------------
 
-    def is_staged(self, key: str) -> bool:
-        return self.conn.execute("select 1 from stage.tracks where rating_key = ?", (key,)).fetchone() is not None
+    def listed_genres(self, keys: list[str]) -> dict[str, int | None]:
+        "{key: Genre tags its listing showed (None: read in full)} for the staged tracks among ``keys``"
+        out: dict[str, int | None] = {}
+        for i in range(0, len(keys), 500):
+            batch = keys[i : i + 500]
+            out.update(
+                self.conn.execute(
+                    "select rating_key, listed_genres from stage.tracks "
+                    f"where rating_key in ({','.join('?' for _ in batch)})",
+                    batch,
+                )
+            )
+        return out
+
+    def seen_keys(self, section_id: int) -> list[str]:
+        "The keys a complete listing or key scan of the section saw, in key order"
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "select rating_key from stage.seen where section_id = ? order by cast(rating_key as integer)",
+                (section_id,),
+            )
+        ]
 
     def wanted(self) -> list[str]:
         return [r[0] for r in self.conn.execute("select rating_key from stage.wanted order by cast(rating_key as integer)")]
@@ -195,6 +219,37 @@ class Stage:
             {"s": section_id},
         ).fetchone()
         return local, new
+
+    def section_keys(self, section_id: int) -> array:
+        "The keys the section will hold before deletions (cached, and staged new ones), sorted, as integers"
+        return array(
+            "q",
+            (
+                r[0]
+                for r in self.conn.execute(
+                    "select cast(rating_key as integer) k from main.tracks where section_id = :s "
+                    "union select cast(st.rating_key as integer) from stage.tracks st where st.section_id = :s "
+                    "and not exists (select 1 from main.tracks t where t.rating_key = st.rating_key) order by k",
+                    {"s": section_id},
+                )
+            ),
+        )
+
+    def only_cached(self, keys: list[str]) -> list[str]:
+        "Those of ``keys`` the cache holds and this sync did not stage"
+        out = []
+        for i in range(0, len(keys), 500):
+            batch = keys[i : i + 500]
+            marks = ",".join("?" for _ in batch)
+            out += [
+                r[0]
+                for r in self.conn.execute(
+                    f"select rating_key from main.tracks t where rating_key in ({marks}) and not exists "
+                    "(select 1 from stage.tracks st where st.rating_key = t.rating_key) order by cast(rating_key as integer)",
+                    batch,
+                )
+            ]
+        return out
 
     def unknown_seen(self, section_id: int) -> list[str]:
         "Keys a key scan saw that neither the cache nor the stage has"
@@ -254,8 +309,9 @@ class Stage:
         return gone, unknown
 
     def dependents(self, key: str) -> list[tuple[str, int | None]]:
-        "(track key, section) of staged tracks that are ``key`` or belong to it"
+        "(track key, section) of staged or seen tracks that are ``key`` or belong to it"
         return self.conn.execute(
-            "select rating_key, section_id from stage.tracks where ? in (rating_key, album_rating_key, artist_rating_key)",
-            (key,),
+            "select rating_key, section_id from stage.tracks where ? in (rating_key, album_rating_key, artist_rating_key) "
+            "union select rating_key, section_id from stage.seen where rating_key = ?",
+            (key, key),
         ).fetchall()
