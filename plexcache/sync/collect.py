@@ -66,8 +66,6 @@ class Collector:
         # what track listings show of genres; refined by every comparison (None: nothing trusted)
         self.facts = facts if facts is not None else TagFacts()
         self.skipped = 0  # malformed items left out
-        self.asked: set[str] = set()  # keys requested through /library/metadata
-        self.returned: set[str] = set()  # keys those answers brought back
 
     # -- tracks -------------------------------------------------------------
 
@@ -310,7 +308,7 @@ class Collector:
         # to albums and artists nobody has yet; albums may name artists we do
         # not have (rare: tracks name them too).
         for unknown in (self.stage.unknown_parents, self.stage.unknown_album_artists):
-            extra = [k for k in unknown() if k not in self.asked]
+            extra = self.stage.not_asked(unknown())
             if extra:
                 self._read(extra)
         self.check_full_items()
@@ -328,11 +326,11 @@ class Collector:
         contradicting itself: fail, changing nothing. Otherwise those tracks
         are gone too, and are left out.
         """
-        missing = self.asked - self.returned
+        missing = self.stage.missing_full()
         if not missing:
             return
-        self._read(sorted(missing, key=int))
-        missing -= self.returned
+        self._read(missing)
+        missing = self.stage.missing_full()
         if not missing:
             return
         dependents: dict = {}  # section -> staged track keys that need a missing key
@@ -351,11 +349,13 @@ class Collector:
                     )
         self.stage.drop_tracks(k for keys in dependents.values() for k in keys)
 
-    def _read(self, keys: list[str]) -> None:
-        "Read ``keys`` in full and stage what comes back"
-        self.asked.update(keys)
+    def _read(self, keys) -> None:
+        """Read ``keys`` (strings, or integers as ``Stage.wanted`` gives them)
+        in full and stage what comes back; what was asked for and what came
+        back is logged in the stage (``check_full_items``)"""
+        self.stage.add_asked(keys)
         for elements in prefetch(self.source.metadata(keys)):
-            tracks_full, albums, artists = [], [], []
+            tracks_full, albums, artists, returned = [], [], [], []
             for el in elements:
                 kind = item_type(el)
                 try:
@@ -367,9 +367,10 @@ class Collector:
                         tracks_full.append(el)
                     else:
                         continue
-                    self.returned.add(rating_key(el.get("ratingKey")))
+                    returned.append(rating_key(el.get("ratingKey")))
                 except BadItem:
                     self.skipped += 1
+            self.stage.add_returned(k for k in returned if k)
             self.stage.add_items(albums, artists)
             if tracks_full:
                 self._merge_full_tracks(tracks_full)

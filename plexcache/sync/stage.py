@@ -12,6 +12,9 @@ cache never see it. Its tables:
                    showed: cached tracks of that section missing here are gone
 ``stage.wanted``   keys to read in full through ``/library/metadata``
 ``stage.gone``     cached tracks found deleted without a full key scan
+``stage.asked``    keys asked for through ``/library/metadata`` (integers)
+``stage.returned`` keys those answers brought back: sets of a million keys
+                   stay here, not in memory (~90 bytes a key as Python str)
 
 Every query of those tables the collection makes is here; the apply reads
 them in its own statements (``apply.py``).
@@ -67,6 +70,8 @@ class Stage:
         conn.execute("create table stage.seen (rating_key TEXT PRIMARY KEY, section_id INTEGER)")
         conn.execute("create table stage.wanted (rating_key TEXT PRIMARY KEY)")
         conn.execute("create table stage.gone (rating_key TEXT PRIMARY KEY)")
+        conn.execute("create table stage.asked (rating_key INTEGER PRIMARY KEY)")
+        conn.execute("create table stage.returned (rating_key INTEGER PRIMARY KEY)")
 
     def drop(self) -> None:
         try:
@@ -169,18 +174,47 @@ class Stage:
             )
         return out
 
-    def seen_keys(self, section_id: int) -> list[str]:
-        "The keys a complete listing or key scan of the section saw, in key order"
+    def seen_keys(self, section_id: int) -> array:
+        "The keys a complete listing or key scan of the section saw, in key order, as integers (8 bytes each)"
+        return array(
+            "q",
+            (
+                r[0]
+                for r in self.conn.execute(
+                    "select cast(rating_key as integer) k from stage.seen where section_id = ? order by k",
+                    (section_id,),
+                )
+            ),
+        )
+
+    def wanted(self) -> array:
+        "The keys queued for full reads, in key order, as integers"
+        return array(
+            "q", (r[0] for r in self.conn.execute("select cast(rating_key as integer) k from stage.wanted order by k"))
+        )
+
+    # -- what full reads asked for and got back --------------------------------
+
+    def add_asked(self, keys) -> None:
+        self._write("insert or ignore into stage.asked values (?)", ((int(k),) for k in keys))
+
+    def add_returned(self, keys) -> None:
+        self._write("insert or ignore into stage.returned values (?)", ((int(k),) for k in keys))
+
+    def not_asked(self, keys: list[str]) -> list[str]:
+        "Those of ``keys`` no full read asked for yet"
+        asked = self.conn.execute
+        return [k for k in keys if not asked("select 1 from stage.asked where rating_key = ?", (int(k),)).fetchone()]
+
+    def missing_full(self) -> list[str]:
+        "Keys asked for in full that no answer brought back, in key order"
         return [
-            r[0]
+            str(r[0])
             for r in self.conn.execute(
-                "select rating_key from stage.seen where section_id = ? order by cast(rating_key as integer)",
-                (section_id,),
+                "select rating_key from stage.asked a where not exists "
+                "(select 1 from stage.returned r where r.rating_key = a.rating_key) order by rating_key"
             )
         ]
-
-    def wanted(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("select rating_key from stage.wanted order by cast(rating_key as integer)")]
 
     def unknown_album_artists(self) -> list[str]:
         "Artists that staged albums name and nobody has (rare: tracks name them too)"
