@@ -36,6 +36,16 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM``, which starts afresh at exec.
+    (``ru_maxrss`` survives fork+exec on Linux: a worker started by a big
+    orchestrator would report the orchestrator's peak.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
