@@ -69,10 +69,11 @@ def cli():
     type=click.IntRange(1, 10000),
     help="Tracks per request",
 )
+@click.option("--no-history", is_flag=True, help="Leave the listening history (plays, accounts, devices) out")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or log lines, only errors")
 @click.option("--trigger", default="cli", hidden=True)
 @click.option("--nice", "niceness", default=0, type=click.IntRange(0, 19), hidden=True)
-def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, trigger, niceness):
+def sync(db, url, token, section, full, allow_mass_delete, page_size, no_history, quiet, trigger, niceness):
     """Sync every music track from Plex into the cache
 
     \b
@@ -103,6 +104,7 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
                 trigger=trigger,
                 lock=inherited_lock(db_path),
                 page_size=page_size,
+                history=not no_history,
             )
     except PlexcacheError as e:
         _fail(e)

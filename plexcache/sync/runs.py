@@ -37,7 +37,7 @@ PROGRESS_WRITE_INTERVAL = 0.2  # seconds between progress writes to sync_runs
 class SyncProgress:
     "What a sync is doing, as data: for progress bars, logs and the web page"
 
-    phase: str  # connecting | tracks | metadata | deletions | applying | done
+    phase: str  # connecting | history | tracks | metadata | deletions | applying | done
     current: int
     total: int
     run_id: int | None = None
@@ -56,6 +56,7 @@ class SyncResult:
     track_count: int = 0
     skipped_items: int = 0
     warnings: list[str] = field(default_factory=list)
+    plays_added: int = 0  # listening-history plays new to the cache
 
     def summary(self) -> str:
         return (
