@@ -86,7 +86,8 @@ def init_cache(db_path) -> Path:
     return Path(db_path)
 
 
-CACHE_TABLES = ("tracks", "albums", "artists", "sections", "sync_state", "sync_runs")
+CACHE_TABLES = ("tracks", "albums", "artists", "sections", "sync_state", "sync_runs",
+                "plays", "accounts", "devices", "history_sync")  # fmt: skip
 
 
 def reset_cache(db_path) -> bool:
@@ -134,8 +135,10 @@ def _empty(conn: sqlite3.Connection) -> None:
         # Without the FTS triggers, emptying a million tracks is one statement.
         for name, _ in triggers:
             conn.execute(f'drop trigger "{name}"')
+        existing = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
         for table in CACHE_TABLES:
-            conn.execute(f"delete from [{table}]")
+            if table in existing:  # a cache written before the listening history has no plays
+                conn.execute(f"delete from [{table}]")
         if conn.execute("select 1 from sqlite_master where name = 'tracks_fts'").fetchone():
             conn.execute("insert into tracks_fts(tracks_fts) values('delete-all')")
         for _, sql in triggers:

@@ -42,6 +42,7 @@ INDEXES = {
     "albums": [["artist_rating_key"], ["year"], ["section_id"]],
     "artists": [["section_id"]],
     "sync_runs": [["status"], ["started_at"]],
+    "plays": [["viewed_at"], ["rating_key"], ["account_id"], ["device_id"], ["section_id"]],
 }
 
 FTS_COLUMNS = ["title", "artist", "album"]

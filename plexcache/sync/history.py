@@ -315,10 +315,12 @@ class HistoryStep:
         return since
 
     def _played_since(self, sid: int, since: int) -> bool:
+        "Any play of the section at or after ``since``, read now or by an earlier (history-only) sync?"
         return bool(
             self.conn.execute(
-                "select exists(select 1 from stage.plays where section_id = ? and viewed_at >= ?)",
-                (sid, epoch_to_iso(since) or ""),
+                "select exists(select 1 from stage.plays where section_id = :s and viewed_at >= :t) "
+                "or exists(select 1 from main.plays where section_id = :s and viewed_at >= :t)",
+                {"s": sid, "t": epoch_to_iso(since) or ""},
             ).fetchone()[0]
         )
 
