@@ -284,8 +284,12 @@ PLAYS = Table(
             "TEXT",
             "The track played (tracks.rating_key); kept when the track is deleted, empty when Plex never sent it",
         ),
-        _c("account_id", "INTEGER", "Who played it (accounts.id; 1 is the server owner)"),
-        _c("device_id", "INTEGER", "The player (devices.id); empty when Plex did not record it"),
+        _c("account_id", "INTEGER REFERENCES accounts(id)", "Who played it (accounts.id; 1 is the server owner)"),
+        _c(
+            "device_id",
+            "INTEGER REFERENCES devices(id)",
+            "The player (devices.id); empty when Plex did not record it",
+        ),
         _c("viewed_at", "TIMESTAMP", "When it was played (UTC)"),
         _c("section_id", "INTEGER", "The Plex music library (sections.id)"),
         _c("title", "TEXT", "Track title as Plex recorded it for this play"),
@@ -391,6 +395,38 @@ VIEW_COLUMNS: dict[str, dict[str, str]] = {
         "minutes": "Total length in minutes",
         "plays": "Total plays of its tracks",
     },
+}
+
+
+_p = PLAYS.descriptions
+VIEW_COLUMNS["listening"] = {
+    "history_id": _p["history_id"],
+    "viewed_at": _p["viewed_at"],
+    "year": "Year of the play (UTC)",
+    "month": "Month of the play, e.g. 2024-05 (UTC)",
+    "hour": "Hour of the day of the play, 0-23 (UTC)",
+    "account_id": _p["account_id"],
+    "account": "Account name",
+    "device_id": _p["device_id"],
+    "device": "Device name",
+    "platform": DEVICES.descriptions["platform"],
+    "rating_key": _p["rating_key"],
+    "title": _p["title"],
+    "artist": _p["artist"],
+    "album": "Album title: the track's album now, else as Plex recorded it for the play",
+    "album_rating_key": _t["album_rating_key"],
+    "duration_ms": "The track's length in milliseconds (empty when the track is no longer in the library)",
+    "genres": _t["genres"],
+    "release_year": _t["year"],
+    "in_library": "1 while the track is still in the library",
+    "section_id": _p["section_id"],
+}
+VIEW_COLUMNS["plays_per_month"] = {
+    "month": "Month, e.g. 2024-05 (UTC)",
+    "plays": "Plays that month",
+    "tracks": "Distinct tracks played",
+    "accounts": "Accounts that listened",
+    "minutes": "Minutes listened (tracks still in the library)",
 }
 
 

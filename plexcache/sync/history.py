@@ -341,9 +341,9 @@ class HistoryStep:
                 "select count(*) from stage.plays sp where not exists "
                 "(select 1 from main.plays p where p.history_id = sp.history_id)"
             ).fetchone()[0]
-            _upsert_keeping(conn, PLAYS, "plays", order_by="history_id")
             _upsert_keeping(conn, ACCOUNTS, "accounts")
             _upsert_keeping(conn, DEVICES, "devices")
+            _upsert_keeping(conn, PLAYS, "plays", order_by="history_id")
         self._write_states(synced_at, tracks)
         if self.refused:
             result.warnings.append(self.refused)
