@@ -14,6 +14,7 @@ from datasette.app import Datasette
 from datasette_plexcache.metadata import datasette_kwargs
 from syncutil import config_for
 
+from plexcache import overview
 from plexcache.simulator import Simulator
 from plexcache.sync import sync
 
@@ -74,6 +75,12 @@ async def test_tables_and_views_are_browsable_with_facets(cache, data):
     assert sum(m["plays"] for m in per_month) == len(plays)
     months = Counter(p["viewed_at"][:7] for p in plays)
     assert {m["month"]: m["plays"] for m in per_month} == months
+    # the home page's "listening over time" chart reads the same table
+    conn = sqlite3.connect(cache)
+    assert overview.plays_by_month(conn) == sorted(months.items())
+    conn.close()
+    home = (await ds.client.get("/")).text
+    assert 'id="chart-plays"' in home
 
 
 @pytest.mark.asyncio

@@ -44,7 +44,7 @@ def sim():
 @pytest.fixture(scope="module")
 def synced_template(sim, tmp_path_factory):
     path = tmp_path_factory.mktemp("template") / f"{DB}.db"
-    sync(path, config_for(sim))
+    sync(path, config_for(sim), history=False)  # no plays: the listening cases add their own
     conn = open_cache(path)
     conn.execute("pragma wal_checkpoint(truncate)")
     conn.close()
