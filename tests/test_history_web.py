@@ -5,6 +5,7 @@ cache synced from the simulator."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ from datasette_plexcache.metadata import datasette_kwargs
 from syncutil import config_for
 
 from plexcache import overview
+from plexcache.db import open_cache
+from plexcache.lock import SyncLock
 from plexcache.simulator import Simulator
 from plexcache.sync import sync
 
@@ -156,3 +159,20 @@ def test_queries_are_described(cache):
     for name in ("top_tracks_of_year", "top_artists_of_year", "minutes_per_month_per_account",
                  "forgotten_favourites", "never_played"):  # fmt: skip
         assert name in text
+
+
+@pytest.mark.asyncio
+async def test_progress_page_shows_the_history_phase(tmp_path):
+    path = tmp_path / "library_cache.db"
+    conn = open_cache(path)
+    conn.execute(
+        "insert into sync_runs (started_at, mode, status, phase, trigger, pid) "
+        "values ('2026-01-01T00:00:00Z', 'full', 'running', 'history', 'cli', ?)",
+        (os.getpid(),),
+    )
+    conn.close()
+    with SyncLock(path):  # the run is alive
+        html = (await datasette(path).client.get("/-/plexcache")).text
+        runs = (await datasette(path).client.get("/-/plexcache/runs.json")).json()["runs"]
+    assert "<td>history: 0 / 0</td>" in html  # the page; the script redraws rows from runs.json
+    assert (runs[0]["status"], runs[0]["phase"]) == ("running", "history")
