@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 from ..columns import ACCOUNTS, DEVICES, PLAYS
 from ..errors import PlexAuthError, PlexBadResponse, PlexNotFound
-from ..plex import PlexSource
+from ..plex import PlexSource, prefetch
 from ..plex.history import (
     account_row,
     accounts,
@@ -182,30 +182,35 @@ class HistoryStep:
     def _read(self, sid: int, since: int | None) -> int | None:
         """Stage the section's plays, newest first: every page (``since`` None)
         or until a page reaches plays older than ``since``. Returns Plex's
-        count of the section's plays on the first page (None if it sends none)."""
+        count of the section's plays on the first page (None if it sends none).
+        The next page is fetched and parsed while this one is staged."""
+        first_total = None
+        for rows, total, first in prefetch(self._pages(sid, since)):
+            if first:
+                first_total = total
+            self._stage(rows)
+            self.progress()
+        return first_total
+
+    def _pages(self, sid: int, since: int | None):
+        "(rows, totalSize, is the first page) per page, offset-paged as plexapi does"
         page_size = self.source.page_size
         start, size = 0, page_size if since is None else min(HEAD_SIZE, page_size)
-        first_total = None
         while True:
             items, total = self._page(sid, start, size)
-            if start == 0:
-                first_total = total
-            self._stage(items, sid)
-            self.progress()
+            yield self._rows(items, sid), total, start == 0
             start += len(items)
             if total is not None and start >= total:
-                return first_total
+                return
             if not items or (total is None and len(items) < size):
                 if total is not None and start < total:
                     raise PlexBadResponse(
                         f"Plex at {self.source.base_url} ended the listening history of section {sid} early: "
                         f"it counts {total:,} plays and listed {start:,}"
                     )
-                return first_total
-            if since is not None:
-                oldest = min((int_attr(el.get("viewedAt")) or 0) for el in items)
-                if oldest < since:
-                    return first_total
+                return
+            if since is not None and min((int_attr(el.get("viewedAt")) or 0) for el in items) < since:
+                return
             size = page_size
 
     def _page(self, sid: int, start: int, size: int):
@@ -234,7 +239,7 @@ class HistoryStep:
             "only the server owner's token may read every account's plays"
         )
 
-    def _stage(self, items, sid: int) -> None:
+    def _rows(self, items, sid: int) -> list[tuple]:
         rows = []
         for el in items:
             try:
@@ -246,6 +251,9 @@ class HistoryStep:
             if row[5] is None:
                 row = (*row[:5], sid, *row[6:])
             rows.append(row)
+        return rows
+
+    def _stage(self, rows: list[tuple]) -> None:
         if rows:
             with self.conn:
                 self.conn.execute("begin")
