@@ -8,7 +8,8 @@ writes (over the staged row ``s`` and its cached album ``al`` and artist
 
 Derived from here:
 
-- ``schema.TABLES_SQL`` (the CREATE statements) and ``facet_counts``' tables;
+- ``schema.TABLES_SQL`` (the CREATE statements) and the tables of
+  ``facet_counts`` and ``overview``;
 - the staging tables (``STAGE_TRACK_COLUMNS``: the tracks columns staged as
   is, and what the apply derives the others from);
 - the apply's ``insert ... select`` (named columns, ``apply_select``);
@@ -348,9 +349,36 @@ HISTORY_SYNC = Table(
     ),
 )
 
-#: The cache's tables, in creation order (``facet_counts``' two are created by facet_counts.py)
+OVERVIEW_COUNTS = Table(
+    "overview_counts",
+    (
+        _c("metric", "TEXT NOT NULL", "tracks (how many), duration_ms (their total length) or added_month"),
+        _c("key", "TEXT NOT NULL", "For added_month: the month, YYYY-MM; empty for the totals"),
+        _c("n", "INTEGER NOT NULL", "The number: tracks, milliseconds, or tracks added that month"),
+    ),
+    constraints=("PRIMARY KEY (metric, key)",),
+    options=" WITHOUT ROWID",
+)
+
+OVERVIEW_STATE = Table(
+    "overview_state",
+    (
+        _c("id", "INTEGER PRIMARY KEY CHECK (id = 1)", "Always 1: this table has a single row"),
+        _c(
+            "status",
+            "TEXT NOT NULL",
+            "current (the numbers match tracks), stale (the overview computes live) or applying",
+        ),
+        _c("total", "INTEGER NOT NULL DEFAULT 0", "Tracks counted"),
+        _c("counted_at", "TIMESTAMP", "When the numbers were last recomputed from scratch (UTC)"),
+    ),
+)
+
+#: The cache's tables, in creation order; the precounted ones are created by
+#: facet_counts.py and overview.py (with their triggers)
 TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, PLAYS, ACCOUNTS, DEVICES, HISTORY_SYNC)
 FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
+OVERVIEW_TABLES = (OVERVIEW_COUNTS, OVERVIEW_STATE)
 
 _t = TRACKS.descriptions
 _a = ALBUMS.descriptions
@@ -432,6 +460,6 @@ VIEW_COLUMNS["plays_per_month"] = {
 
 def descriptions() -> dict[str, dict[str, str]]:
     "{table or view: {column: description}} for every table and view"
-    out = {t.name: t.descriptions for t in (*TABLES, *FACET_TABLES)}
+    out = {t.name: t.descriptions for t in (*TABLES, *FACET_TABLES, *OVERVIEW_TABLES)}
     out.update({name: dict(cols) for name, cols in VIEW_COLUMNS.items()})
     return out

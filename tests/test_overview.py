@@ -17,7 +17,6 @@ from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from datasette_plexcache.app import build_datasette
 from syncutil import config_for
 from test_facets import connect, with_transaction
 from test_facets import insert_track as facets_insert_track
@@ -25,6 +24,7 @@ from test_facets import insert_track as facets_insert_track
 from plexcache import overview
 from plexcache.config import PlexConfig
 from plexcache.db import open_cache, reset_cache
+from plexcache.serve import build_datasette
 from plexcache.simulator import Simulator
 from plexcache.sync import sync
 
@@ -35,16 +35,13 @@ DB = "library_cache"
 # ---- fixtures and helpers ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=700, seed=5, token=TOKEN) as s:
-        yield s
+SIM = {"tracks": 700, "seed": 5, "token": TOKEN}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture(scope="module")
-def synced_template(sim, tmp_path_factory):
+def synced_template(module_sim, tmp_path_factory):
     path = tmp_path_factory.mktemp("template") / f"{DB}.db"
-    sync(path, config_for(sim), history=False)  # no plays: the listening cases add their own
+    sync(path, config_for(module_sim), history=False)  # no plays: the listening cases add their own
     conn = open_cache(path)
     conn.execute("pragma wal_checkpoint(truncate)")
     conn.close()
@@ -362,7 +359,7 @@ async def test_overview_json(cache):
 
 @pytest.mark.asyncio
 async def test_empty_cache_says_so(tmp_path):
-    from datasette_plexcache.service import init_cache
+    from plexcache.db import init_cache
 
     path = tmp_path / f"{DB}.db"
     init_cache(path)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from ..config import PlexConfig
-from ..db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
+from ..db import BUSY_TIMEOUT_MS, describe_sqlite_error, make_folder, open_cache
 from ..errors import CacheError, PlexcacheError
 from ..lock import SyncLock
 from ..plex import TRACK, PlexSource
@@ -75,10 +75,7 @@ def sync(
     token-free message) when the sync fails; the cache is then unchanged.
     """
     db_path = Path(db_path)
-    try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CacheError(f"cannot create folder {db_path.parent}: {e.strerror}") from None
+    make_folder(db_path)  # hardening: a one-line CacheError saying why it cannot
     lock = lock or SyncLock(db_path)
     lock.acquire(timeout=0.25)  # status probes hold it for microseconds
     try:
@@ -165,6 +162,8 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
         track_count=track_count,
         skipped_items=skipped,
         warnings=warnings,
+        synced_tracks=sum(apply.count_tracks(conn, p.section.id) for p in plan.sections),  # hardening
+        section=plan.sections[0].section.title if section else None,  # hardening
     )
 
 
