@@ -17,7 +17,7 @@ from plexcache.db import reset_cache
 from plexcache.errors import PlexError
 from plexcache.simulator import Simulator
 from plexcache.status import get_status
-from plexcache.sync import sync
+from plexcache.sync import sync, sync_history
 from plexcache.timeutil import epoch_to_iso
 
 TOKEN = "hist-Tok_en-77aBc"
@@ -447,7 +447,7 @@ def test_history_only_sync_leaves_the_tracks_alone(tmp_path):
         sim.edit_track(key, title="Not Yet")
         sim.advance_clock(3)
         before = fingerprint(db)
-        result = sync(db, cfg, tracks=False)
+        result = sync_history(db, cfg)
         assert result.plays_added == 1 and result.added == result.updated == 0
         assert fingerprint(db) == before and rows(db, "sync_state") == state
         assert plays(db) == expected_plays(sim)

@@ -41,7 +41,7 @@ from .plan import ServerInfo, choose_sections, needs_server_check, plan_sync, re
 from .runs import ProgressCallback, SyncProgress, SyncResult
 from .stage import Stage
 
-__all__ = ["sync", "SyncResult", "SyncProgress", "ProgressCallback"]
+__all__ = ["sync", "sync_history", "SyncResult", "SyncProgress", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,13 @@ def sync(
             conn.close()
     finally:
         lock.release()
+
+
+def sync_history(db_path: str | os.PathLike, config: PlexConfig, **kwargs) -> SyncResult:
+    """Only the listening history (plays, accounts, devices), e.g. after a
+    play stops: ``sync(..., tracks=False)``. The tracks and ``sync_state``
+    stay as they are; the next library sync brings the play counts."""
+    return sync(db_path, config, tracks=False, **kwargs)
 
 
 def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, full, section, allow_mass_delete, started,

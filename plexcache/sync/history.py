@@ -57,6 +57,7 @@ from ..plex.history import (
 from ..plex.http import int_attr
 from ..plex.rows import BadItem
 from ..timeutil import epoch_to_iso, iso_to_epoch
+from .apply import _upsert as upsert
 from .plan import OVERLAP_SECONDS, SectionPlan, SyncPlan
 from .runs import Progress
 
@@ -349,9 +350,9 @@ class HistoryStep:
                 "select count(*) from stage.plays sp where not exists "
                 "(select 1 from main.plays p where p.history_id = sp.history_id)"
             ).fetchone()[0]
-            _upsert_keeping(conn, ACCOUNTS, "accounts")
-            _upsert_keeping(conn, DEVICES, "devices")
-            _upsert_keeping(conn, PLAYS, "plays", order_by="history_id")
+            # a column Plex stopped sending (a deleted track's key) keeps what we knew
+            for table in (ACCOUNTS, DEVICES, PLAYS):
+                upsert(conn, table, f"stage.{table.name} s", order_by=table.names[0], keep_known=True)
         self._write_states(synced_at, tracks)
         if self.refused:
             result.warnings.append(self.refused)
@@ -399,18 +400,3 @@ class HistoryStep:
                 "play_state_synced_at = excluded.play_state_synced_at",
                 (sid, *values, play_state),
             )
-
-
-def _upsert_keeping(conn, table, name: str, order_by: str | None = None) -> None:
-    """Insert or update ``main.<name>`` from ``stage.<name>``; a column the
-    staged row lacks (NULL) keeps its cached value; unchanged rows are not written"""
-    key, *rest = table.names
-    cols = ", ".join(table.names)
-    sets = ", ".join(f"{c} = coalesce(excluded.{c}, {name}.{c})" for c in rest)
-    old = ", ".join(f"{name}.{c}" for c in rest)
-    new = ", ".join(f"coalesce(excluded.{c}, {name}.{c})" for c in rest)
-    conn.execute(
-        f"insert into main.{name} ({cols}) select {cols} from stage.{name} where true "
-        + (f"order by {order_by} " if order_by else "")
-        + f"on conflict({key}) do update set {sets} where ({old}) is not ({new})"
-    )
