@@ -25,18 +25,12 @@ PLAY_COLUMNS = ("history_id", "rating_key", "account_id", "device_id", "viewed_a
                 "album", "track_number", "disc_number")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=2500, seed=21, token=TOKEN, history=4000) as s:
-        yield s
+SIM = {"tracks": 2500, "seed": 21, "token": TOKEN, "history": 4000}  # the module's shared simulator (conftest)
 
 
-def fresh(**kwargs) -> Simulator:
-    kwargs.setdefault("tracks", 1200)
-    kwargs.setdefault("seed", 4)
-    kwargs.setdefault("token", TOKEN)
-    kwargs.setdefault("history", 1500)
-    return Simulator(**kwargs).start(host="127.0.0.1", port=0)
+def fresh(sim_factory, **kwargs) -> Simulator:
+    "A simulator of its own (stopped at the test's end), for tests that change it"
+    return sim_factory(**{"tracks": 1200, "seed": 4, "token": TOKEN, "history": 1500, **kwargs})
 
 
 def music_sections(sim) -> list[int]:
@@ -166,126 +160,111 @@ def mutate_history(sim, rng: random.Random, steps: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_incremental_equals_full_after_random_changes(tmp_path, seed):
-    sim = fresh(seed=seed)
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "inc.db"
-        sync(db, cfg)
-        rng = random.Random(seed)
-        keys_seen = {hid: p["rating_key"] for hid, p in plays(db).items()}
-        for step in range(4):
-            mutate_history(sim, rng, rng.randint(6, 20))
-            sim.advance_clock(rng.randint(1, 120))
-            result = sync(db, cfg)
-            assert result.mode == "incremental"
-            ref = tmp_path / f"full-{step}.db"
-            copy_db(db, ref)
-            sync(ref, cfg, full=True)
-            for table, key in (("plays", "history_id"), ("accounts", "id"), ("devices", "id")):
-                assert rows(db, table, key) == rows(ref, table, key), (step, table)
-            # and the cache holds every play Plex lists, keys it once knew kept
-            cached = plays(db)
-            for hid, want in expected_plays(sim).items():
-                if want["rating_key"] is None and keys_seen.get(hid):
-                    want = {**want, "rating_key": keys_seen[hid]}
-                assert cached[hid] == want, (step, hid)
-            assert set(keys_seen) <= set(cached), "a play Plex dropped left the archive"
-            keys_seen.update({hid: p["rating_key"] for hid, p in cached.items() if p["rating_key"]})
-            accounts, devices = people(sim)
-            assert rows(db, "accounts").keys() >= accounts.keys()
-            assert rows(db, "devices").keys() >= devices.keys()
-    finally:
-        sim.stop()
+def test_incremental_equals_full_after_random_changes(tmp_path, sim_factory, seed):
+    sim = fresh(sim_factory, seed=seed)
+    cfg = config_for(sim)
+    db = tmp_path / "inc.db"
+    sync(db, cfg)
+    rng = random.Random(seed)
+    keys_seen = {hid: p["rating_key"] for hid, p in plays(db).items()}
+    for step in range(4):
+        mutate_history(sim, rng, rng.randint(6, 20))
+        sim.advance_clock(rng.randint(1, 120))
+        result = sync(db, cfg)
+        assert result.mode == "incremental"
+        ref = tmp_path / f"full-{step}.db"
+        copy_db(db, ref)
+        sync(ref, cfg, full=True)
+        for table, key in (("plays", "history_id"), ("accounts", "id"), ("devices", "id")):
+            assert rows(db, table, key) == rows(ref, table, key), (step, table)
+        # and the cache holds every play Plex lists, keys it once knew kept
+        cached = plays(db)
+        for hid, want in expected_plays(sim).items():
+            if want["rating_key"] is None and keys_seen.get(hid):
+                want = {**want, "rating_key": keys_seen[hid]}
+            assert cached[hid] == want, (step, hid)
+        assert set(keys_seen) <= set(cached), "a play Plex dropped left the archive"
+        keys_seen.update({hid: p["rating_key"] for hid, p in cached.items() if p["rating_key"]})
+        accounts, devices = people(sim)
+        assert rows(db, "accounts").keys() >= accounts.keys()
+        assert rows(db, "devices").keys() >= devices.keys()
 
 
-def test_other_accounts_plays_and_late_uploads_are_found(tmp_path):
+def test_other_accounts_plays_and_late_uploads_are_found(tmp_path, sim_factory):
     """Neither moves the owner's lastViewedAt: the history window and its
     count check find them"""
-    sim = fresh()
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "c.db"
-        sync(db, cfg)
-        other = sim.add_account("Lodger")
-        key = sim.library.track_keys()[7]
-        sim.play_track(key, account_id=other["id"])
-        when = sim.now() - 90 * 86400
-        late = sim.add_play(sim.library.track_keys()[8], viewed_at=when)
-        sim.advance_clock(5)
-        before = sim.library.track(key)["viewCount"]
-        result = sync(db, cfg)
-        cached = plays(db)
-        assert cached[late]["viewed_at"] == epoch_to_iso(when)
-        assert [p["account_id"] for p in cached.values() if p["rating_key"] == key].count(other["id"]) == 1
-        assert rows(db, "accounts")[other["id"]]["name"] == "Lodger"
-        assert result.plays_added == 2
-        assert rows(db, "tracks", "rating_key")[key]["play_count"] == before  # not the owner's play
-    finally:
-        sim.stop()
+    sim = fresh(sim_factory)
+    cfg = config_for(sim)
+    db = tmp_path / "c.db"
+    sync(db, cfg)
+    other = sim.add_account("Lodger")
+    key = sim.library.track_keys()[7]
+    sim.play_track(key, account_id=other["id"])
+    when = sim.now() - 90 * 86400
+    late = sim.add_play(sim.library.track_keys()[8], viewed_at=when)
+    sim.advance_clock(5)
+    before = sim.library.track(key)["viewCount"]
+    result = sync(db, cfg)
+    cached = plays(db)
+    assert cached[late]["viewed_at"] == epoch_to_iso(when)
+    assert [p["account_id"] for p in cached.values() if p["rating_key"] == key].count(other["id"]) == 1
+    assert rows(db, "accounts")[other["id"]]["name"] == "Lodger"
+    assert result.plays_added == 2
+    assert rows(db, "tracks", "rating_key")[key]["play_count"] == before  # not the owner's play
 
 
-def test_owner_plays_update_play_counts(tmp_path):
-    sim = fresh()
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "c.db"
-        sync(db, cfg)
-        key = sim.library.track_keys()[3]
-        sim.play_track(key, times=2)
-        sim.advance_clock(3)
-        sync(db, cfg)
-        track = rows(db, "tracks", "rating_key")[key]
-        assert track["play_count"] == sim.library.track(key)["viewCount"]
-        assert track["last_played_at"] == epoch_to_iso(sim.library.track(key)["lastViewedAt"])
-    finally:
-        sim.stop()
+def test_owner_plays_update_play_counts(tmp_path, sim_factory):
+    sim = fresh(sim_factory)
+    cfg = config_for(sim)
+    db = tmp_path / "c.db"
+    sync(db, cfg)
+    key = sim.library.track_keys()[3]
+    sim.play_track(key, times=2)
+    sim.advance_clock(3)
+    sync(db, cfg)
+    track = rows(db, "tracks", "rating_key")[key]
+    assert track["play_count"] == sim.library.track(key)["viewCount"]
+    assert track["last_played_at"] == epoch_to_iso(sim.library.track(key)["lastViewedAt"])
 
 
-def test_marked_played_waits_for_the_next_play(tmp_path):
+def test_marked_played_waits_for_the_next_play(tmp_path, sim_factory):
     """The documented limit: a play count changed without a play (PMS 1.40+
     writes no history entry for "mark as played") shows at the next sync
     after any play in that library, and not before"""
-    sim = fresh()
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "c.db"
-        sync(db, cfg)
-        keys = [k for k in sim.library.track_keys() if sim.library.track(k)["librarySectionID"] == 1]
-        marked, played = keys[10], keys[11]
-        sim.library.play_track(marked)  # play state only, no history entry
-        sim.advance_clock(300)
-        sync(db, cfg)
-        assert rows(db, "tracks", "rating_key")[marked]["play_count"] != sim.library.track(marked)["viewCount"]
-        sim.advance_clock(300)
-        sim.play_track(played, account_id=[a["id"] for a in sim.history.accounts() if a["id"] > 1][0])
-        sim.advance_clock(3)
-        sync(db, cfg)
-        assert rows(db, "tracks", "rating_key")[marked]["play_count"] == sim.library.track(marked)["viewCount"]
-    finally:
-        sim.stop()
+    sim = fresh(sim_factory)
+    cfg = config_for(sim)
+    db = tmp_path / "c.db"
+    sync(db, cfg)
+    keys = [k for k in sim.library.track_keys() if sim.library.track(k)["librarySectionID"] == 1]
+    marked, played = keys[10], keys[11]
+    sim.library.play_track(marked)  # play state only, no history entry
+    sim.advance_clock(300)
+    sync(db, cfg)
+    assert rows(db, "tracks", "rating_key")[marked]["play_count"] != sim.library.track(marked)["viewCount"]
+    sim.advance_clock(300)
+    sim.play_track(played, account_id=[a["id"] for a in sim.history.accounts() if a["id"] > 1][0])
+    sim.advance_clock(3)
+    sync(db, cfg)
+    assert rows(db, "tracks", "rating_key")[marked]["play_count"] == sim.library.track(marked)["viewCount"]
 
 
-def test_a_deleted_track_keeps_its_plays_and_their_key(tmp_path):
-    sim = fresh()
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "c.db"
-        sync(db, cfg)
-        key = next(e["ratingKey"] for e in sim.history.entries(sort="viewedAt:desc") if e.get("ratingKey")
-                   and e["librarySectionID"] == "1")  # fmt: skip
-        mine = {hid for hid, p in plays(db).items() if p["rating_key"] == key}
-        sim.delete_tracks([key])
-        sim.advance_clock(3)
-        sync(db, cfg)
-        sync(db, cfg, full=True)
-        cached = plays(db)
-        assert mine and all(cached[hid]["rating_key"] == key for hid in mine)
-        assert key not in rows(db, "tracks", "rating_key")
-        assert all(e.get("ratingKey") is None for e in sim.history.entries() if e["historyKey"].endswith(
-            tuple(f"/{h}" for h in mine)))  # fmt: skip
-    finally:
-        sim.stop()
+def test_a_deleted_track_keeps_its_plays_and_their_key(tmp_path, sim_factory):
+    sim = fresh(sim_factory)
+    cfg = config_for(sim)
+    db = tmp_path / "c.db"
+    sync(db, cfg)
+    key = next(e["ratingKey"] for e in sim.history.entries(sort="viewedAt:desc") if e.get("ratingKey")
+               and e["librarySectionID"] == "1")  # fmt: skip
+    mine = {hid for hid, p in plays(db).items() if p["rating_key"] == key}
+    sim.delete_tracks([key])
+    sim.advance_clock(3)
+    sync(db, cfg)
+    sync(db, cfg, full=True)
+    cached = plays(db)
+    assert mine and all(cached[hid]["rating_key"] == key for hid in mine)
+    assert key not in rows(db, "tracks", "rating_key")
+    assert all(e.get("ratingKey") is None for e in sim.history.entries() if e["historyKey"].endswith(
+        tuple(f"/{h}" for h in mine)))  # fmt: skip
 
 
 # -- permissions -------------------------------------------------------------------------------
@@ -301,118 +280,106 @@ def _managed(sim, mode: str) -> PlexConfig:
 
 
 @pytest.mark.parametrize("mode,status", [("401", "401 Unauthorized"), ("403", "403 Forbidden")])
-def test_a_refused_history_leaves_the_tracks_syncing(tmp_path, mode, status):
-    sim = fresh()
-    try:
-        cfg = _managed(sim, mode)
-        db = tmp_path / "c.db"
-        result = sync(db, cfg)
-        warning = (
-            f"listening history not synced: Plex at {sim.url} refused it to this token ({status}); "
-            "only the server owner's token may read every account's plays"
-        )
-        assert result.warnings == [warning]
-        assert result.track_count == len(sim.library.track_keys())
-        assert plays(db) == {}
-        run = runs(db)[-1]
-        assert (run["status"], run["warning"], run["error"]) == ("succeeded", warning, None)
-        status_obj = get_status(db, check_plex=False)
-        assert status_obj == {"track_count": result.track_count, "synced_at": status_obj["synced_at"],
-                              "is_syncing": False, "sync_progress": None, "error": None,
-                              "plex_connected": False}  # fmt: skip
-        # and later syncs keep working (with the play-count delta, since the history is unknown)
-        key = sim.library.track_keys()[5]
-        sim.library.play_track(key)
-        sim.advance_clock(3)
-        assert sync(db, cfg).warnings == [warning]
-        assert rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
-    finally:
-        sim.stop()
+def test_a_refused_history_leaves_the_tracks_syncing(tmp_path, sim_factory, mode, status):
+    sim = fresh(sim_factory)
+    cfg = _managed(sim, mode)
+    db = tmp_path / "c.db"
+    result = sync(db, cfg)
+    warning = (
+        f"listening history not synced: Plex at {sim.url} refused it to this token ({status}); "
+        "only the server owner's token may read every account's plays"
+    )
+    assert result.warnings == [warning]
+    assert result.track_count == len(sim.library.track_keys())
+    assert plays(db) == {}
+    run = runs(db)[-1]
+    assert (run["status"], run["warning"], run["error"]) == ("succeeded", warning, None)
+    status_obj = get_status(db, check_plex=False)
+    assert status_obj == {"track_count": result.track_count, "synced_at": status_obj["synced_at"],
+                          "is_syncing": False, "sync_progress": None, "error": None,
+                          "plex_connected": False}  # fmt: skip
+    # and later syncs keep working (with the play-count delta, since the history is unknown)
+    key = sim.library.track_keys()[5]
+    sim.library.play_track(key)
+    sim.advance_clock(3)
+    assert sync(db, cfg).warnings == [warning]
+    assert rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
 
 
-def test_a_managed_token_keeps_its_own_plays_with_a_warning(tmp_path):
-    sim = fresh()
-    try:
-        cfg = _managed(sim, "own")
-        db = tmp_path / "c.db"
-        result = sync(db, cfg)
-        warning = (
-            "listening history: this token only sees the plays of account 'Kid' (id 5000), "
-            "not the server owner's view; other accounts' plays were not synced"
-        )
-        assert result.warnings == [warning]
-        cached = plays(db)
-        assert cached == {hid: p for hid, p in expected_plays(sim).items() if p["account_id"] == 5000}
-        assert len(cached) >= 3
-        assert set(rows(db, "accounts")) == {5000}
-        sim.advance_clock(5)
-        again = sync(db, cfg)
-        assert again.warnings == [warning]
-        assert plays(db) == cached
-        assert runs(db)[-1]["warning"] == warning
-        assert get_status(db, check_plex=False)["error"] is None
-    finally:
-        sim.stop()
+def test_a_managed_token_keeps_its_own_plays_with_a_warning(tmp_path, sim_factory):
+    sim = fresh(sim_factory)
+    cfg = _managed(sim, "own")
+    db = tmp_path / "c.db"
+    result = sync(db, cfg)
+    warning = (
+        "listening history: this token only sees the plays of account 'Kid' (id 5000), "
+        "not the server owner's view; other accounts' plays were not synced"
+    )
+    assert result.warnings == [warning]
+    cached = plays(db)
+    assert cached == {hid: p for hid, p in expected_plays(sim).items() if p["account_id"] == 5000}
+    assert len(cached) >= 3
+    assert set(rows(db, "accounts")) == {5000}
+    sim.advance_clock(5)
+    again = sync(db, cfg)
+    assert again.warnings == [warning]
+    assert plays(db) == cached
+    assert runs(db)[-1]["warning"] == warning
+    assert get_status(db, check_plex=False)["error"] is None
 
 
 # -- failures --------------------------------------------------------------------------------
 
 
-def test_a_history_page_failing_midway_fails_the_run(tmp_path):
-    sim = fresh()
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "c.db"
-        sync(db, cfg)
-        before = fingerprint(db), plays(db)
-        sim.play_track(sim.library.track_keys()[1])
-        sim.edit_track(sim.library.track_keys()[2], title="Never Applied")
-        sim.advance_clock(3)
-        sim.inject_fault("status", path=r"^/status/sessions/history", nth=3, times=50, status=500)
-        with pytest.raises(PlexError) as e:
-            sync(db, cfg, full=True, page_size=200, retries=1)
-        assert str(e.value) == f"Plex at {sim.url} answered 500 Internal Server Error for /status/sessions/history/all"
-        assert (fingerprint(db), plays(db)) == before
-        run = runs(db)[-1]
-        assert (run["status"], run["phase"]) == ("failed", "history")
-    finally:
-        sim.stop()
+def test_a_history_page_failing_midway_fails_the_run(tmp_path, sim_factory):
+    sim = fresh(sim_factory)
+    cfg = config_for(sim)
+    db = tmp_path / "c.db"
+    sync(db, cfg)
+    before = fingerprint(db), plays(db)
+    sim.play_track(sim.library.track_keys()[1])
+    sim.edit_track(sim.library.track_keys()[2], title="Never Applied")
+    sim.advance_clock(3)
+    sim.inject_fault("status", path=r"^/status/sessions/history", nth=3, times=50, status=500)
+    with pytest.raises(PlexError) as e:
+        sync(db, cfg, full=True, page_size=200, retries=1)
+    assert str(e.value) == f"Plex at {sim.url} answered 500 Internal Server Error for /status/sessions/history/all"
+    assert (fingerprint(db), plays(db)) == before
+    run = runs(db)[-1]
+    assert (run["status"], run["phase"]) == ("failed", "history")
 
 
-def test_a_sync_killed_in_the_history_phase_loses_nothing(tmp_path):
-    sim = fresh(history=4000)
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "c.db"
-        sync(db, cfg)
-        before = fingerprint(db), plays(db)
-        for key in sim.library.track_keys()[:20]:
-            sim.play_track(key)
-        sim.advance_clock(3)
-        sim.set_latency(40)
-        proc = spawn_cli(["sync", "--db", db, "--full", "--page-size", "50", "-q"], cli_env(tmp_path, sim))
-        deadline = time.monotonic() + 60
-        phase = None
-        while proc.poll() is None and time.monotonic() < deadline and phase != "history":
-            try:
-                conn = ro(db)
-                phase = conn.execute("select phase from sync_runs where status = 'running'").fetchone()
-                phase = phase and phase[0]
-                conn.close()
-            except sqlite3.Error:
-                pass
-            time.sleep(0.01)
-        assert phase == "history", "the sync never reached the history phase"
-        time.sleep(0.3)
-        proc.kill()
-        proc.wait(timeout=30)
-        assert (fingerprint(db), plays(db)) == before
-        sim.set_latency(0)
-        sync(db, cfg)
-        assert plays(db) == expected_plays(sim)
-        assert runs(db)[-2]["status"] == "interrupted"
-    finally:
-        sim.stop()
+def test_a_sync_killed_in_the_history_phase_loses_nothing(tmp_path, sim_factory):
+    sim = fresh(sim_factory, history=4000)
+    cfg = config_for(sim)
+    db = tmp_path / "c.db"
+    sync(db, cfg)
+    before = fingerprint(db), plays(db)
+    for key in sim.library.track_keys()[:20]:
+        sim.play_track(key)
+    sim.advance_clock(3)
+    sim.set_latency(40)
+    proc = spawn_cli(["sync", "--db", db, "--full", "--page-size", "50", "-q"], cli_env(tmp_path, sim))
+    deadline = time.monotonic() + 60
+    phase = None
+    while proc.poll() is None and time.monotonic() < deadline and phase != "history":
+        try:
+            conn = ro(db)
+            phase = conn.execute("select phase from sync_runs where status = 'running'").fetchone()
+            phase = phase and phase[0]
+            conn.close()
+        except sqlite3.Error:
+            pass
+        time.sleep(0.01)
+    assert phase == "history", "the sync never reached the history phase"
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert (fingerprint(db), plays(db)) == before
+    sim.set_latency(0)
+    sync(db, cfg)
+    assert plays(db) == expected_plays(sim)
+    assert runs(db)[-2]["status"] == "interrupted"
 
 
 # -- options -----------------------------------------------------------------------------------
@@ -435,23 +402,20 @@ def test_no_history_then_history_then_reset(tmp_path, sim):
     conn.close()
 
 
-def test_history_only_sync_leaves_the_tracks_alone(tmp_path):
-    sim = fresh()
-    try:
-        cfg = config_for(sim)
-        db = tmp_path / "c.db"
-        sync(db, cfg)
-        state = rows(db, "sync_state")
-        key = sim.library.track_keys()[4]
-        sim.play_track(key)
-        sim.edit_track(key, title="Not Yet")
-        sim.advance_clock(3)
-        before = fingerprint(db)
-        result = sync_history(db, cfg)
-        assert result.plays_added == 1 and result.added == result.updated == 0
-        assert fingerprint(db) == before and rows(db, "sync_state") == state
-        assert plays(db) == expected_plays(sim)
-        sync(db, cfg)  # the play count follows with the next full-library sync
-        assert rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
-    finally:
-        sim.stop()
+def test_history_only_sync_leaves_the_tracks_alone(tmp_path, sim_factory):
+    sim = fresh(sim_factory)
+    cfg = config_for(sim)
+    db = tmp_path / "c.db"
+    sync(db, cfg)
+    state = rows(db, "sync_state")
+    key = sim.library.track_keys()[4]
+    sim.play_track(key)
+    sim.edit_track(key, title="Not Yet")
+    sim.advance_clock(3)
+    before = fingerprint(db)
+    result = sync_history(db, cfg)
+    assert result.plays_added == 1 and result.added == result.updated == 0
+    assert fingerprint(db) == before and rows(db, "sync_state") == state
+    assert plays(db) == expected_plays(sim)
+    sync(db, cfg)  # the play count follows with the next full-library sync
+    assert rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]

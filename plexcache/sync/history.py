@@ -243,6 +243,9 @@ class HistoryStep:
     def _rows(self, items, sid: int) -> list[tuple]:
         rows = []
         for el in items:
+            # not ours rather than malformed: another library's plays (a movie, an episode)
+            if el.get("type") not in (None, "track") or el.get("librarySectionID") not in (None, str(sid)):
+                continue
             try:
                 row = play_row(el)
             except BadItem as e:
