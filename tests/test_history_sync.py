@@ -419,3 +419,30 @@ def test_history_only_sync_leaves_the_tracks_alone(tmp_path, sim_factory):
     assert plays(db) == expected_plays(sim)
     sync(db, cfg)  # the play count follows with the next full-library sync
     assert rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
+
+
+def test_malformed_entries_are_skipped_and_counted(tmp_path, sim_factory):
+    "An entry without a history id or a time is left out with a warning; another library's is not ours"
+    sim = fresh(sim_factory, history=0)
+    key = sim.library.track_keys()[0]
+    good = (f'<Track historyKey="/status/sessions/history/7" key="/library/metadata/{key}" ratingKey="{key}" '
+            'librarySectionID="1" title="Good &amp; Plenty" grandparentTitle="A" parentTitle="B" type="track" '
+            'index="3" viewedAt="1700000000" accountID="1" deviceID="2"/>')  # fmt: skip
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><MediaContainer size="4" totalSize="4" offset="0">'
+        + good
+        + '<Track key="/library/metadata/5" ratingKey="5" librarySectionID="1" title="No id" type="track" '
+        'viewedAt="1700000001" accountID="1"/>'
+        + '<Track historyKey="/status/sessions/history/9" ratingKey="6" librarySectionID="1" title="No time" '
+        'type="track" accountID="1"/>'
+        + '<Video historyKey="/status/sessions/history/8" ratingKey="99" librarySectionID="3" title="A film" '
+        'type="movie" viewedAt="1700000002" accountID="1"/>'
+        "</MediaContainer>"
+    )
+    sim.inject_fault("body", path=r"^/status/sessions/history/all", nth=1, times=1, body=body)
+    result = sync(tmp_path / "c.db", config_for(sim))
+    assert result.warnings == ["skipped 2 malformed history entries"]
+    cached = plays(tmp_path / "c.db")
+    assert list(cached) == [7]
+    assert cached[7] == dict(zip(PLAY_COLUMNS, (7, key, 1, 2, "2023-11-14T22:13:20Z", 1, "Good & Plenty", "A", "B", 3,
+                                                None), strict=True))  # fmt: skip
