@@ -193,6 +193,8 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, no_history
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:
         click.echo(result.summary())
+        if result.plays_added:
+            click.echo(f"{result.plays_added:,} new plays in the listening history")
 
 
 @cli.command()

@@ -393,8 +393,10 @@ def test_no_history_then_history_then_reset(tmp_path, sim):
     assert "history" not in sim.request_counts and "accounts" not in sim.request_counts
     assert plays(db) == {} and rows(db, "history_sync", "section_id").keys() == set(music_sections(sim))
     assert all(s["listed"] is None for s in rows(db, "history_sync", "section_id").values())
-    result = sync(db, config_for(sim))
-    assert result.mode == "incremental" and plays(db) == expected_plays(sim)
+    out = run_cli(["sync", "--db", db], sim)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == f"{len(expected_plays(sim)):,} new plays in the listening history"
+    assert runs(db)[-1]["mode"] == "incremental" and plays(db) == expected_plays(sim)
     assert reset_cache(db)
     conn = ro(db)
     for table in ("plays", "accounts", "devices", "history_sync", "tracks"):
