@@ -365,30 +365,34 @@ class Collector:
                 kind = item_type(el)
                 try:
                     if kind == "album":
-                        albums.append(album_row(el))
+                        row = album_row(el)
+                        albums.append(row)
+                        returned.append(row["rating_key"])
                     elif kind == "artist":
-                        artists.append(artist_row(el))
+                        row = artist_row(el)
+                        artists.append(row)
+                        returned.append(row["rating_key"])
                     elif kind == "track":
-                        tracks_full.append(el)
-                    else:
-                        continue
-                    returned.append(rating_key(el.get("ratingKey")))
+                        key = rating_key(el.get("ratingKey"))
+                        tracks_full.append((key, el))
+                        if key:
+                            returned.append(key)
                 except BadItem:
                     self.skipped += 1
-            self.stage.add_returned(k for k in returned if k)
+            self.stage.add_returned(returned)
             self.stage.add_items(albums, artists)
             if tracks_full:
                 self._merge_full_tracks(tracks_full)
             self.progress()
 
-    def _merge_full_tracks(self, elements) -> None:
-        """Full track items: complete genres for tracks staged from listings
-        (each one compared with its listing entry: ``facts.observe``); tracks
-        we only knew by key are staged whole."""
-        listed = self.stage.listed_genres([k for k in (rating_key(el.get("ratingKey")) for el in elements) if k])
+    def _merge_full_tracks(self, items: list[tuple]) -> None:
+        """Full track items, as ``(rating key, element)``: complete genres for
+        tracks staged from listings (each one compared with its listing
+        entry: ``facts.observe``); tracks we only knew by key are staged whole."""
+        listed = self.stage.listed_genres([k for k, _ in items if k])
         complete, new = [], []
-        for el in elements:
-            if rating_key(el.get("ratingKey")) not in listed:
+        for key, el in items:
+            if key not in listed:
                 new.append(el)
                 continue
             try:
