@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from syncutil import config_for, snapshot
+from syncutil import config_for, edit_parent, snapshot
 
 from plexcache.simulator import Simulator
 from plexcache.simulator.profiles import ALL_PROFILES, CLASSIC, LEGACY, PROFILES, REALISTIC
@@ -76,23 +76,8 @@ def mutate(sim, rng: random.Random, steps: int) -> list[str]:
             sim.play_track(key, times=rng.randint(1, 3))
         elif op == "rate":
             sim.rate_track(key, rng.choice([None, 2.0, 7.0, 10.0]))
-        elif op == "album":
-            album = t["parentRatingKey"]
-            change = rng.choice(["title", "genres", "live", "year"])
-            if change == "title":
-                sim.edit_album(album, title=f"Renamed {rng.randint(1, 99)}")
-            elif change == "genres":
-                sim.edit_album(album, genres=rng.sample(GENRES, rng.randint(0, 4)))
-            elif change == "live":
-                sim.edit_album(album, subformats=rng.choice([["Live"], [], ["Compilation", "Live"]]))
-            else:
-                sim.edit_album(album, year=rng.choice([None, rng.randint(1960, 2024)]))
         else:
-            artist = t["grandparentRatingKey"]
-            if rng.random() < 0.5:
-                sim.edit_artist(artist, title=f"Artist {rng.randint(1, 999)}")
-            else:
-                sim.edit_artist(artist, genres=rng.sample(GENRES, rng.randint(0, 3)))
+            edit_parent(sim, rng, t, "album" if op == "album" else "artist", GENRES)
         if rng.random() < 0.3:
             sim.advance_clock(rng.randint(1, 90))
     sim.advance_clock(1)
