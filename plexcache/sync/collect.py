@@ -48,6 +48,7 @@ log = logging.getLogger("plexcache.sync")
 KEY_FILTER_BATCH = 200  # rating keys per `album.id=` / `artist.id=` filter
 KEY_SCAN_PAGE = 5000
 SAMPLE_SIZE = 1000  # listed tracks compared with their full items when a section is read in full
+FULL_READ_CHUNK = 50_000  # keys held as strings at a time while a section is read in full
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,7 @@ class Collector:
         # what track listings show of genres; refined by every comparison (None: nothing trusted)
         self.facts = facts if facts is not None else TagFacts()
         self.skipped = 0  # malformed items left out
-        self.asked: set[str] = set()  # keys requested through /library/metadata
-        self.returned: set[str] = set()  # keys those answers brought back
+        self.missing: set[str] = set()  # keys asked through /library/metadata that did not come back
 
     # -- tracks -------------------------------------------------------------
 
@@ -110,7 +110,9 @@ class Collector:
         compared with their full items: what the next syncs learn from."""
         self._scan_keys(section.id)
         self._stage_tracks(self.source.sample(section.id, TRACK, SAMPLE_SIZE), section.id)
-        self._read(self.stage.seen_keys(section.id))
+        keys = self.stage.seen_keys(section.id)  # integers: 8 bytes each
+        for i in range(0, len(keys), FULL_READ_CHUNK):
+            self._read([str(k) for k in keys[i : i + FULL_READ_CHUNK]])
 
     def _list_delta(self, section: Section, libtype: int, filters: dict) -> list[str]:
         "Stage (tracks) or return the keys of (albums, artists) items matching ``filters``"
@@ -310,7 +312,7 @@ class Collector:
         # to albums and artists nobody has yet; albums may name artists we do
         # not have (rare: tracks name them too).
         for unknown in (self.stage.unknown_parents, self.stage.unknown_album_artists):
-            extra = [k for k in unknown() if k not in self.asked]
+            extra = [k for k in unknown() if k not in self.missing]
             if extra:
                 self._read(extra)
         self.check_full_items()
@@ -328,11 +330,10 @@ class Collector:
         contradicting itself: fail, changing nothing. Otherwise those tracks
         are gone too, and are left out.
         """
-        missing = self.asked - self.returned
-        if not missing:
+        if not self.missing:
             return
-        self._read(sorted(missing, key=int))
-        missing -= self.returned
+        asked, self.missing = sorted(self.missing, key=int), set()
+        missing = self._read(asked)
         if not missing:
             return
         dependents: dict = {}  # section -> staged track keys that need a missing key
@@ -351,9 +352,9 @@ class Collector:
                     )
         self.stage.drop_tracks(k for keys in dependents.values() for k in keys)
 
-    def _read(self, keys: list[str]) -> None:
-        "Read ``keys`` in full and stage what comes back"
-        self.asked.update(keys)
+    def _read(self, keys: list[str]) -> set[str]:
+        "Read ``keys`` in full and stage what comes back; the keys that did not come back"
+        returned = set()
         for elements in prefetch(self.source.metadata(keys)):
             tracks_full, albums, artists = [], [], []
             for el in elements:
@@ -367,13 +368,16 @@ class Collector:
                         tracks_full.append(el)
                     else:
                         continue
-                    self.returned.add(rating_key(el.get("ratingKey")))
+                    returned.add(rating_key(el.get("ratingKey")))
                 except BadItem:
                     self.skipped += 1
             self.stage.add_items(albums, artists)
             if tracks_full:
                 self._merge_full_tracks(tracks_full)
             self.progress()
+        missing = set(keys) - returned
+        self.missing |= missing
+        return missing
 
     def _merge_full_tracks(self, elements) -> None:
         """Full track items: complete genres for tracks staged from listings
