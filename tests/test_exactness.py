@@ -258,3 +258,16 @@ def test_an_upgrade_that_brings_track_genres(tmp_path):
         sim.advance_clock(1)
         assert sync(db, config_for(sim)).mode == "full"
         assert diff_cache(db, sim.expected_cache()) == NO_DIFF
+
+
+def test_a_version_is_learned_once_every_library_was_read_under_it(tmp_path):
+    "A sync limited to one library reads it in full but leaves the version new: the others were not read"
+    with simulator(REALISTIC, tracks=900, sections=2) as sim:
+        db = tmp_path / "c.db"
+        second = [s for s in sim.library.sections() if s["type"] == "artist"][1]["title"]
+        assert sync(db, config_for(sim), section=second).mode == "full"
+        assert facts(db) == []
+        result = sync(db, config_for(sim))
+        assert result.mode == "full"
+        assert [r[1] for r in facts(db)] == [PROFILES[REALISTIC].version]
+        assert diff_cache(db, sim.expected_cache()) == NO_DIFF

@@ -96,7 +96,8 @@ def sync(
 def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, full, section, allow_mass_delete, started) -> SyncResult:
     "The steps of one sync, from the sections to the committed apply"
     progress("connecting", force=True)
-    sections = choose_sections(source.sections(), section, source.base_url)
+    every = source.sections()
+    sections = choose_sections(every, section, source.base_url)
     server_time = source.server_time or int(time.time())
     state = read_cache_state(conn)
     server = None
@@ -136,7 +137,9 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
         warnings += [changes.warning] if changes.warning else []
         finished, duration_ms = utc_now_iso(), int((time.monotonic() - started) * 1000)
         track_count = apply.write_sync_state(conn, plan.server_id, finished, duration_ms)
-        if server is not None:
+        # A version counts as learned once every music library was read under
+        # it: a sync limited to one library leaves the others for later.
+        if server is not None and (not plan.relearn or len(sections) == sum(s.is_music for s in every)):
             learn.save(conn, plan.server_id, server.version, collector.facts, finished)
         skipped = collector.skipped
         warning = "; ".join(warnings + ([f"skipped {skipped:,} malformed items"] if skipped else []))
