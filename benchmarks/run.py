@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run.py --smoke         # small library, one repetition (< 60 s)
     .venv/bin/python benchmarks/run.py --cases 1,2,3   # some cases only
     .venv/bin/python benchmarks/run.py --skip-big      # no 1,000,000-track cases (6, 7b)
+    .venv/bin/python benchmarks/run.py --cases 8       # listening history: 100,000 plays
 
 Each case runs in fresh processes: the simulator (``plexcache simulate``), one ``benchmarks/worker.py`` per measurement (so peak
 RSS is that measurement's alone), ``plexcache serve`` for the web cases. This
@@ -177,8 +178,10 @@ def stop_process(proc: subprocess.Popen | None) -> None:
 
 
 class Sim:
-    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0, profile: str | None = None):
+    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0, history: int | None = None,
+                 profile: str | None = None):  # fmt: skip
         self.tracks = tracks
+        self.history = history
         self.seed = seed
         self.latency_ms = latency_ms
         self.profile = profile
@@ -190,6 +193,8 @@ class Sim:
         cmd = [PY, "-m", "plexcache", "simulate", "--port", "0", "--tracks", str(self.tracks), "--seed", str(self.seed),
                "--token", TOKEN, "--latency-ms", str(self.latency_ms)]  # fmt: skip
         cmd += ["--profile", self.profile] if self.profile else []
+        if self.history is not None:
+            cmd += ["--history", str(self.history)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT))
         self.url = read_url_line(self.proc, r"simulator on (http://\S+)", 120)
         deadline = time.monotonic() + 30
@@ -377,9 +382,9 @@ class Suite:
             result["tracks_per_s"] = n / result["seconds"]
         return result
 
-    def sync_argv(self, sim: Sim, db: Path, full: bool = False) -> list[str]:
+    def sync_argv(self, sim: Sim, db: Path, full: bool = False, history: bool = True) -> list[str]:
         argv = ["sync", "--url", sim.url, "--token", TOKEN, "--db", str(db), "--page-size", str(self.args.page_size)]
-        return argv + (["--full"] if full else [])
+        return argv + (["--full"] if full else []) + ([] if history else ["--no-history"])
 
     def fresh_db(self, tag: str) -> Path:
         d = self.work / tag
@@ -512,7 +517,7 @@ class Suite:
         finally:
             sim.set_latency(0)
 
-    # -- case 8: every server profile
+    # -- case 9: every server profile
 
     def cases_profiles(self) -> None:
         """Per simulator profile (issue #12), same library: a first full sync, a sync with
@@ -524,7 +529,7 @@ class Suite:
         for profile in a.profiles:
             def one(profile=profile):
                 with Sim(a.tracks, seed=a.seed, profile=profile) as sim:
-                    db = self.fresh_db(f"8-{profile}")
+                    db = self.fresh_db(f"9-{profile}")
                     full = self.measure(sim, self.sync_argv(sim, db), a.timeout)
                     exact_full = not any(diff_cache(db, sim.query("expected_cache")).values())
                     sim.advance_clock(600)
@@ -537,18 +542,18 @@ class Suite:
                     naive = None
                     if profile in a.profile_naive:
                         naive = self.measure(sim, ["naive", "--url", sim.url, "--token", TOKEN], a.naive_timeout)
-                    self.rows[f"8-{profile}"] = {
-                        "case": "8", "what": f"profile {profile}", "profile": profile, "p8": True,
+                    self.rows[f"9-{profile}"] = {
+                        "case": "9", "what": f"profile {profile}", "profile": profile, "p9": True,
                         "runs": [full, nothing, changed] + ([naive] if naive else []),
                         "full": full, "nothing": nothing, "changed": changed, "naive": naive,
                         "exact": exact_full and not any(diff.values()), "diff": diff, "median": {},
                     }  # fmt: skip
-                    log(f"  8 {profile}: full {full['seconds']:.2f}s/{full['requests']} req, nothing "
+                    log(f"  9 {profile}: full {full['seconds']:.2f}s/{full['requests']} req, nothing "
                         f"{nothing['requests']} req, 1% {changed['seconds']:.2f}s/{changed['requests']} req, "
                         f"exact {exact_full and not any(diff.values())}"
                         + (f", naive {naive['seconds']:.1f}s" if naive else ""))  # fmt: skip
 
-            self.guarded(f"8-{profile}", one)
+            self.guarded(f"9-{profile}", one)
 
     # -- case 7a: the web front while a full sync runs
 
@@ -658,6 +663,51 @@ class Suite:
             f"{fmt_num(percentile(quiet.get('fresh', []), 99))} ms; while browsing p99 "
             f"{fmt_num(percentile(busy['status'], 99))} ms; page p50 {fmt_num(percentile(busy['page'], 50))} ms")
 
+    # -- case 8: the listening history
+
+    def case_history(self) -> None:
+        """8a: a first sync with a backfill of --history-plays plays (and the
+        same sync with --no-history: the difference is the history's cost);
+        8b: an incremental sync after --history-new plays (60% the owner's,
+        40% other accounts'); 8c: an incremental sync with nothing new"""
+        a = self.args
+        n, plays, new = a.tracks, a.history_plays, a.history_new
+        with Sim(n, seed=a.seed, history=plays) as sim:
+            listed = sim.query("count")  # generates the backfill before anything is timed
+            log(f"simulator: {n:,} tracks, {listed:,} plays at {sim.url}")
+            with_history, without, db = [], [], None
+            for i in range(a.repeat):
+                db = self.fresh_db(f"8a-{i}")
+                with_history.append(self.history_measure(sim, self.sync_argv(sim, db)))
+                without.append(self.measure(sim, self.sync_argv(sim, self.fresh_db(f"8a0-{i}"), history=False),
+                                            a.timeout))  # fmt: skip
+            self.row("8a", "8", f"First sync with the listening history: {n:,} tracks + {plays:,} plays",
+                     with_history)  # fmt: skip
+            self.row("8a0", "8", f"The same first sync with --no-history ({n:,} tracks)", without)
+            accounts = [x["id"] for x in sim.query("accounts") if x["id"] > 1]
+            keys = sim.query("track_keys")
+            runs = []
+            for _ in range(a.repeat):
+                for i in range(new):
+                    account = 1 if i < new * 0.6 or not accounts else self.rng.choice(accounts)
+                    sim.mutate("play_track", key=self.rng.choice(keys), account_id=account)
+                sim.advance_clock(600)
+                runs.append(self.history_measure(sim, self.sync_argv(sim, db)))
+            self.row("8b", "8", f"Incremental after {new:,} new plays (60% the owner's)", runs)
+            runs = []
+            for _ in range(a.repeat):
+                sim.advance_clock(600)
+                runs.append(self.history_measure(sim, self.sync_argv(sim, db)))
+            self.row("8c", "8", "Incremental, nothing played or changed (with the history)", runs)
+
+    def history_measure(self, sim: Sim, argv: list[str]) -> dict:
+        r = self.measure(sim, argv, self.args.timeout)
+        r["history_requests"] = r["request_counts"].get("history", 0)
+        r["history_seconds"] = (r.get("phase_seconds") or {}).get("history")
+        log(f"    {r['plays_added']:,} plays added; {r['history_requests']} history requests, "
+            f"history phase {fmt_num(r['history_seconds'])} s; requests {r['request_counts']}")
+        return r
+
     # -- cases 6 and 7b: the big library
 
     def cases_big(self) -> None:
@@ -762,6 +812,8 @@ class Suite:
             if not self.args.skip_big and self.args.cases & {"6", "7"}:
                 self.cases_big()
             if "8" in self.args.cases:
+                self.guarded("8", self.case_history)
+            if "9" in self.args.cases:
                 self.cases_profiles()
         finally:
             if not self.keep_work:
@@ -882,7 +934,10 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if changed is not None and full:
         add("Incremental, 1% changes: < 1/4 of a full sync", changed / full, changed / full < 0.25,
             f"{changed / full:.2f} of full")  # fmt: skip
-    for r in (r for r in rows.values() if r.get("p8")):
+    if rows.get("8c"):
+        req = _m(rows, "8c", "requests")
+        add("With the listening history, nothing changed: <= 5 requests", req, req <= 5, f"{req:.0f}")
+    for r in (r for r in rows.values() if r.get("p9")):
         name, full_s = r["profile"], r["full"].get("seconds")
         add(f"`{name}`: every row equals the ground truth", r["exact"], r["exact"], "yes" if r["exact"] else "no")
         req = r["nothing"].get("requests")
@@ -941,14 +996,14 @@ def fmt_num(v, digits=None) -> str:
 
 
 def render_profiles(rows: dict) -> list[str]:
-    "Case 8: one line per simulator profile"
-    p8 = [r for r in rows.values() if r.get("p8")]
-    if not p8:
+    "Case 9: one line per simulator profile"
+    p9 = [r for r in rows.values() if r.get("p9")]
+    if not p9:
         return []
     lines = ["", "| profile | full sync s | full sync requests | no-change requests | 1% change s | 1% change requests "
              "| every row = ground truth | naive plexapi s | naive / full sync |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for r in p8:
+    for r in p9:
         full, nothing, changed, naive = r["full"], r["nothing"], r["changed"], r.get("naive")
         ratio = f"{naive['seconds'] / full['seconds']:.1f}x" if naive and full.get("seconds") else "-"
         lines.append(
@@ -980,7 +1035,7 @@ def render_markdown(report: dict) -> str:
     by_case = sorted(rows, key=lambda k: (rows[k]["case"], order[k]))
     for key in by_case:
         row = rows[key]
-        if "p50_ms" in row or row.get("p8"):
+        if "p50_ms" in row or row.get("p9"):
             continue
         med = row["median"]
         secs = med.get("seconds")
@@ -997,6 +1052,10 @@ def render_markdown(report: dict) -> str:
             if r0.get("tracks"):
                 what += (f"; data read: genres on {r0['with_genres'] / r0['tracks']:.0%}, "
                          f"year on {r0['with_year'] / r0['tracks']:.0%} of tracks")  # fmt: skip
+        if key in ("8a", "8b", "8c"):
+            what += (f"; history phase {fmt_num(median([r.get('history_seconds') for r in row['runs']]))} s, "
+                     f"{fmt_num(median([r.get('history_requests') for r in row['runs']]), 0)} history requests, "
+                     f"{fmt_num(median([r.get('plays_added') for r in row['runs']]), 0)} plays added")  # fmt: skip
         lines.append(
             f"| {row['case']} | {what} | {spread} | {fmt_num(med.get('requests'), 0)} | "
             f"{fmt_num(med.get('tracks_per_s'), 0)} | {fmt_num(med.get('peak_rss_mb'), 0)} | {vs} | {len(row['runs'])} |"
@@ -1044,10 +1103,12 @@ def parse_args(argv=None):
     p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
     p.add_argument("--naive-latency-tracks", type=int, default=1000,
                    help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
-    p.add_argument("--cases", default="1,2,3,4,5,6,7,8", help="comma-separated case numbers")
-    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 8")
+    p.add_argument("--cases", default="1,2,3,4,5,6,7,8,9", help="comma-separated case numbers")
+    p.add_argument("--history-plays", type=int, default=100_000, help="case 8: plays in the simulator's history")
+    p.add_argument("--history-new", type=int, default=1000, help="case 8: new plays before the incremental sync")
+    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 9")
     p.add_argument("--profile-naive", default="pms-1.41,classic,ignores-exclude",
-                   help="case 8 profiles that also run the naive plexapi loop (~30-70 s each)")
+                   help="case 9 profiles that also run the naive plexapi loop (~30-70 s each)")
     p.add_argument("--big", type=int, default=1_000_000, help="library size for cases 6 and 7b")
     p.add_argument("--big-repeat", type=int, default=1)
     p.add_argument("--skip-big", action="store_true", help="skip cases 6 and 7b")
@@ -1074,6 +1135,8 @@ def parse_args(argv=None):
         args.naive_repeat = 1
         args.naive_latency_tracks = 50
         args.big = min(args.big, 3000)
+        args.history_plays = min(args.history_plays, 3000)
+        args.history_new = min(args.history_new, 100)
         args.idle_samples = 5
         args.web_repeat = 2
         args.timeout = args.naive_timeout = args.big_timeout = 120

@@ -139,10 +139,14 @@ def test_full_sync_request_count(tmp_path, profile):
         parents = len({sim.library.track(k)["parentRatingKey"] for k in keys}) + len(
             {sim.library.track(k)["grandparentRatingKey"] for k in keys}
         )
-        fixed = 2 + len(sections)  # root, sections, one count per section
+        # the listening history: its pages per section, /accounts and /devices
+        history = sum(math.ceil(max(1, len(sim.history.entries(librarySectionID=str(s["id"])))) / 1000)
+                      for s in sections)  # fmt: skip
+        fixed = 2 + len(sections) + history + 2  # root, sections, one count per section, the history
         sim.reset_counts()
         result = sync(db, config_for(sim))
         assert result.requests == sim.total_requests
+        assert sim.request_counts["history"] == history
         # keys (pages of 5,000, then a count proving the end), a sample page, full items
         in_full = sum(math.ceil(n / 5000) + 1 + 1 + math.ceil(n / 500) for n in sizes)
         assert sim.total_requests <= fixed + in_full + math.ceil(parents / 500) + 1, sim.request_counts

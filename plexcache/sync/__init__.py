@@ -39,11 +39,12 @@ from ..plex import TRACK, PlexSource
 from ..timeutil import epoch_to_iso, utc_now_iso
 from . import apply, learn, runs
 from .collect import Collector
+from .history import HistoryStep
 from .plan import ServerInfo, choose_sections, needs_server_check, plan_sync, read_cache_state
 from .runs import ProgressCallback, SyncProgress, SyncResult
 from .stage import Stage
 
-__all__ = ["sync", "SyncResult", "SyncProgress", "ProgressCallback"]
+__all__ = ["sync", "sync_history", "SyncResult", "SyncProgress", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,15 @@ def sync(
     batch_size: int = 500,
     retries: int = 3,
     timeout: float | None = None,
+    history: bool = True,
+    tracks: bool = True,
 ) -> SyncResult:
     """Bring the cache at ``db_path`` up to date with the Plex server.
 
     Incremental when the cache already holds a sync of this server, full
     otherwise or with ``full=True``. ``section`` limits the sync to one music
-    library (by name). Raises ``SyncAlreadyRunning`` if another process is
+    library (by name). ``history=False`` leaves the listening history out;
+    ``tracks=False`` syncs only the history (``sync_history``). Raises ``SyncAlreadyRunning`` if another process is
     syncing this cache, and another ``PlexcacheError`` (with a one-line,
     token-free message) when the sync fails; the cache is then unchanged.
     """
@@ -85,7 +89,8 @@ def sync(
         # (measured 34.7 s -> 17.7 s) for ~80 MB of memory.
         conn.execute(f"pragma cache_size = -{SYNC_CACHE_KIB}")
         try:
-            return _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger)
+            steps = {"history": history, "tracks": tracks}
+            return _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, steps)
         finally:
             source.close()
             conn.close()
@@ -93,7 +98,15 @@ def sync(
         lock.release()
 
 
-def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, full, section, allow_mass_delete, started) -> SyncResult:
+def sync_history(db_path: str | os.PathLike, config: PlexConfig, **kwargs) -> SyncResult:
+    """Only the listening history (plays, accounts, devices), e.g. after a
+    play stops: ``sync(..., tracks=False)``. The tracks and ``sync_state``
+    stay as they are; the next library sync brings the play counts."""
+    return sync(db_path, config, tracks=False, **kwargs)
+
+
+def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, full, section, allow_mass_delete, started,
+         steps) -> SyncResult:
     "The steps of one sync, from the sections to the committed apply"
     progress("connecting", force=True)
     every = source.sections()
@@ -114,6 +127,10 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
     # (nothing changed since the last sync, so no GET /) nothing is trusted.
     facts = learn.load(conn, plan.server_id, server.version) if server is not None else None
     collector = Collector(source, stage, progress, facts)
+    plays = HistoryStep(conn, source, progress, plan, full=full, enabled=steps["history"])
+    plays.collect()
+    if not steps["tracks"]:
+        return _apply_history_only(conn, plan, plays, progress, source, started, server_time)
     # Progress total: section sizes for full syncs; incremental totals grow
     # as the delta listings report their sizes.
     progress.total += sum(source.count(p.section.id, TRACK) for p in plan.sections if not p.incremental)
@@ -124,7 +141,7 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
         if not p.incremental:
             collector.list_section(p.section)
             scanned.append(p.section.id)
-        elif collector.list_changes(p.section, p.since, p.content_changed):
+        elif collector.list_changes(p.section, p.since, p.content_changed, viewed_since=plays.viewed_since(p)):
             scanned.append(p.section.id)
     collector.read_full_items()
 
@@ -135,6 +152,8 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
             conn, plan, scanned, allow_mass_delete=allow_mass_delete, synced_at=epoch_to_iso(server_time)
         )
         warnings += [changes.warning] if changes.warning else []
+        history = plays.apply(epoch_to_iso(server_time))
+        warnings += history.warnings
         finished, duration_ms = utc_now_iso(), int((time.monotonic() - started) * 1000)
         track_count = apply.write_sync_state(conn, plan.server_id, finished, duration_ms)
         # A version counts as learned once every music library was read under
@@ -151,6 +170,7 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
     log.info("Sync complete in %dms", duration_ms)
     progress("done", force=True)
     return SyncResult(
+        plays_added=history.added,
         run_id=progress.run_id,
         mode=plan.mode,
         status="succeeded",
@@ -167,7 +187,7 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
     )
 
 
-def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger) -> SyncResult:
+def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, steps) -> SyncResult:
     """``_run`` with its ``sync_runs`` row: started first, marked failed or
     interrupted (with a token-free message) on any error, the staging
     database removed either way"""
@@ -180,7 +200,7 @@ def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_pr
     stage = Stage(conn, db_path)
     try:
         result = _run(conn, source, progress, stage, full=full, section=section,
-                      allow_mass_delete=allow_mass_delete, started=started)
+                      allow_mass_delete=allow_mass_delete, started=started, steps=steps)
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt | SystemExit) else "failed"
         if isinstance(e, sqlite3.Error):
@@ -205,6 +225,27 @@ def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_pr
         raise
     stage.drop()
     return result
+
+
+def _apply_history_only(conn, plan, plays: HistoryStep, progress, source, started, server_time) -> SyncResult:
+    "The apply of a history-only sync: plays, accounts, devices; the tracks and sync_state as they were"
+    progress("applying", force=True)
+    with apply.transaction(conn):
+        history = plays.apply(epoch_to_iso(server_time), tracks=False)
+        finished, duration_ms = utc_now_iso(), int((time.monotonic() - started) * 1000)
+        runs.succeed(conn, progress, finished=finished, duration_ms=duration_ms, added=0, updated=0, removed=0,
+                     warning="; ".join(history.warnings) or None)
+    progress("done", force=True)
+    return SyncResult(
+        run_id=progress.run_id,
+        mode=plan.mode,
+        status="succeeded",
+        requests=source.requests,
+        duration_ms=duration_ms,
+        track_count=apply.count_tracks(conn),
+        warnings=history.warnings,
+        plays_added=history.added,
+    )
 
 
 def _rollback(conn) -> None:
