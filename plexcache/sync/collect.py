@@ -388,10 +388,11 @@ class Collector:
         """Full track items: complete genres for tracks staged from listings
         (each one compared with its listing entry: ``facts.observe``); tracks
         we only knew by key are staged whole."""
-        listed = self.stage.listed_genres([k for k in (rating_key(el.get("ratingKey")) for el in elements) if k])
+        keys = [rating_key(el.get("ratingKey")) for el in elements]
+        listed = self.stage.listed_genres([k for k in keys if k])
         complete, new = [], []
-        for el in elements:
-            if rating_key(el.get("ratingKey")) not in listed:
+        for el, key in zip(elements, keys, strict=True):
+            if key not in listed:
                 new.append(el)
                 continue
             try:
