@@ -1134,6 +1134,9 @@ def parse_args(argv=None):
         args.repeat = 1
         args.naive_repeat = 1
         args.naive_latency_tracks = 50
+        args.profile_naive = ""  # case 9: no naive loop, three profiles (tests/test_exactness.py runs all)
+        if args.profiles == ",".join(ALL_PROFILES):
+            args.profiles = "pms-1.41,classic,ignores-exclude"
         args.big = min(args.big, 3000)
         args.history_plays = min(args.history_plays, 3000)
         args.history_new = min(args.history_new, 100)
