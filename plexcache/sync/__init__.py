@@ -18,6 +18,11 @@ How a sync runs (each step is a module of this package):
    and ``sync_state`` and marks the run ``succeeded``. Readers see the old
    cache or the new one, never a mix. Any failure before or during it leaves
    the cache untouched and the run marked ``failed`` (or ``interrupted``).
+
+A *live* sync (``changes=``, from ``plexcache.watch``) takes the same path
+with a different plan and collection: ``plan_live`` (no request: the cache's
+sections are kept as they are) and ``Collector.read_live`` (the announced
+items, read in full). Its run has mode ``live``.
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ from ..plex import TRACK, PlexSource
 from ..timeutil import epoch_to_iso, utc_now_iso
 from . import apply, runs
 from .collect import Collector
-from .plan import ServerInfo, choose_sections, needs_server_check, plan_sync, read_cache_state
+from .plan import LiveChanges, ServerInfo, choose_sections, needs_server_check, plan_live, plan_sync, read_cache_state
 from .runs import ProgressCallback, SyncProgress, SyncResult
 from .stage import Stage
 
-__all__ = ["sync", "SyncResult", "SyncProgress", "ProgressCallback"]
+__all__ = ["sync", "SyncResult", "SyncProgress", "ProgressCallback", "LiveChanges"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,7 @@ def sync(
     batch_size: int = 500,
     retries: int = 3,
     timeout: float | None = None,
+    changes: LiveChanges | None = None,
 ) -> SyncResult:
     """Bring the cache at ``db_path`` up to date with the Plex server.
 
@@ -69,6 +75,9 @@ def sync(
     library (by name). Raises ``SyncAlreadyRunning`` if another process is
     syncing this cache, and another ``PlexcacheError`` (with a one-line,
     token-free message) when the sync fails; the cache is then unchanged.
+
+    ``changes``: apply only these announced items (a live sync); a cache that
+    cannot take one (never synced, an unknown section) gets a normal sync.
     """
     db_path = Path(db_path)
     try:
@@ -85,7 +94,7 @@ def sync(
         # (measured 34.7 s -> 17.7 s) for ~80 MB of memory.
         conn.execute(f"pragma cache_size = -{SYNC_CACHE_KIB}")
         try:
-            return _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger)
+            return _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, changes)
         finally:
             source.close()
             conn.close()
@@ -93,9 +102,20 @@ def sync(
         lock.release()
 
 
-def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, full, section, allow_mass_delete, started) -> SyncResult:
+def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, full, section, allow_mass_delete, started,
+         changes=None) -> SyncResult:  # fmt: skip
     "The steps of one sync, from the sections to the committed apply"
     progress("connecting", force=True)
+    if changes is not None:
+        plan = plan_live(read_cache_state(conn), changes, server_time=int(time.time()))
+        if plan is not None:
+            runs.record_plan(conn, progress.run_id, mode=plan.mode, server_id=plan.server_id, server_time=plan.server_time)
+            stage.open()
+            collector = Collector(source, stage, progress)
+            progress("tracks", force=True)
+            collector.read_live(changes)
+            return _collect_and_apply(conn, source, progress, plan, collector, [], allow_mass_delete, started)
+        log.info("the cache needs a sync before it can take live changes")
     sections = choose_sections(source.sections(), section, source.base_url)
     server_time = source.server_time or int(time.time())
     state = read_cache_state(conn)
@@ -120,7 +140,13 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
             scanned.append(p.section.id)
         elif collector.list_changes(p.section, p.since, p.content_changed):
             scanned.append(p.section.id)
+    return _collect_and_apply(conn, source, progress, plan, collector, scanned, allow_mass_delete, started)
+
+
+def _collect_and_apply(conn, source, progress, plan, collector, scanned, allow_mass_delete, started) -> SyncResult:
+    "The full reads every sync needs, then the one-transaction apply and the run's record"
     collector.read_full_items()
+    server_time = plan.server_time
 
     progress("applying", force=True)
     warnings = list(plan.warnings)
@@ -155,7 +181,7 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
     )
 
 
-def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger) -> SyncResult:
+def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, changes=None) -> SyncResult:
     """``_run`` with its ``sync_runs`` row: started first, marked failed or
     interrupted (with a token-free message) on any error, the staging
     database removed either way"""
@@ -168,7 +194,7 @@ def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_pr
     stage = Stage(conn, db_path)
     try:
         result = _run(conn, source, progress, stage, full=full, section=section,
-                      allow_mass_delete=allow_mass_delete, started=started)
+                      allow_mass_delete=allow_mass_delete, started=started, changes=changes)
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt | SystemExit) else "failed"
         if isinstance(e, sqlite3.Error):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..errors import PlexBadResponse
 from ..plex import ALBUM, ALBUM_COUNTS_ONLY, ARTIST, KEYS_ONLY, TRACK, PlexSource, Section, prefetch
 from ..plex.rows import BadItem, album_row, artist_row, item_type, rating_key, track_row
+from .plan import LiveChanges
 from .runs import Progress
 from .stage import Stage
 
@@ -189,6 +190,32 @@ class Collector:
             return None
         return AlbumCheck(gone=gone, unknown=unknown)
 
+    # -- announced changes (live) ----------------------------------------------
+
+    def read_live(self, changes: LiveChanges) -> None:
+        """Stage what Plex announced: every announced key read in full (one
+        ``/library/metadata`` request per ``batch_size`` keys), with the cached
+        tracks of announced albums and artists (their derived columns follow
+        the album or artist: album title, year, genre fallback, live flag,
+        artist names), and cached tracks Plex no longer returns marked gone.
+
+        A changed track missing from the answer is asked for once more before
+        it counts as deleted, as in ``check_full_items``; one announced as
+        deleted is not."""
+        related = self.stage.cached_tracks_of(changes.albums | changes.artists)
+        keys = sorted(set(changes.keys) | related, key=int)
+        if not keys:
+            return
+        self._read(keys)
+        missing = {k for k in keys if k not in self.returned}
+        again = sorted(self.stage.cached_tracks(missing - changes.deleted), key=int)
+        if again:
+            self._read(again)
+        gone = {k for k in missing if k not in self.returned}
+        # absent items are what deletions look like here, not a cut answer to check again
+        self.asked -= gone
+        self.stage.add_gone(sorted(gone, key=int))
+
     # -- full items -----------------------------------------------------------
 
     def read_full_items(self) -> None:
@@ -283,6 +310,7 @@ class Collector:
             sid = el.get("librarySectionID")
             self._stage_tracks([el], int(sid) if sid and sid.isdigit() else None)
         if new:
+            self.stage.genres_complete(rating_key(el.get("ratingKey")) for el in new)  # full items
             # their albums/artists may be unknown too
             keys = self.stage.unknown_parents()
             if keys:

@@ -82,9 +82,12 @@ class SyncPlan:
     replacing: bool  # the cache held another server's library: replace it whole
     server_time: int  # the server's clock at the start (epoch seconds)
     warnings: tuple[str, ...] = ()
+    live: bool = False  # applies announced items only (``plan_live``)
 
     @property
     def mode(self) -> str:
+        if self.live:
+            return "live"
         return "incremental" if all(p.incremental for p in self.sections) else "full"
 
     @property
@@ -157,3 +160,41 @@ def plan_sync(
         server_time=server_time,
         warnings=warnings,
     )
+
+
+@dataclass(frozen=True)
+class LiveChanges:
+    """Items Plex announced (the notification websocket, ``plexcache.watch``):
+    read these again, remove those.
+
+    ``tracks``, ``albums``, ``artists``: keys reported created or changed;
+    ``items``: keys of unknown type (a refreshed item, a play);
+    ``deleted``: keys reported deleted (removed unless Plex still has them);
+    ``sections``: the library sections the announcements named."""
+
+    tracks: frozenset[str] = frozenset()
+    albums: frozenset[str] = frozenset()
+    artists: frozenset[str] = frozenset()
+    items: frozenset[str] = frozenset()
+    deleted: frozenset[str] = frozenset()
+    sections: frozenset[int] = frozenset()
+
+    @property
+    def keys(self) -> list[str]:
+        "Every key to read, in key order"
+        return sorted(self.tracks | self.albums | self.artists | self.items | self.deleted, key=int)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def plan_live(state: CacheState, changes: LiveChanges, *, server_time: int) -> SyncPlan | None:
+    """A plan that applies only ``changes``, or None when the cache cannot
+    take one (never synced, or a section it does not know): then a normal
+    sync must run. A live apply keeps every section's change marker and sync
+    time, so the next incremental sync still looks at everything since the
+    last one (a live apply only knows what was announced)."""
+    known = {sid for sid, c in state.sections.items() if c.synced_at}
+    if not state.server_id or not known or not changes.sections <= known:
+        return None
+    return SyncPlan(sections=(), server_id=state.server_id, replacing=False, server_time=server_time, live=True)
