@@ -116,6 +116,70 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
 @db_option
 @url_option
 @token_option
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors")
+@click.option(
+    "--poll-interval",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds between checks for changes while the notification websocket is unavailable",
+)
+def watch(db, url, token, quiet, poll_interval):
+    """Keep the cache live: apply each change Plex announces, seconds after it
+
+    Runs an incremental sync, then follows Plex's notification websocket
+    until Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+        plexcache watch --url http://127.0.0.1:32400 --token TOKEN
+    """
+    from .watch import Watcher, WatchOptions
+
+    db_path = resolve_db_path(db)
+    signal.signal(signal.SIGTERM, _stop_watching)
+    handler = _watch_log_handler(logging.WARNING if quiet else logging.INFO)
+    try:
+        config = resolve_plex_config(url, token)
+        Watcher(db_path, config, WatchOptions(poll_interval=poll_interval)).run()
+    except KeyboardInterrupt:
+        pass
+    except PlexcacheError as e:
+        _fail(e)
+    finally:
+        logging.getLogger("plexcache").removeHandler(handler)
+
+
+def _stop_watching(signum, frame):
+    "SIGTERM ends `watch` like Ctrl-C (exit 0); a second signal changes nothing"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _watch_log_handler(level: int) -> logging.Handler:
+    "plexcache's log lines on stderr, as `Warning: ...` or plain lines"
+
+    class Lines(logging.Formatter):
+        def format(self, record):
+            text = record.getMessage()
+            return f"Warning: {text}" if record.levelno >= logging.WARNING else text
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Lines())
+    logger = logging.getLogger("plexcache")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    # each sync's own lines ("Sync complete in ...") would double the watcher's
+    logging.getLogger("plexcache.sync").setLevel(max(level, logging.WARNING))
+    return handler
+
+
+@cli.command()
+@db_option
+@url_option
+@token_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status object as JSON")
 @click.option("--no-plex", is_flag=True, help="Do not contact the Plex server")
 def status(db, url, token, as_json, no_plex):

@@ -41,7 +41,15 @@ from ..plex import TRACK, PlexSource
 from ..timeutil import epoch_to_iso, utc_now_iso
 from . import apply, runs
 from .collect import Collector
-from .plan import LiveChanges, ServerInfo, choose_sections, needs_server_check, plan_live, plan_sync, read_cache_state
+from .plan import (
+    LiveChanges,
+    ServerInfo,
+    choose_sections,
+    needs_server_check,
+    plan_live,
+    plan_sync,
+    read_cache_state,
+)
 from .runs import ProgressCallback, SyncProgress, SyncResult
 from .stage import Stage
 

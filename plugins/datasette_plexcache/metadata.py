@@ -138,6 +138,11 @@ def build_metadata(database: str) -> dict:
             "description": "Per album: tracks, total minutes and plays.",
             "columns": columns["album_summary"],
         },
+        "watch_state": {
+            "description": "What `plexcache watch` (the live cache) is doing: one row.",
+            "hidden": True,
+            "columns": columns["watch_state"],
+        },
         "facet_counts": {
             "description": "Tracks per value of each default facet of tracks, kept by the sync "
             "for the unfiltered tracks page.",
