@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import facet_counts
+from . import facet_counts, overview
 from .columns import SCHEMA_VERSION, TABLES
 
 __all__ = ["ensure_shape", "SCHEMA_VERSION", "TABLES_SQL", "INDEXES", "VIEWS", "FTS_COLUMNS"]
@@ -123,6 +123,7 @@ def ensure_shape(db) -> None:
             for columns in index_list:
                 db[table].create_index(columns, if_not_exists=True)
         facet_counts.create(conn)
+        overview.create(conn)
     # sqlite-utils creates the FTS table and its triggers in two steps: a
     # process killed in between leaves a search index nothing keeps current.
     triggers = {t.name for t in db["tracks"].triggers}
@@ -180,4 +181,4 @@ def _in_shape(conn: sqlite3.Connection) -> bool:
         r[0]
         for r in conn.execute("select name from sqlite_master where type in ('table', 'view', 'trigger')")
     }
-    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES}
+    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES, *overview.NAMES}

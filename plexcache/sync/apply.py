@@ -14,8 +14,9 @@ these named steps, in this order:
    (album artist, genre fallback, live flag) computed from the rows they
    come from; ``delete_doomed``;
 4. ``delete_orphans``: albums and artists no track refers to any more;
-5. facet counts: ``facet_counts.subtract`` before the writes and ``add``
-   after (or a ``recount`` after a bulk load);
+5. facet counts and the overview's numbers: ``facet_counts.subtract`` /
+   ``overview.subtract`` before the writes and ``add`` after (or a
+   ``recount`` after a bulk load);
 6. ``write_sections`` and ``write_sync_state``.
 
 A bulk load (an empty cache, or a change touching more than half of it)
@@ -32,7 +33,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .. import facet_counts
+from .. import facet_counts, overview
 from ..columns import ALBUMS, ARTISTS, TRACKS, Table
 from .plan import SyncPlan
 
@@ -99,6 +100,7 @@ def apply_staged(
         # Facet counts follow the change: out with the rows about to be
         # written or deleted now, in with what they become afterwards.
         facet_counts.subtract(conn, CHANGED_KEYS_SQL)
+        overview.subtract(conn, CHANGED_KEYS_SQL)
     changed = upsert(conn)
     removed = delete_doomed(conn) if doomed else 0
     for sql in track_indexes:
@@ -107,6 +109,8 @@ def apply_staged(
         facet_counts.recount(conn)
     else:
         facet_counts.add(conn, CHANGED_KEYS_SQL)
+    # after a bulk apply (no subtract before it) this recounts
+    overview.add(conn, CHANGED_KEYS_SQL)
     delete_orphans(conn)
     if plan.replacing:
         ids = plan.section_ids

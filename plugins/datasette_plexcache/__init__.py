@@ -32,6 +32,7 @@ def register_routes():
         (r"^/-/plexcache/status(\.json)?$", views.status_view),
         (r"^/-/plexcache/sync$", views.sync_view),
         (r"^/-/plexcache/runs\.json$", views.runs_view),
+        (r"^/-/plexcache/overview\.json$", views.overview_view),
         (r"^/-/plexcache(\.(?P<format>json))?$", views.page_view),
     ]
 
@@ -72,6 +73,22 @@ def extra_js_urls(datasette):
     if not _active(datasette):
         return None
     return [datasette.urls.static_plugins(STATIC_NAME, "plexcache.js") + f"?v={__version__}"]
+
+
+@hookimpl
+def extra_template_vars(template, database, request, datasette):
+    "The overview on the home page; collapsed column descriptions on the cache's tables"
+    if not _active(datasette):
+        return None
+    if template == "index.html" and request is not None:
+
+        async def inner():
+            return {"plexcache_overview": await views.overview(datasette, request)}
+
+        return inner
+    if template and template.startswith("table") and database:
+        return {"plexcache_collapse_descriptions": database == views.get_settings(datasette).database}
+    return None
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from datasette.utils.asgi import Response
 
 from plexcache.errors import ConfigError, PlexcacheError, SyncAlreadyRunning
 
-from . import service
+from . import charts, service
 from .permissions import can_sync, can_view
 
 
@@ -140,7 +140,9 @@ async def runs_view(datasette, request):
     if denied := await _view_check(datasette, request, settings):
         return denied
     runs = await asyncio.to_thread(service.recent_runs, settings)
-    return Response.json({"runs": runs}, headers={"cache-control": "no-store"})
+    chart = charts.runs_chart(runs, settings.database, datasette.urls) if settings.database else None
+    # chart: the progress page redraws its picture when a run finishes
+    return Response.json({"runs": runs, "chart": chart}, headers={"cache-control": "no-store"})
 
 
 async def page_view(datasette, request):
@@ -170,7 +172,39 @@ async def page_view(datasette, request):
                 "plex_url": settings.redact(settings.plex.url) if settings.plex.url else None,
                 "runs_view": [service.describe_run(r) for r in runs],
                 "stale": service.is_stale(status["synced_at"], settings.stale_after_hours),
+                "runs_chart": charts.runs_chart(runs, settings.database, datasette.urls)
+                if settings.database
+                else None,
             },
             request=request,
         )
     )
+
+
+# ---- the library overview (#16) ------------------------------------------------
+
+
+async def overview(datasette, request) -> dict | None:
+    """The overview as the home page shows it (``charts.overview_context``), or
+    None: no cache database, or the actor may not see it. Reads the
+    precomputed numbers (``plexcache.overview``) on Datasette's read
+    connection: a few small queries, whatever the library's size."""
+    from plexcache import overview as core_overview
+
+    settings = get_settings(datasette)
+    db = datasette.databases.get(settings.database) if settings.database else None
+    if db is None or not await can_view(datasette, request.actor, settings.database):
+        return None
+    data = await db.execute_fn(core_overview.read)
+    return charts.overview_context(data, settings.database, datasette.urls)
+
+
+async def overview_view(datasette, request):
+    "GET /-/plexcache/overview.json: the overview's figures and chart specs"
+    settings = get_settings(datasette)
+    if denied := await _view_check(datasette, request, settings):
+        return denied
+    result = await overview(datasette, request)
+    if result is None:
+        return _json_error(settings.config_error or "no cache database is attached", 404)
+    return Response.json(result, headers={"cache-control": "no-store"})

@@ -363,6 +363,7 @@
         (data.runs || []).forEach(function (run) { tbody.appendChild(runRow(run)); });
         var empty = document.querySelector("[data-plexcache=no-runs]");
         if (empty) empty.hidden = (data.runs || []).length > 0;
+        if (window.plexcacheCharts) window.plexcacheCharts.update("runs", data.chart);
       })
       .catch(function () { /* keep the rows we have */ });
   };
@@ -444,7 +445,9 @@
 
   App.prototype.update = function (s) {
     var finished = this.wasSyncing && !s.is_syncing;
-    var changed = this.wasSyncing !== s.is_syncing;
+    // a sync shorter than the idle poll interval shows only as a new synced_at
+    var changed = this.wasSyncing !== s.is_syncing ||
+      Boolean(this.status && this.status.synced_at !== s.synced_at);
     this.status = s;
     this.wasSyncing = s.is_syncing;
     if (finished) this.footer.message = null;
