@@ -124,7 +124,9 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
     type=click.FloatRange(min=1),
     help="Seconds between checks for changes while the notification websocket is unavailable",
 )
-def watch(db, url, token, quiet, poll_interval):
+@click.option("--parent-pid", type=int, hidden=True)
+@click.option("--wait-for-first-sync", is_flag=True, hidden=True)
+def watch(db, url, token, quiet, poll_interval, parent_pid, wait_for_first_sync):
     """Keep the cache live: apply each change Plex announces, seconds after it
 
     Runs an incremental sync, then follows Plex's notification websocket
@@ -141,7 +143,10 @@ def watch(db, url, token, quiet, poll_interval):
     handler = _watch_log_handler(logging.WARNING if quiet else logging.INFO)
     try:
         config = resolve_plex_config(url, token)
-        Watcher(db_path, config, WatchOptions(poll_interval=poll_interval)).run()
+        options = WatchOptions(
+            poll_interval=poll_interval, parent_pid=parent_pid, wait_for_first_sync=wait_for_first_sync
+        )
+        Watcher(db_path, config, options).run()
     except KeyboardInterrupt:
         pass
     except PlexcacheError as e:
@@ -284,13 +289,15 @@ def simulate(host, port, tracks, seed, token, latency_ms, profile, history, noti
 @token_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5765, show_default=True, type=int)
-def serve(db, url, token, host, port):
+@click.option("--no-watch", is_flag=True, help="Do not keep the cache live (`plexcache watch` beside the server)")
+def serve(db, url, token, host, port, no_watch):
     """Browse the cache in Datasette, with sync status and controls"""
     from datasette_plexcache.app import serve as serve_datasette
 
     try:
         config = resolve_plex_config(url, token)
-        serve_datasette(resolve_db_path(db), config, host=host, port=port)
+        serve_datasette(resolve_db_path(db), config, host=host, port=port,
+                        plugin_extra={"watch": False} if no_watch else None)  # fmt: skip
     except PlexcacheError as e:
         _fail(e)
 

@@ -93,6 +93,8 @@ class WatchOptions:
     open_timeout: float = 10.0
     lock_wait: float = 0.5  # a sync holds the lock: try again this much later
     state_interval: float = 1.0  # the last-event time is written at most this often
+    parent_pid: int | None = None  # stop when this process (e.g. `plexcache serve`) is gone
+    wait_for_first_sync: bool = False  # start once someone else filled the cache (the web's first load)
 
 
 # ---- messages -------------------------------------------------------------------------
@@ -488,6 +490,7 @@ class Watcher:
         self.scan_first: float | None = None
         self.scan_due: float | None = None
         self.connected = False
+        self.connected_at: str | None = None  # when the current connection opened (UTC, seconds)
         self.next_poll: float | None = None
         self.failures = 0
         self.malformed = 0
@@ -519,8 +522,12 @@ class Watcher:
             # The first sync starts after the first connect (when there is
             # one), so it covers everything announced before it.
             self.first_attempt.wait(min(self.options.open_timeout, 5.0))
-            with self.cond:
-                self.sync_wanted = "start"
+            if self.options.wait_for_first_sync:
+                if not self._wait_for_first_sync():
+                    return
+            else:
+                with self.cond:
+                    self.sync_wanted = "start"
             self._loop()
         finally:
             self.stop()
@@ -548,11 +555,55 @@ class Watcher:
             except Exception:  # noqa: BLE001 - closing a broken socket
                 pass
 
+    def _wait_for_first_sync(self) -> bool:
+        """Until the cache holds a successful sync (the web's first load makes
+        it). One that started after we connected covers the connect: no sync
+        of our own then. False when stopped first."""
+        while not self.stopping.is_set() and not self._parent_gone():
+            started = self._last_sync_started()
+            if started is not None:
+                with self.cond:
+                    covered = self.connected_at is not None and started > self.connected_at
+                    if covered and self.sync_wanted == "connect":
+                        self.sync_wanted = None
+                    elif not covered:
+                        self.sync_wanted = "start"
+                    self.synced_once = True
+                return True
+            if not is_locked(self.db_path):
+                # an empty cache has nothing to keep live; while a sync runs,
+                # what is announced may come after its listing: kept
+                with self.cond:
+                    self.pending.clear()
+            self.stopping.wait(0.5)
+        return False
+
+    def _last_sync_started(self) -> str | None:
+        try:
+            conn = connect_readonly(self.db_path)
+            try:
+                row = conn.execute(
+                    "select started_at from sync_runs where status = 'succeeded' order by id desc limit 1"
+                ).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return None
+        return row[0] if row else None
+
+    def _parent_gone(self) -> bool:
+        return self.options.parent_pid is not None and os.getppid() != self.options.parent_pid
+
     def _loop(self) -> None:
         while not self.stopping.is_set():
+            if self._parent_gone():
+                log.info("the process that started the watcher is gone; stopping")
+                return
             with self.cond:
                 action, wait = self._next(time.monotonic())
                 if action is None:
+                    if self.options.parent_pid is not None:
+                        wait = 1.0 if wait is None else min(wait, 1.0)
                     self.cond.wait(wait)
                     continue
                 self.busy = True
@@ -739,6 +790,7 @@ class Watcher:
         log.info("Listening to Plex notifications at %s", self.url)
         with self.cond:
             self.connected = True
+            self.connected_at = utc_now_iso()
             self.next_poll = None
             # Changes made while we were not listening were never announced.
             self.sync_wanted = self.sync_wanted or "connect"

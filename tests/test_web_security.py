@@ -64,7 +64,8 @@ class Served:
         self.sim = Simulator(tracks=1500, seed=21, token=TOKEN).start(host="127.0.0.1", port=0)
         self.db = tmp / "library_cache.db"
         sync(self.db, config(self.sim, timeout=10))
-        self.env = cli_env(tmp, self.sim, PLEXCACHE_SYNC_ON_START="0")
+        # no live cache beside it: its syncs would blur the counting of web-started ones
+        self.env = cli_env(tmp, self.sim, PLEXCACHE_SYNC_ON_START="0", PLEXCACHE_WATCH="0")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plexcache", "serve", "--db", str(self.db), "--port", "0"],
             env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

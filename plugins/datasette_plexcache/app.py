@@ -55,6 +55,8 @@ def plugin_config_for(db_path: Path, config: PlexConfig, host: str) -> dict:
         "sync_log": f"{db_path}.sync.log",
         "sync_on_start": os.environ.get("PLEXCACHE_SYNC_ON_START", "1").lower()
         not in ("0", "false", "no", "off"),
+        # the live cache (`plexcache watch` beside the server); PLEXCACHE_WATCH=0 turns it off
+        "watch": os.environ.get("PLEXCACHE_WATCH", "1").lower() not in ("0", "false", "no", "off"),
     }
     if config.url:
         plugin_config["plex_url"] = config.url

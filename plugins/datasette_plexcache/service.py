@@ -52,6 +52,7 @@ class PluginSettings:
     bind_host: str | None = None
     sync_on_start: bool = True
     sync_log: str | None = None
+    watch: bool = True  # run `plexcache watch` beside the server (the live cache)
     config_error: str | None = None
     health: PlexHealth = field(default_factory=lambda: PlexHealth())
 
@@ -71,7 +72,7 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
     ``databases`` maps database name to file path (None for in-memory ones).
     Plugin config keys: ``database``, ``plex_url``, ``plex_token`` (use
     ``{"$env": "PLEX_TOKEN"}``), ``stale_after_hours``, ``allow_sync``,
-    ``bind_host``, ``sync_on_start``, ``sync_log``. Without ``plex_url`` the
+    ``bind_host``, ``sync_on_start``, ``sync_log``, ``watch``. Without ``plex_url`` the
     server comes from the same places as for ``plexcache sync``.
     """
     pc = dict(plugin_config or {})
@@ -98,8 +99,16 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
         bind_host=pc.get("bind_host"),
         sync_on_start=bool(pc.get("sync_on_start", True)),
         sync_log=pc.get("sync_log"),
+        watch=_flag(pc.get("watch", True)),
         config_error=config_error,
     )
+
+
+def _flag(value) -> bool:
+    "A yes/no setting: false, 0, no and off (any case) are no"
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(value)
 
 
 def pick_cache_database(databases: dict) -> str | None:
@@ -282,6 +291,56 @@ def start_sync(settings: PluginSettings, *, full: bool = False, trigger: str = "
     return proc
 
 
+def start_watch(settings: PluginSettings):
+    """Start ``plexcache watch`` beside the server when a Plex server is
+    configured and the ``watch`` setting is on; returns the ``Popen`` or None.
+    It follows the cache once a first sync filled it, and stops with the server."""
+    from plexcache.process import spawn_watch
+
+    if not (settings.watch and settings.plex.configured and settings.db_path) or settings.config_error:
+        return None
+    proc = spawn_watch(settings.db_path, settings.plex, log_path=settings.sync_log)
+    global _watcher
+    _watcher = proc
+    return proc
+
+
+def live_state(settings: PluginSettings) -> dict:
+    """What the live cache is doing, for the footer and the progress page:
+    ``enabled`` (the setting), ``running``, ``state`` (connected, polling,
+    disconnected, waiting, stopped...), ``since``, ``detail``,
+    ``last_event_at``, ``last_change_at``. Token-free."""
+    from plexcache.watch import read_state
+
+    state = read_state(settings.db_path) if settings.db_path else None
+    out = {"enabled": bool(settings.watch and settings.plex.configured), "running": False, "state": "stopped",
+           "since": None, "detail": None, "last_event_at": None, "last_change_at": None}  # fmt: skip
+    if state:
+        out.update({k: state.get(k) for k in ("running", "state", "since", "detail", "last_event_at", "last_change_at")})
+        out["detail"] = settings.redact(out["detail"])
+    out["text"] = live_text(out)
+    return out
+
+
+LIVE_TEXT = {
+    "connected": "Live: changes in Plex show up here within seconds",
+    "polling": "Checking Plex for changes every minute (the server offers no notifications)",
+    "disconnected": "Reconnecting to Plex; changes made meanwhile are synced when it is back",
+    "waiting": "Live updates start after the first sync",
+    "starting": "Connecting to Plex…",
+    "connecting": "Connecting to Plex…",
+}
+
+
+def live_text(live: dict) -> str:
+    "One sentence for the footer and the progress page"
+    if live["running"]:
+        return LIVE_TEXT.get(live["state"], "Live updates: " + str(live["state"]))
+    if not live["enabled"]:
+        return "Off: syncs run on start, on Refresh, or from `plexcache sync`"
+    return "Not running"
+
+
 def is_stale(synced_at: str | None, hours: float, now: datetime | None = None) -> bool:
     "True when the last sync is older than ``hours`` (or there never was one)"
     if not synced_at:
@@ -370,6 +429,7 @@ def _origin_tuple(value: str):
 # them on Ctrl-C.
 _children: list[subprocess.Popen] = []
 _children_lock = threading.Lock()
+_watcher: subprocess.Popen | None = None  # `plexcache watch`, stopped with the syncs
 
 
 def _remember(proc) -> None:
@@ -379,16 +439,20 @@ def _remember(proc) -> None:
 
 
 def stop_children(timeout: float = 5.0) -> int:
-    "Terminate the sync processes this server started; returns how many were running"
+    """Terminate the sync processes this server started (and its watcher);
+    returns how many syncs were running"""
+    global _watcher
     with _children_lock:
         running = [p for p in _children if p.poll() is None]
         _children.clear()
-    for proc in running:
+        watcher, _watcher = _watcher, None
+    procs = running + ([watcher] if watcher is not None and watcher.poll() is None else [])
+    for proc in procs:
         try:
             proc.terminate()
         except OSError:
             pass
-    for proc in running:
+    for proc in procs:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
