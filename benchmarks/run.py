@@ -5,8 +5,7 @@
     .venv/bin/python benchmarks/run.py --cases 1,2,3   # some cases only
     .venv/bin/python benchmarks/run.py --skip-big      # no 1,000,000-track cases (6, 7b)
 
-Each case runs in fresh processes: the simulator (``plexcache simulate``, see
-``benchmarks/sim.py``), one ``benchmarks/worker.py`` per measurement (so peak
+Each case runs in fresh processes: the simulator (``plexcache simulate``), one ``benchmarks/worker.py`` per measurement (so peak
 RSS is that measurement's alone), ``plexcache serve`` for the web cases. This
 process only orchestrates, polls and reads the simulator's request counters
 (``/__sim__/stats``, reset before every measurement).
@@ -176,20 +175,17 @@ def stop_process(proc: subprocess.Popen | None) -> None:
 
 
 class Sim:
-    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0, stock: bool = False):
+    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0):
         self.tracks = tracks
         self.seed = seed
         self.latency_ms = latency_ms
-        self.stock = stock
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.http = requests.Session()
 
     def __enter__(self) -> Sim:
-        cmd = [PY, str(HERE / "sim.py"), "--port", "0", "--tracks", str(self.tracks), "--seed", str(self.seed),
+        cmd = [PY, "-m", "plexcache", "simulate", "--port", "0", "--tracks", str(self.tracks), "--seed", str(self.seed),
                "--token", TOKEN, "--latency-ms", str(self.latency_ms)]  # fmt: skip
-        if self.stock:
-            cmd.append("--stock")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT))
         self.url = read_url_line(self.proc, r"simulator on (http://\S+)", 120)
         deadline = time.monotonic() + 30
@@ -465,7 +461,7 @@ class Suite:
     def cases_small(self) -> None:
         a, cases = self.args, self.args.cases
         n = a.tracks
-        with Sim(n, seed=a.seed, stock=a.stock_sim) as sim:
+        with Sim(n, seed=a.seed) as sim:
             log(f"simulator: {n:,} tracks at {sim.url}")
             if "1" in cases:
                 self.guarded("1", lambda: setattr(self, "base_db", self.full_syncs(
@@ -628,7 +624,7 @@ class Suite:
         big_db = self.work / f"big-{n}" / DB_NAME
         if "6" in cases:
             def case6():
-                with Sim(n, seed=a.seed, stock=a.stock_sim) as sim:
+                with Sim(n, seed=a.seed) as sim:
                     log(f"simulator: {n:,} tracks at {sim.url}")
                     runs = []
                     for i in range(a.big_repeat):
@@ -798,7 +794,7 @@ def machine_info() -> dict:
         "sqlite": sqlite3.sqlite_version,
         "plexcache": f"{plexcache.__version__} ({commit})" if commit else plexcache.__version__,
         "sim_tcp_nodelay": "simulator's own" if getattr(sim_server.Handler, "disable_nagle_algorithm", False)
-        else "set by benchmarks/sim.py",
+        else "not set",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
 
@@ -991,7 +987,6 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=float, default=600, help="per measurement, seconds")
     p.add_argument("--naive-timeout", type=float, default=1800)
     p.add_argument("--big-timeout", type=float, default=1800)
-    p.add_argument("--stock-sim", action="store_true", help="run the simulator without the TCP_NODELAY fix")
     p.add_argument("--workdir", help="keep caches here (default: a temp dir, removed at the end)")
     p.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     p.add_argument("--markdown", default=str(HERE / "results" / "latest.md"))

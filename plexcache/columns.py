@@ -297,9 +297,36 @@ FACET_COUNTS_STATE = Table(
     ),
 )
 
+OVERVIEW_COUNTS = Table(
+    "overview_counts",
+    (
+        _c("metric", "TEXT NOT NULL", "What is counted: tracks added per month (added_month) or a total (duration_ms, tracks)"),
+        _c("key", "TEXT NOT NULL", "The month (YYYY-MM) for added_month; '' for totals"),
+        _c("n", "INTEGER NOT NULL", "The count or sum"),
+    ),
+    constraints=("PRIMARY KEY (metric, key)",),
+    options=" WITHOUT ROWID",
+)
+
+OVERVIEW_STATE = Table(
+    "overview_state",
+    (
+        _c("id", "INTEGER PRIMARY KEY CHECK (id = 1)", "Always 1: this table has a single row"),
+        _c(
+            "status",
+            "TEXT NOT NULL",
+            "current (the numbers match tracks), stale (tracks changed without them: the overview counts live) or applying",
+        ),
+        _c("total", "INTEGER NOT NULL DEFAULT 0", "Tracks counted"),
+        _c("counted_at", "TIMESTAMP", "When the numbers were last recomputed from scratch (UTC)"),
+    ),
+)
+
 #: The cache's tables, in creation order (``facet_counts``' two are created by facet_counts.py)
 TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, WATCH_STATE)
 FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
+#: The overview's precomputed numbers (created by overview.py)
+OVERVIEW_TABLES = (OVERVIEW_COUNTS, OVERVIEW_STATE)
 
 _t = TRACKS.descriptions
 _a = ALBUMS.descriptions
@@ -349,6 +376,6 @@ VIEW_COLUMNS: dict[str, dict[str, str]] = {
 
 def descriptions() -> dict[str, dict[str, str]]:
     "{table or view: {column: description}} for every table and view"
-    out = {t.name: t.descriptions for t in (*TABLES, *FACET_TABLES)}
+    out = {t.name: t.descriptions for t in (*TABLES, *FACET_TABLES, *OVERVIEW_TABLES)}
     out.update({name: dict(cols) for name, cols in VIEW_COLUMNS.items()})
     return out

@@ -43,28 +43,14 @@ import sqlite3
 from collections.abc import Iterable
 
 from . import facet_counts
+from .columns import OVERVIEW_TABLES
 
 TABLE = "tracks"
 MONTH = "substr(added_at, 1, 7)"
 #: How many artists / genres the overview lists
 TOP = 15
 
-TABLES_SQL = {
-    "overview_counts": """
-CREATE TABLE overview_counts (
-    metric TEXT NOT NULL,
-    key TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (metric, key)
-) WITHOUT ROWID""",
-    "overview_state": """
-CREATE TABLE overview_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    status TEXT NOT NULL,
-    total INTEGER NOT NULL DEFAULT 0,
-    counted_at TIMESTAMP
-)""",
-}
+TABLES_SQL = {t.name: t.create_sql() for t in OVERVIEW_TABLES}
 
 _STALE = "UPDATE overview_state SET status = 'stale' WHERE status = 'current';"
 TRIGGERS_SQL = {

@@ -6,6 +6,9 @@ any process (CLI, web, cron) shows up here. Shape, exactly as in the spec::
     {"track_count": 18432, "synced_at": "2026-02-05T10:30:00Z",
      "is_syncing": false, "sync_progress": null, "error": null,
      "plex_connected": true}
+
+Read only: ``sync_runs`` belongs to ``sync.runs``; a run left ``running`` by
+a dead process is handed to ``runs.recover_interrupted``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import time
 from pathlib import Path
 
 from .config import PlexConfig
-from .db import connect_readonly
+from .db import connect_readonly, describe_sqlite_error
 from .errors import CacheError, PlexcacheError
 from .lock import is_locked
-from .sync.runs import INTERRUPTED_MESSAGE, list_runs, recover_interrupted
+from .sync.runs import INTERRUPTED_MESSAGE, recover_interrupted
 
-__all__ = ["get_status", "plex_reachable", "list_runs", "recover_interrupted", "INTERRUPTED_MESSAGE"]
+__all__ = ["get_status", "plex_reachable", "INTERRUPTED_MESSAGE"]
 
 PLEX_CHECK_TTL = 10.0  # seconds a Plex reachability answer is reused
 
@@ -72,7 +75,7 @@ def get_status(
             finally:
                 conn.close()
         except sqlite3.DatabaseError as e:
-            raise CacheError(f"cannot read cache {db_path}: {e}") from None
+            raise CacheError(describe_sqlite_error(e, db_path)) from None
         if running and not syncing:
             # Either the process that owned this run is gone, or a sync took
             # the lock (and maybe finished) after we looked: look again once.

@@ -1,8 +1,25 @@
+"""The fixtures every test module shares.
+
+Simulators (real HTTP on 127.0.0.1, port 0):
+
+- ``sim_factory``: start simulators with custom arguments, all stopped at
+  the end of the test;
+- ``sim``: a started simulator. By default a fresh one per test (500
+  tracks, seed 1, token ``SIM_TOKEN``). A module that sets ``SIM = {...}``
+  (``tracks``, ``seed``, ``token``, ...) shares one simulator with those
+  arguments across its tests instead (``module_sim``), as module-scoped
+  fixtures need.
+
+Cache helpers that are not fixtures (``config_for``, ``runs``,
+``snapshot``, ``run_cli``) are in ``syncutil.py``.
+"""
+
 import pytest
 
 from plexcache.simulator import Simulator
 
 SIM_TOKEN = "test-token-Ab_c-9"
+SIM_DEFAULTS = {"tracks": 500, "seed": 1, "token": SIM_TOKEN}
 
 
 @pytest.fixture
@@ -11,10 +28,7 @@ def sim_factory():
     started = []
 
     def make(**kwargs):
-        kwargs.setdefault("tracks", 500)
-        kwargs.setdefault("seed", 1)
-        kwargs.setdefault("token", SIM_TOKEN)
-        s = Simulator(**kwargs).start(host="127.0.0.1", port=0)
+        s = Simulator(**{**SIM_DEFAULTS, **kwargs}).start(host="127.0.0.1", port=0)
         started.append(s)
         return s
 
@@ -23,7 +37,17 @@ def sim_factory():
         s.stop()
 
 
+@pytest.fixture(scope="module")
+def module_sim(request):
+    "One simulator for the whole module, with the module's ``SIM`` arguments"
+    kwargs = {**SIM_DEFAULTS, **getattr(request.module, "SIM", {})}
+    with Simulator(**kwargs) as s:
+        yield s
+
+
 @pytest.fixture
-def sim(sim_factory):
-    "A started in-process Plex simulator: 500 tracks, seed 1, token SIM_TOKEN"
-    return sim_factory()
+def sim(request):
+    "A started simulator: the module's shared one when it sets ``SIM``, else a fresh one (500 tracks, seed 1)"
+    if hasattr(request.module, "SIM"):
+        return request.getfixturevalue("module_sim")
+    return request.getfixturevalue("sim_factory")()

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from syncutil import snapshot
+from syncutil import runs, snapshot  # noqa: F401 (runs: for the importers)
 
 from plexcache.config import PlexConfig
 
@@ -114,12 +114,6 @@ def check_cache(db, orphans_ok: bool = False) -> None:
         assert orphans == 0, f"{orphans} tracks point at missing albums"
     finally:
         conn.close()
-
-
-def runs(db) -> list[dict]:
-    from syncutil import runs as _runs
-
-    return _runs(db)
 
 
 # ---- secrets ------------------------------------------------------------------------

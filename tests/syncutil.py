@@ -65,3 +65,15 @@ def run_cli(args, sim=None, env=None, timeout=120, **kwargs) -> subprocess.Compl
         cwd=kwargs.pop("cwd", Path(__file__).parent.parent),
         **kwargs,
     )
+
+
+def make_db(path, *statements) -> Path:
+    "A SQLite file at ``path`` after running ``statements`` (for databases that are not caches)"
+    conn = sqlite3.connect(path)
+    try:
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+    return Path(path)

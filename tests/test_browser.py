@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from syncutil import runs
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -220,6 +221,10 @@ def synced_cache(db, sim, synced_at: datetime | None = None):
             )
 
 
+def status_trigger(run: dict) -> tuple:
+    return run["status"], run["trigger"]
+
+
 def wait_for(predicate, timeout=30.0, interval=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -228,11 +233,6 @@ def wait_for(predicate, timeout=30.0, interval=0.2):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
-
-
-def runs(db) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("select status, trigger, mode from sync_runs order by id").fetchall()
 
 
 # ---- browser ------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_first_load_modal_progress_then_footer(children, sim, db, page):
     expect(dialog).to_be_hidden(timeout=30000)
     expect(footer(page)).to_contain_text("3,000 tracks · Synced just now · Refresh", timeout=15000)
     expect(page.locator("table.rows-and-columns")).to_be_visible()
-    assert runs(db)[-1][:2] == ("succeeded", "web")
+    assert status_trigger(runs(db)[-1]) == ("succeeded", "web")
     assert TOKEN not in page.content()
     shot_footer(page, "footer")
 
@@ -323,7 +323,7 @@ def test_server_start_syncs_empty_cache(children, sim, db, page):
     expect(dialog).to_be_visible(timeout=10000)
     expect(dialog).to_be_hidden(timeout=40000)
     expect(footer(page)).to_contain_text("3,000 tracks", timeout=15000)
-    assert [r[1] for r in runs(db)] == ["startup"]
+    assert [r["trigger"] for r in runs(db)] == ["startup"]
 
 
 def test_refresh_from_footer(children, sim, db, page):
@@ -337,7 +337,7 @@ def test_refresh_from_footer(children, sim, db, page):
     f.get_by_role("button", name="Refresh").click()
     expect(f).to_contain_text(SYNCING, timeout=10000)
     expect(f).to_contain_text("Synced just now · Refresh", timeout=40000)
-    assert [r[:2] for r in runs(db)] == [("succeeded", "cli"), ("succeeded", "web")]
+    assert [status_trigger(r) for r in runs(db)] == [("succeeded", "cli"), ("succeeded", "web")]
 
 
 def test_stale_cache_syncs_in_background(children, sim, db, page):
@@ -352,14 +352,14 @@ def test_stale_cache_syncs_in_background(children, sim, db, page):
     expect(f).to_contain_text(SYNCING, timeout=10000)
     shot_footer(page, "footer-syncing")
     expect(f).to_contain_text("3,000 tracks · Synced just now · Refresh", timeout=40000)
-    assert runs(db)[-1][:2] == ("succeeded", "web")
+    assert status_trigger(runs(db)[-1]) == ("succeeded", "web")
 
 
 def test_stale_cache_synced_at_server_start(children, sim, db):
     synced_cache(db, sim, synced_at=datetime.now(UTC) - timedelta(days=3))
     serve(children, db, sim)
-    wait_for(lambda: len(runs(db)) == 2 and runs(db)[-1][0] == "succeeded", timeout=40)
-    assert runs(db)[-1][1] == "startup"
+    wait_for(lambda: len(runs(db)) == 2 and runs(db)[-1]["status"] == "succeeded", timeout=40)
+    assert runs(db)[-1]["trigger"] == "startup"
 
 
 def test_plex_offline(children, sim, db, page):
@@ -416,7 +416,7 @@ def test_modal_survives_server_restart(children, sim, db, page):
     serve(children, db, sim, port=port)
     expect(dialog).to_be_hidden(timeout=60000)
     expect(footer(page)).to_contain_text("3,000 tracks", timeout=15000)
-    statuses = [r[0] for r in runs(db)]
+    statuses = [r["status"] for r in runs(db)]
     assert statuses[-1] == "succeeded"
     assert "running" not in statuses
 

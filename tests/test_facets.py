@@ -9,7 +9,6 @@ builtin facets on the same file.
 
 from __future__ import annotations
 
-import inspect
 import json
 import random
 import shutil
@@ -20,14 +19,13 @@ import pytest
 from datasette.app import Datasette
 from datasette.version import __version__ as datasette_version
 from datasette_plexcache import metadata as plexcache_metadata
-from datasette_plexcache.app import DATASETTE_SETTINGS, build_datasette
 from syncutil import config_for
 
-import plexcache.sync
 from plexcache import facet_counts
 from plexcache.config import PlexConfig
 from plexcache.db import open_cache, reset_cache
 from plexcache.schema import SCHEMA_VERSION, ensure_shape
+from plexcache.serve import DATASETTE_SETTINGS, build_datasette
 from plexcache.simulator import Simulator
 from plexcache.sync import sync
 
@@ -50,17 +48,14 @@ select value, count(*) from deduped_array_items group by value
 # ---- fixtures and helpers ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=800, seed=3, token=TOKEN) as s:
-        yield s
+SIM = {"tracks": 800, "seed": 3, "token": TOKEN}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture(scope="module")
-def synced_template(sim, tmp_path_factory):
-    "A cache after a real full sync, counts recounted (whatever sync.py does)"
+def synced_template(module_sim, tmp_path_factory):
+    "A cache after a real full sync, counts recounted (whatever the sync did)"
     path = tmp_path_factory.mktemp("template") / f"{DB}.db"
-    sync(path, config_for(sim))
+    sync(path, config_for(module_sim))
     conn = open_cache(path)
     with_transaction(conn, facet_counts.recount)
     conn.execute("pragma wal_checkpoint(truncate)")
@@ -419,10 +414,6 @@ def test_counts_usable_rules():
     assert not facet_counts.counts_usable("current", 9_000, v, 9_001, count_limit=10_000)
 
 
-@pytest.mark.skipif(
-    "facet_counts" not in inspect.getsource(plexcache.sync),
-    reason="sync.py does not maintain facet_counts yet",
-)
 def test_real_syncs_keep_the_counts_current(tmp_path):
     "Full sync, then incremental syncs after edits, additions and deletions"
     with Simulator(tracks=600, seed=8, token=TOKEN) as sim:

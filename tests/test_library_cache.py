@@ -1,4 +1,4 @@
-"""The spec (../shared/seed/quickstart.md), checked against a simulated Plex
+"""The original spec (the quickstart), checked against a simulated Plex
 over real HTTP: schema, sync flow, status shape, log lines, reset."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 from syncutil import config_for, run_cli
 
 from plexcache.db import reset_cache
-from plexcache.simulator import Simulator
 from plexcache.status import get_status
 from plexcache.sync import sync
 
@@ -38,10 +37,7 @@ SPEC_SYNC_STATE = [
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=1500, seed=3, token="spec-token-x_Y-1") as s:
-        yield s
+SIM = {"tracks": 1500, "seed": 3, "token": "spec-token-x_Y-1"}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture
@@ -166,10 +162,12 @@ def test_cli_sync_status_reset(tmp_path, sim):
     reset = run_cli(["reset", "--db", db, "--yes"])
     assert reset.returncode == 0 and "Emptied" in reset.stdout
     assert json.loads(run_cli(["status", "--db", db, "--json", "--no-plex"]).stdout)["track_count"] == 0
-    # a file that is not SQLite is removed; another SQLite database is refused
+    # a file that is not SQLite is refused, --yes or not (issue #13); so is another SQLite database
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite" * 50)
-    assert run_cli(["reset", "--db", junk, "--yes"]).returncode == 0 and not junk.exists()
+    refused = run_cli(["reset", "--db", junk, "--yes"])
+    assert refused.returncode == 1 and "refusing to reset it" in refused.stderr
+    assert junk.read_bytes() == b"not sqlite" * 50
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("create table t (x)").connection.close()
     refused = run_cli(["reset", "--db", other, "--yes"])

@@ -17,7 +17,6 @@ from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from datasette_plexcache.app import build_datasette
 from syncutil import config_for
 from test_facets import connect, with_transaction
 from test_facets import insert_track as facets_insert_track
@@ -25,6 +24,7 @@ from test_facets import insert_track as facets_insert_track
 from plexcache import overview
 from plexcache.config import PlexConfig
 from plexcache.db import open_cache, reset_cache
+from plexcache.serve import build_datasette
 from plexcache.simulator import Simulator
 from plexcache.sync import sync
 
@@ -362,7 +362,7 @@ async def test_overview_json(cache):
 
 @pytest.mark.asyncio
 async def test_empty_cache_says_so(tmp_path):
-    from datasette_plexcache.service import init_cache
+    from plexcache.db import init_cache
 
     path = tmp_path / f"{DB}.db"
     init_cache(path)

@@ -18,11 +18,11 @@ import datasette_plexcache
 import pytest
 import sqlite_utils
 from datasette.version import __version__ as datasette_version
-from datasette_plexcache import app as plexcache_app
 from datasette_plexcache import metadata as plexcache_metadata
-from datasette_plexcache import service
+from datasette_plexcache import security, service
 from datasette_test import Datasette, actor_cookie
 
+from plexcache import serve as plexcache_app
 from plexcache.lock import SyncLock
 from plexcache.schema import ensure_shape
 from plexcache.status import INTERRUPTED_MESSAGE
@@ -858,11 +858,11 @@ def test_split_for_datasette_1():
     ],
 )
 def test_is_loopback_host(host, expected):
-    assert service.is_loopback_host(host) is expected
+    assert security.is_loopback_host(host) is expected
 
 
 def test_cross_origin_reason():
-    check = service.cross_origin_reason
+    check = security.cross_origin_reason
     assert check({}, "http", "localhost:5765") is None
     assert check({"sec-fetch-site": "same-origin"}, "http", "localhost:5765") is None
     assert check({"sec-fetch-site": "none"}, "http", "x") is None
@@ -925,13 +925,13 @@ def test_sync_allowed_policy():
     def settings(**kw):
         return service.PluginSettings(database="d", db_path=None, plex=PlexConfig(url=None), **kw)
 
-    assert service.sync_allowed(settings(bind_host="127.0.0.1"), None)
-    assert not service.sync_allowed(settings(bind_host="0.0.0.0"), None)
-    assert service.sync_allowed(settings(bind_host="0.0.0.0"), {"id": "root"})
-    assert not service.sync_allowed(settings(bind_host=None), {"id": "alice"})
-    assert service.sync_allowed(settings(bind_host="0.0.0.0", allow_sync=True), None)
-    assert not service.sync_allowed(settings(bind_host="127.0.0.1", allow_sync=False), None)
-    assert service.sync_allowed(settings(allow_sync={"id": "alice"}), {"id": "alice"})
+    assert security.sync_allowed(settings(bind_host="127.0.0.1"), None)
+    assert not security.sync_allowed(settings(bind_host="0.0.0.0"), None)
+    assert security.sync_allowed(settings(bind_host="0.0.0.0"), {"id": "root"})
+    assert not security.sync_allowed(settings(bind_host=None), {"id": "alice"})
+    assert security.sync_allowed(settings(bind_host="0.0.0.0", allow_sync=True), None)
+    assert not security.sync_allowed(settings(bind_host="127.0.0.1", allow_sync=False), None)
+    assert security.sync_allowed(settings(allow_sync={"id": "alice"}), {"id": "alice"})
 
 
 def test_should_sync_on_start(cache, plex):

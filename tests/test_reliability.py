@@ -964,7 +964,7 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
     holder = sqlite3.connect(dbs["locked"], isolation_level=None)
     holder.execute("begin exclusive")
     jobs = {"locked": ["sync", "--db", dbs["locked"]], "corrupt": ["sync", "--db", dbs["corrupt"], "--full"]}
-    expect = {"locked": "locked by another program", "corrupt": "not a valid SQLite database"}
+    expect = {"locked": "locked by another program", "corrupt": "is a damaged plexcache cache"}
     mnt = tmp_path / "romnt"
     mnt.mkdir()
     cleanup = []
@@ -972,12 +972,12 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
         cleanup.append(("chattr", "-i", str(dbs["immutable"])))
         jobs["immutable"] = ["sync", "--db", dbs["immutable"]]
         jobs["immutable-status"] = ["status", "--json", "--no-plex", "--db", dbs["immutable"]]
-        expect["immutable"] = "the file or its folder is read-only"
+        expect["immutable"] = f"the file {dbs['immutable']} is read-only"
     if _run("mount", "--bind", str(dbs["rofs"].parent), str(mnt)):
         cleanup.append(("umount", "-l", str(mnt)))
         if _run("mount", "-o", "remount,ro,bind", str(mnt)):
             jobs["rofs"] = ["sync", "--db", mnt / "cache.db"]
-            expect["rofs"] = "Read-only file system"
+            expect["rofs"] = f"{mnt} is on a read-only file system"
     try:
         results = dict(zip(jobs, cli_many([(args, env) for args in jobs.values()], scanner=scanner),
                            strict=True))
@@ -999,7 +999,7 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
     for table in ("albums", "artists"):
         assert now[table] == before["corrupt"][table], table
     last = runs(dbs["corrupt"])[-1]
-    assert last["status"] == "failed" and "not a valid SQLite database" in last["error"], last
+    assert last["status"] == "failed" and "is a damaged plexcache cache" in last["error"], last
     for name in set(expect) - {"corrupt"}:
         assert fingerprint(dbs[name]) == before[name], name
         check_cache(dbs[name])
@@ -1011,21 +1011,22 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
 
 
 def test_wrong_server_one_line_errors(tmp_path, sims, scanner):
-    """Wrong path, not Plex, TLS to plain HTTP, 403: one line each (wrong
-    token, unreachable hosts and HTML pages: tests/test_sync.py)"""
+    """Not Plex, TLS to plain HTTP, 403: one line each (wrong token,
+    unreachable hosts and HTML pages: tests/test_sync.py; a URL with a path
+    is refused before any request: tests/test_cli_errors.py)"""
     sim = sims(tracks=20)
     cases = [
-        ({"url": sim.url + "/web/index.html", "token": TOKEN}, "404"),
-        ({"url": sim.url.replace("http://", "https://"), "token": TOKEN}, "TLS"),
+        ({"url": sim.url.replace("http://", "https://"), "token": TOKEN}, ("TLS", "it answers plain HTTP, not TLS")),
     ]
     with serve_bytes(b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>',
                      **{"Content-Type": "text/xml"}) as rss, serve_bytes(b"", status="403 Forbidden") as forbidden:
-        cases.append(({"url": rss.url, "token": TOKEN}, "does not look like a Plex Media Server"))
-        cases.append(({"url": forbidden.url, "token": TOKEN}, "403"))
+        cases.append(({"url": rss.url, "token": TOKEN}, ("does not look like a Plex Media Server",
+                                                         "its / answers XML without a MediaContainer (<rss>)")))
+        cases.append(({"url": forbidden.url, "token": TOKEN}, ("403",)))
         jobs = [(["sync", "--db", tmp_path / f"c{i}.db"], cli_env(tmp_path, **kw)) for i, (kw, _) in enumerate(cases)]
         results = cli_many(jobs, scanner=scanner)
-    for (_, needle), done in zip(cases, results, strict=True):
-        one_line_error(done, needle)
+    for (_, needles), done in zip(cases, results, strict=True):
+        one_line_error(done, *needles)
         TALLY["bad_inputs"] += 1
 
 

@@ -414,7 +414,7 @@ def test_cli_simulate_profile():
     root = Path(__file__).parent.parent
     bad = subprocess.run([sys.executable, "-m", "plexcache", "simulate", "--profile", "pms-0", "--port", "0"],
                          capture_output=True, text=True, env=env, cwd=root, timeout=60)  # fmt: skip
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # bad usage (issue #13)
     assert bad.stderr == f"Error: unknown simulator profile 'pms-0'; expected one of {', '.join(ALL_PROFILES)}\n"
     proc = subprocess.Popen([sys.executable, "-m", "plexcache", "simulate", "--profile", REALISTIC, "--port", "0",
                              "--tracks", "50", "--token", TOKEN], stdout=subprocess.PIPE, text=True, env=env,

@@ -33,10 +33,7 @@ from plexcache.sync import sync
 TOKEN = "sync-Tok_en-42xYz"
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=3000, seed=11, token=TOKEN) as s:
-        yield s
+SIM = {"tracks": 3000, "seed": 11, "token": TOKEN}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture
@@ -430,7 +427,8 @@ def test_bad_token_and_unreachable_server(tmp_path, sim):
     assert "Traceback" not in done.stderr and TOKEN not in done.stderr + done.stdout
 
     done = run_cli(["sync", "--db", db], env={"PLEX_URL": "not a url"})
-    assert done.returncode == 1 and "Plex URL must look like" in done.stderr
+    # a bad setting is bad usage: exit 2, naming the setting (exact texts: tests/test_cli_errors.py)
+    assert done.returncode == 2 and "Invalid value for PLEX_URL: expected an address" in done.stderr
 
 
 def test_not_a_plex_server(tmp_path):

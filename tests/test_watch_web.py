@@ -134,3 +134,5 @@ def test_watch_setting_values():
     for value, on in [(None, True), (True, True), (False, False), ("off", False), ("0", False), ("yes", True)]:
         config = {} if value is None else {"watch": value}
         assert service.settings_from_config(config, {}).watch is on, value
+    settings = service.settings_from_config({"watch": "sometimes"}, {})
+    assert settings.config_error.startswith("watch (plexcache plugin config)"), settings.config_error

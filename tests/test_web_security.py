@@ -331,7 +331,8 @@ def test_cross_site_posts_are_refused(served, scanner, body):
     ("", True), (None, True), ("[::1", True),
 ])
 def test_a_localhost_only_server_syncs_only_for_loopback_names(host, refused):
-    from datasette_plexcache.service import PluginSettings, foreign_host_reason
+    from datasette_plexcache.security import foreign_host_reason
+    from datasette_plexcache.service import PluginSettings
 
     from plexcache.config import PlexConfig
 
@@ -371,7 +372,7 @@ def test_dns_rebinding_cannot_start_a_sync(served):
 def public_datasette(tmp_path, monkeypatch):
     """The Datasette `plexcache serve --host 0.0.0.0` would run (its plugin
     config says bind_host 0.0.0.0), in-process; syncs are real children."""
-    from datasette_plexcache.app import build_datasette
+    from plexcache.serve import build_datasette
 
     sim = Simulator(tracks=600, seed=22, token=TOKEN).start(host="127.0.0.1", port=0)
     db = tmp_path / "library_cache.db"

@@ -31,7 +31,8 @@ from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from .. import __version__
-from ..config import PlexConfig, redact
+from ..config import PlexConfig
+from ..diagnose import not_plex_message
 from ..errors import (
     ConfigError,
     NotPlexServer,
@@ -40,6 +41,9 @@ from ..errors import (
     PlexError,
     PlexNotFound,
     PlexUnreachable,
+    describe_request_error,
+    server_text,
+    unauthorized_message,
 )
 
 # Bounds on what one response may cost. The largest answer a sync asks for
@@ -202,8 +206,11 @@ class PlexHTTP:
         status = response.status_code
         if status == 200:
             return None
+        response.reason = server_text(response.reason, limit=60)  # hardening: server text is untrusted
         if status == 401:
-            return PlexAuthError(f"{where} rejected the token (401 Unauthorized): check PLEX_TOKEN / --token")
+            return PlexAuthError(unauthorized_message(where, self.config.token))  # hardening
+        if status == 404 and path in ("/", "/library/sections"):  # hardening: every PMS has these
+            return NotPlexServer(not_plex_message(self.base_url, self.timeout, path, "404 Not Found"))
         if status == 404:
             return PlexNotFound(f"{where} has nothing at {path} (404 Not Found)")
         if status == 429 or status >= 500:
@@ -251,7 +258,7 @@ class PlexHTTP:
             raise TransientError(f"{where} sent an empty response for {path}")
         head = body[:512].lstrip()
         if head[:1] != b"<" or head[:5].lower() == b"<html" or head[:9].lower() == b"<!doctype":
-            raise NotPlexServer(f"{where} does not look like a Plex Media Server (no XML at {path})")
+            raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, head))  # hardening
         # Plex sends UTF-8, where NUL cannot occur; UTF-16 would hide a DTD
         # from the byte search below (expat decodes it and expands entities).
         if b"\0" in body:
@@ -273,9 +280,7 @@ class PlexHTTP:
         except ET.ParseError as e:
             raise TransientError(f"{where} sent malformed XML for {path} ({e})") from None
         if root.tag != "MediaContainer":
-            raise NotPlexServer(
-                f"{where} does not look like a Plex Media Server (<{root.tag[:40]}> at {path})"
-            )
+            raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, f"<{root.tag[:40]}>"))  # hardening
         return root
 
     def _note_date(self, value: str | None) -> None:
@@ -287,22 +292,10 @@ class PlexHTTP:
             pass
 
     def _clean(self, e: Exception) -> str:
-        return redact(str(e), self.config.token)[:200]
+        return describe_request_error(e, self.base_url)  # hardening: errors.py words it
 
     def _reason(self, e: Exception) -> str:
-        text = str(e)
-        for needle, reason in (
-            ("Connection refused", "connection refused"),
-            ("Name or service not known", "unknown host"),
-            ("nodename nor servname", "unknown host"),
-            ("No route to host", "no route to host"),
-            ("Connection reset", "connection reset"),
-            ("RemoteDisconnected", "the server closed the connection"),
-            ("timed out", "timed out"),
-        ):
-            if needle in text:
-                return reason
-        return self._clean(e)
+        return describe_request_error(e, self.base_url)  # hardening: errors.py words it
 
 
 def _chunks(response) -> Iterator[bytes]:

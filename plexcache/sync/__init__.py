@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from ..config import PlexConfig
-from ..db import BUSY_TIMEOUT_MS, describe_sqlite_error, open_cache
+from ..db import BUSY_TIMEOUT_MS, describe_sqlite_error, make_folder, open_cache
 from ..errors import CacheError, PlexcacheError
 from ..lock import SyncLock
 from ..plex import TRACK, PlexSource
@@ -88,10 +88,7 @@ def sync(
     cannot take one (never synced, an unknown section) gets a normal sync.
     """
     db_path = Path(db_path)
-    try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CacheError(f"cannot create folder {db_path.parent}: {e.strerror}") from None
+    make_folder(db_path)  # hardening: a one-line CacheError saying why it cannot
     lock = lock or SyncLock(db_path)
     lock.acquire(timeout=0.25)  # status probes hold it for microseconds
     try:
@@ -122,7 +119,7 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
             collector = Collector(source, stage, progress)
             progress("tracks", force=True)
             collector.read_live(changes)
-            return _collect_and_apply(conn, source, progress, plan, collector, [], allow_mass_delete, started)
+            return _collect_and_apply(conn, source, progress, plan, collector, [], allow_mass_delete, started, None)
         log.info("the cache needs a sync before it can take live changes")
     sections = choose_sections(source.sections(), section, source.base_url)
     server_time = source.server_time or int(time.time())
@@ -148,10 +145,11 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
             scanned.append(p.section.id)
         elif collector.list_changes(p.section, p.since, p.content_changed):
             scanned.append(p.section.id)
-    return _collect_and_apply(conn, source, progress, plan, collector, scanned, allow_mass_delete, started)
+    return _collect_and_apply(conn, source, progress, plan, collector, scanned, allow_mass_delete, started, section)
 
 
-def _collect_and_apply(conn, source, progress, plan, collector, scanned, allow_mass_delete, started) -> SyncResult:
+def _collect_and_apply(conn, source, progress, plan, collector, scanned, allow_mass_delete, started,
+                       section) -> SyncResult:  # fmt: skip
     "The full reads every sync needs, then the one-transaction apply and the run's record"
     collector.read_full_items()
     server_time = plan.server_time
@@ -186,6 +184,8 @@ def _collect_and_apply(conn, source, progress, plan, collector, scanned, allow_m
         track_count=track_count,
         skipped_items=skipped,
         warnings=warnings,
+        synced_tracks=sum(apply.count_tracks(conn, p.section.id) for p in plan.sections),  # hardening
+        section=plan.sections[0].section.title if section else None,  # hardening
     )
 
 

@@ -56,11 +56,17 @@ class SyncResult:
     track_count: int = 0
     skipped_items: int = 0
     warnings: list[str] = field(default_factory=list)
+    synced_tracks: int | None = None  # tracks in the libraries this run synced
+    section: str | None = None  # the library --section named
 
     def summary(self) -> str:
+        "What this run did: the libraries it synced, not the whole cache"
+        synced = self.track_count if self.synced_tracks is None else self.synced_tracks
+        scope = f" from {self.section!r}" if self.section else ""
+        held = f"; the cache holds {self.track_count:,}" if synced != self.track_count else ""
         return (
-            f"Synced {self.track_count:,} tracks ({self.mode}): {self.added:,} added, "
-            f"{self.updated:,} updated, {self.removed:,} removed; "
+            f"Synced {synced:,} tracks ({self.mode}){scope}: {self.added:,} added, "
+            f"{self.updated:,} updated, {self.removed:,} removed{held}; "
             f"{self.requests:,} requests in {self.duration_ms / 1000:.1f}s"
         )
 

@@ -1,9 +1,10 @@
 """Datasette plugin for plexcache: sync status, sync controls, a progress page
 and the tracks table's precounted facets.
 
-Hooks only; the handlers are in ``views``, the logic in ``service``, the
-facet classes in ``facets``.
-Works on Datasette 0.65 and on the 1.0 alphas (see ``permissions``).
+Hooks only; the handlers are in ``views``, the logic in ``service``,
+permissions and request checks in ``security``, the facet classes in
+``facets``, the Datasette metadata in ``metadata``.
+Works on Datasette 0.65 and on the 1.0 alphas (see ``security``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from datasette import hookimpl
 
 from plexcache import __version__
 
-from . import service, views
-from .permissions import can_sync
+from . import security, service, views
+from .security import can_sync
 
 log = logging.getLogger("datasette_plexcache")
 
@@ -142,7 +143,7 @@ def on_server_start(settings: service.PluginSettings) -> None:
     """Mark runs orphaned by a dead process, start the watcher (the live
     cache), then sync if the cache is empty or stale"""
     from plexcache.errors import PlexcacheError, SyncAlreadyRunning
-    from plexcache.status import recover_interrupted
+    from plexcache.sync.runs import recover_interrupted
 
     recover_interrupted(settings.db_path)
     if settings.plex.configured:
@@ -169,10 +170,10 @@ def on_server_start(settings: service.PluginSettings) -> None:
 @hookimpl
 def permission_allowed(datasette, actor, action):
     "Datasette 0.65"
-    if action != service.SYNC_ACTION:
+    if action != security.SYNC_ACTION:
         return None
     # None, not False, when we do not grant it: other rules may still allow
-    return True if service.sync_allowed(views.get_settings(datasette), actor) else None
+    return True if security.sync_allowed(views.get_settings(datasette), actor) else None
 
 
 @hookimpl
@@ -182,7 +183,7 @@ def register_actions(datasette):
 
     return [
         Action(
-            name=service.SYNC_ACTION,
+            name=security.SYNC_ACTION,
             abbr=None,
             description="Start a sync of the Plex library cache",
         )
@@ -192,9 +193,9 @@ def register_actions(datasette):
 @hookimpl
 def permission_resources_sql(datasette, actor, action):
     "Datasette 1.0a20+"
-    if action != service.SYNC_ACTION:
+    if action != security.SYNC_ACTION:
         return None
-    if not service.sync_allowed(views.get_settings(datasette), actor):
+    if not security.sync_allowed(views.get_settings(datasette), actor):
         return None
     from datasette.permissions import PermissionSQL
 

@@ -1,27 +1,30 @@
 """The plugin's logic as plain functions, so hooks and views stay thin.
 
 Nothing here talks HTTP: views turn these results into responses, and the
-tests call most of these directly.
+tests call most of these directly. Who may do what, and which requests are
+refused for where they come from, is ``security``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import sqlite3
 import subprocess
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from plexcache.config import PlexConfig, redact, resolve_plex_config
+from plexcache.config import PlexConfig, parse_flag, parse_number, redact, resolve_plex_config
+from plexcache.db import connect_readonly
 from plexcache.errors import ConfigError, PlexcacheError
 
+from .security import SYNC_ACTION, is_loopback_host
+
+__all__ = ["PluginSettings", "SYNC_ACTION", "settings_from_config", "library_status", "recent_runs", "start_sync"]
+
 PLUGIN_NAME = "plexcache"
-SYNC_ACTION = "plexcache-sync"
 DEFAULT_STALE_AFTER_HOURS = 24.0
 
 # The spec's status object, used when the cache cannot be read at all.
@@ -80,16 +83,23 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
     path = databases.get(name) if name else None
     config_error = None
     try:
-        plex = resolve_plex_config(pc.get("plex_url"), pc.get("plex_token"))
+        plex = resolve_plex_config(
+            pc.get("plex_url"), pc.get("plex_token"), url_setting="plex_url (plexcache plugin config)",
+            token_setting="plex_token (plexcache plugin config)",
+        )
     except ConfigError as e:
         plex = PlexConfig(url=None)
         config_error = str(e)
     if name and name not in databases:
         config_error = f"plexcache: database {name!r} is not attached to Datasette"
-    try:
-        stale = float(pc.get("stale_after_hours", DEFAULT_STALE_AFTER_HOURS))
-    except (TypeError, ValueError):
-        stale = DEFAULT_STALE_AFTER_HOURS
+    stale, sync_on_start, watch = DEFAULT_STALE_AFTER_HOURS, True, True
+    try:  # hardening: a bad value is reported, not silently replaced
+        stale = parse_number(pc.get("stale_after_hours", stale), "stale_after_hours (plexcache plugin config)",
+                             at_most=24 * 365, unit="hours", example="24")
+        sync_on_start = parse_flag(pc.get("sync_on_start", True), "sync_on_start (plexcache plugin config)")
+        watch = parse_flag(pc.get("watch", True), "watch (plexcache plugin config)")
+    except ConfigError as e:
+        config_error = config_error or str(e)
     return PluginSettings(
         database=name,
         db_path=Path(path) if path else None,
@@ -97,18 +107,11 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
         stale_after_hours=stale,
         allow_sync=pc.get("allow_sync"),
         bind_host=pc.get("bind_host"),
-        sync_on_start=bool(pc.get("sync_on_start", True)),
+        sync_on_start=sync_on_start,
         sync_log=pc.get("sync_log"),
-        watch=_flag(pc.get("watch", True)),
+        watch=watch,
         config_error=config_error,
     )
-
-
-def _flag(value) -> bool:
-    "A yes/no setting: false, 0, no and off (any case) are no"
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
-    return bool(value)
 
 
 def pick_cache_database(databases: dict) -> str | None:
@@ -128,7 +131,7 @@ def pick_cache_database(databases: dict) -> str | None:
 
 def _has_table(path, table) -> bool:
     try:
-        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, timeout=1)
+        conn = connect_readonly(path, timeout=1)
         try:
             return bool(
                 conn.execute(
@@ -137,36 +140,8 @@ def _has_table(path, table) -> bool:
             )
         finally:
             conn.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, PlexcacheError):  # missing, unreadable or not a plexcache cache
         return False
-
-
-def is_loopback_host(host: str | None) -> bool:
-    "True for 127.0.0.1, ::1, localhost: an address only this machine can reach"
-    if not host:
-        return False
-    host = host.strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def sync_allowed(settings: PluginSettings, actor: dict | None) -> bool:
-    """The ``plexcache-sync`` permission, before Datasette's own rules.
-
-    The root actor always may. With an ``allow_sync`` allow block, it decides;
-    without one, everyone may when Datasette listens on localhost only.
-    """
-    from datasette.utils import actor_matches_allow
-
-    if actor and actor.get("id") == "root":
-        return True
-    if settings.allow_sync is not None:
-        return bool(actor_matches_allow(actor, settings.allow_sync))
-    return settings.local_only
 
 
 def library_status(settings: PluginSettings, *, check_plex: bool = True) -> dict:
@@ -252,7 +227,7 @@ class PlexHealth:
 
 def recent_runs(settings: PluginSettings, limit: int = 20) -> list[dict]:
     "The latest ``sync_runs`` rows, newest first, with errors redacted"
-    from plexcache.status import list_runs
+    from plexcache.sync.runs import list_runs
 
     if settings.db_path is None:
         return []
@@ -367,64 +342,6 @@ def should_sync_on_start(settings: PluginSettings) -> bool:
     return status["track_count"] == 0 or is_stale(status["synced_at"], settings.stale_after_hours)
 
 
-def cross_origin_reason(headers: dict, scheme: str, host: str | None) -> str | None:
-    """Why a state-changing request looks cross-site, or None when it is fine.
-
-    The check Datasette 1.0 does in middleware (``Sec-Fetch-Site``, then
-    ``Origin`` against ``Host``), applied in the view so that 0.65, whose
-    token-based CSRF waves through requests without cookies, refuses them too.
-    ``headers`` has lower-case names.
-    """
-    site = headers.get("sec-fetch-site")
-    if site is not None:
-        if site in ("same-origin", "none"):
-            return None
-        return f"cross-site request refused (Sec-Fetch-Site: {site})"
-    origin = headers.get("origin")
-    if origin is None:
-        return None  # not a browser: curl, scripts
-    try:
-        if _origin_tuple(origin) == _origin_tuple(f"{scheme}://{host or ''}"):
-            return None
-    except ValueError:
-        pass
-    return f"cross-site request refused (Origin {origin!r} does not match this server)"
-
-
-def foreign_host_reason(settings: PluginSettings, actor: dict | None, host: str | None) -> str | None:
-    """Why a sync request must be refused for the name it used, or None.
-
-    "Listens on localhost only" makes everyone a local user, but a web page
-    whose host name is re-pointed at 127.0.0.1 (DNS rebinding) reaches the
-    server same-origin, with its own name in ``Host``. So when permission
-    rests on the loopback rule alone, the request must also name the server
-    by a loopback name or address (``localhost``, ``*.localhost``,
-    ``127.0.0.1``, ``[::1]``). Root and ``allow_sync`` decide for themselves.
-    """
-    if actor and actor.get("id") == "root":
-        return None
-    if settings.allow_sync is not None or not settings.local_only:
-        return None
-    try:
-        name = urllib.parse.urlsplit(f"//{host or ''}").hostname or ""
-    except ValueError:
-        name = ""
-    if is_loopback_host(name) or name.endswith(".localhost"):
-        return None
-    return (
-        f"refused: this server listens on localhost only and starts syncs only for requests "
-        f"addressed to localhost, not {host!r}"
-    )
-
-
-def _origin_tuple(value: str):
-    parts = urllib.parse.urlsplit(value)
-    scheme = (parts.scheme or "").lower()
-    if not scheme or not parts.hostname:
-        raise ValueError(value)
-    return scheme, parts.hostname.lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
-
-
 # Sync processes started by this server, so `plexcache serve`/`demo` can stop
 # them on Ctrl-C.
 _children: list[subprocess.Popen] = []
@@ -458,26 +375,6 @@ def stop_children(timeout: float = 5.0) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return len(running)
-
-
-def init_cache(db_path) -> None:
-    "Create the cache file with the full schema (WAL) when it does not exist yet"
-    try:
-        from plexcache.db import init_cache as core_init_cache
-    except ImportError:  # older core: build it with the schema module
-        core_init_cache = None
-    if core_init_cache is not None:
-        core_init_cache(db_path)
-        return
-    import sqlite_utils
-
-    from plexcache.schema import ensure_shape
-
-    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(db_path)
-    db.enable_wal()
-    ensure_shape(db)
-    db.close()
 
 
 def format_duration(ms) -> str:

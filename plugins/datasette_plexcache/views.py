@@ -1,6 +1,6 @@
 """Request handlers: parse, check, call ``service``, answer.
 
-JSON shapes follow the spec (``../shared/seed/quickstart.md``)::
+JSON shapes follow the original spec (the quickstart)::
 
     GET  /api/library/status -> {track_count, synced_at, is_syncing,
                                  sync_progress, error, plex_connected}
@@ -16,8 +16,8 @@ from datasette.utils.asgi import Response
 
 from plexcache.errors import ConfigError, PlexcacheError, SyncAlreadyRunning
 
-from . import charts, service
-from .permissions import can_sync, can_view
+from . import charts, security, service
+from .security import can_sync, can_view
 
 
 def get_settings(datasette) -> service.PluginSettings:
@@ -64,8 +64,8 @@ async def sync_view(datasette, request):
         )
     # Refused outright, before the body is read: a cross-site form gets a 403,
     # not a redirect that would leave a message in the victim's session.
-    reason = service.cross_origin_reason(request.headers, request.scheme, request.host)
-    reason = reason or service.foreign_host_reason(get_settings(datasette), request.actor, request.host)
+    reason = security.cross_origin_reason(request.headers, request.scheme, request.host)
+    reason = reason or security.foreign_host_reason(get_settings(datasette), request.actor, request.host)
     if reason:
         return _json_error(reason, 403, started=False)
     full, is_form = await _read_options(request)
@@ -84,7 +84,7 @@ async def _sync(datasette, request, full: bool) -> Response:
     settings = get_settings(datasette)
     if not await can_sync(datasette, request.actor):
         return _json_error(
-            f"permission denied: starting a sync needs the {service.SYNC_ACTION} permission",
+            f"permission denied: starting a sync needs the {security.SYNC_ACTION} permission",
             403,
             started=False,
         )

@@ -1,4 +1,4 @@
-"""Showing a sync's progress in a terminal.
+"""Showing a sync's progress in a terminal (part of the CLI, not of the library).
 
 On a terminal: one redrawn line with a bar, tracks/s and an ETA. Otherwise
 (cron, CI, pipes): the spec's plain log lines (``Starting sync, total tracks:
