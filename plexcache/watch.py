@@ -490,7 +490,7 @@ class Watcher:
         self.scan_first: float | None = None
         self.scan_due: float | None = None
         self.connected = False
-        self.connected_at: str | None = None  # when the current connection opened (UTC, seconds)
+        self.connected_after: int | None = None  # the newest sync_runs id when we connected
         self.next_poll: float | None = None
         self.failures = 0
         self.malformed = 0
@@ -560,10 +560,10 @@ class Watcher:
         it). One that started after we connected covers the connect: no sync
         of our own then. False when stopped first."""
         while not self.stopping.is_set() and not self._parent_gone():
-            started = self._last_sync_started()
-            if started is not None:
+            last = self._last_run_id(succeeded=True)
+            if last is not None:
                 with self.cond:
-                    covered = self.connected_at is not None and started > self.connected_at
+                    covered = self.connected_after is not None and last > self.connected_after
                     if covered and self.sync_wanted == "connect":
                         self.sync_wanted = None
                     elif not covered:
@@ -578,13 +578,13 @@ class Watcher:
             self.stopping.wait(0.5)
         return False
 
-    def _last_sync_started(self) -> str | None:
+    def _last_run_id(self, succeeded: bool = False) -> int | None:
+        "The newest ``sync_runs`` id (of a succeeded run); ids grow as runs start"
         try:
             conn = connect_readonly(self.db_path)
             try:
-                row = conn.execute(
-                    "select started_at from sync_runs where status = 'succeeded' order by id desc limit 1"
-                ).fetchone()
+                where = "where status = 'succeeded'" if succeeded else ""
+                row = conn.execute(f"select max(id) from sync_runs {where}").fetchone()
             finally:
                 conn.close()
         except sqlite3.Error:
@@ -788,9 +788,10 @@ class Watcher:
 
     def _connected(self) -> None:
         log.info("Listening to Plex notifications at %s", self.url)
+        newest = self._last_run_id() or 0  # runs numbered above it started after we listened
         with self.cond:
             self.connected = True
-            self.connected_at = utc_now_iso()
+            self.connected_after = newest
             self.next_poll = None
             # Changes made while we were not listening were never announced.
             self.sync_wanted = self.sync_wanted or "connect"

@@ -442,7 +442,7 @@ def test_watch_command_one_line_errors(sim, tmp_path):
     db = tmp_path / "cache.db"
     env = cli_env(tmp_path)
     done = cli(["watch", "--db", db], env)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a missing setting
     assert done.stderr.strip() == "Error: no Plex server configured: pass --url/--token or set PLEX_URL and PLEX_TOKEN"
     done = cli(["watch", "--db", db], cli_env(tmp_path, sim, PLEX_TOKEN="wrong-token"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -512,3 +512,28 @@ def test_watch_state_reads_stopped_after_a_kill(sim, tmp_path):
     conn = sqlite3.connect(db)
     assert conn.execute("select state from watch_state").fetchone() == ("connected",)  # what it last wrote
     conn.close()
+
+
+def test_a_web_watcher_waits_for_the_first_sync_and_needs_no_sync_of_its_own(sim, tmp_path):
+    "What `plexcache serve` runs: the first-load flow makes the first sync, after the watcher listens"
+    db = tmp_path / "cache.db"
+    keys = sim.library.track_keys(1)
+    watcher = Watcher(db, config(sim), WatchOptions(**FAST, wait_for_first_sync=True))
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: watcher.connected, "the connection")
+        sim.edit_track(keys[0], title="Before any sync")  # nothing to keep live yet
+        time.sleep(0.5)
+        assert runs(db) == []  # the watcher never fills the cache itself
+        sync(db, config(sim), trigger="web")  # started after the watcher listened: covers it
+        wait_for(lambda: watcher.synced_once, "the watcher to start following")
+        sim.advance_clock(2)
+        sim.rate_track(keys[1], 6)
+        converge(db, sim)
+        settle(watcher, sim)
+        assert [(r["mode"], r["trigger"]) for r in runs(db)] == [("full", "web"), ("live", "watch")]
+    finally:
+        watcher.stop()
+        thread.join(10)
+    assert_like_full_sync(db, sim, tmp_path)

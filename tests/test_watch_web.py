@@ -135,4 +135,7 @@ def test_watch_setting_values():
         config = {} if value is None else {"watch": value}
         assert service.settings_from_config(config, {}).watch is on, value
     settings = service.settings_from_config({"watch": "sometimes"}, {})
-    assert settings.config_error.startswith("watch (plexcache plugin config)"), settings.config_error
+    assert settings.config_error == (
+        "Invalid value for watch (plexcache plugin config): expected 1 or 0 (or true/false, yes/no, on/off), "
+        "got 'sometimes'"
+    )

@@ -149,7 +149,9 @@ def on_server_start(settings: service.PluginSettings) -> None:
     if settings.plex.configured:
         settings.health.prefetch(settings.plex)
     try:
-        service.start_watch(settings)
+        watcher = service.start_watch(settings)
+        if watcher is not None:
+            service.wait_for_watcher(settings, watcher)
     except (PlexcacheError, OSError) as e:
         log.warning("plexcache: could not start the live cache: %s", settings.redact(str(e)))
     if not service.should_sync_on_start(settings):

@@ -280,6 +280,23 @@ def start_watch(settings: PluginSettings):
     return proc
 
 
+def wait_for_watcher(settings: PluginSettings, proc, timeout: float = 5.0) -> str | None:
+    """Wait (up to ``timeout``) until the watcher has tried its first
+    connection; returns its state. The server starts serving after this, so a
+    first sync started from a page comes after the connect and covers it: the
+    watcher then needs no sync of its own."""
+    from plexcache.watch import read_state
+
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        state = (read_state(settings.db_path) or {}).get("state")
+        if state not in (None, "starting", "connecting", "stopped"):
+            break
+        time.sleep(0.05)
+    return state
+
+
 def live_state(settings: PluginSettings) -> dict:
     """What the live cache is doing, for the footer and the progress page:
     ``enabled`` (the setting), ``running``, ``state`` (connected, polling,
