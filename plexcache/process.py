@@ -64,20 +64,7 @@ def spawn_sync(
             args.append("--full")
         # A background sync yields the CPU to the web server it runs beside.
         args += ["--nice", "10"]
-        out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            proc = subprocess.Popen(
-                args,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
-                pass_fds=(lock.fd,),
-                start_new_session=True,
-            )
-        finally:
-            if log_path:
-                out.close()
+        proc = _start(args, env, log_path, pass_fds=(lock.fd,))
     finally:
         # The child holds its own copy of the locked descriptor now (or never
         # started): closing ours releases nothing the child still owns.
@@ -105,19 +92,7 @@ def spawn_watch(
             "--parent-pid", str(os.getpid())]  # fmt: skip
     if wait_for_first_sync:
         args.append("--wait-for-first-sync")
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        proc = subprocess.Popen(
-            args,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    finally:
-        if log_path:
-            out.close()
+    proc = _start(args, env, log_path)
     threading.Thread(target=proc.wait, name="plexcache-watch-reaper", daemon=True).start()
     return proc
 
@@ -131,3 +106,21 @@ def _child_env(config: PlexConfig) -> dict:
     else:
         env.pop("PLEX_TOKEN", None)
     return env
+
+
+def _start(args: list[str], env: dict, log_path, pass_fds=()) -> subprocess.Popen:
+    "A detached child (its own session), its output appended to ``log_path`` or dropped"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+    finally:
+        if log_path:
+            out.close()

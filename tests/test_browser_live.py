@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from test_browser import CHROMIUM, Serve, Sim, browser, cli_sync  # noqa: F401 (browser: a fixture)
+from test_browser import page as page  # noqa: F401, PLC0414 (the fixture: 1100x760, no page errors)
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
@@ -34,18 +35,6 @@ def server(tmp_path_factory):
     yield srv
     srv.stop()
     sim.stop()
-
-
-@pytest.fixture
-def page(request, server):
-    chromium = request.getfixturevalue("browser")
-    context = chromium.new_context(viewport={"width": 1100, "height": 760}, locale="en-US")
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    assert not errors, errors
 
 
 def mutate(server, op, **args):
