@@ -382,6 +382,7 @@ def public_datasette(tmp_path, monkeypatch):
         monkeypatch.setenv(key, env[key])  # the sync children log at DEBUG too
     monkeypatch.setenv("PLEX_TOKEN", TOKEN)  # build_datasette sets it; restore afterwards
     monkeypatch.setenv("PLEXCACHE_SYNC_ON_START", "0")
+    monkeypatch.setenv("PLEXCACHE_WATCH", "0")  # only the syncs this test starts
     ds = build_datasette(db, config(sim), host="0.0.0.0")
     yield ds, db, sim
     from datasette_plexcache import service
