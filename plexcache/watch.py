@@ -112,6 +112,7 @@ class Notice:
     deleted: set[str] = field(default_factory=set)
     sections: set[int] = field(default_factory=set)
     scan_ended: bool = False
+    played: set[str] = field(default_factory=set)  # plays that stopped (also in ``changed``)
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.deleted or self.scan_ended)
@@ -175,6 +176,7 @@ def parse(message: str | bytes) -> Notice:
             key = _key(entry.get("ratingKey"))
             if entry.get("state") == "stopped" and key:
                 notice.changed.setdefault(key, "item")
+                notice.played.add(key)
     elif not isinstance(kind, str):
         raise Malformed("a notification without a type")
     return notice
@@ -243,6 +245,7 @@ class Pending:
         self.changed: dict[str, str] = {}
         self.deleted: set[str] = set()
         self.sections: set[int] = set()
+        self.played: set[str] = set()
         self.first: float | None = None
         self.last: float | None = None
 
@@ -261,6 +264,7 @@ class Pending:
             self.changed.pop(key, None)
             self.deleted.add(key)
         self.sections |= notice.sections
+        self.played |= notice.played
         self.first = self.first if self.first is not None else now
         self.last = now
 
@@ -284,9 +288,12 @@ class Pending:
             items=frozenset(by_kind["item"]),
             deleted=frozenset(deleted),
             sections=frozenset(self.sections),
+            played=frozenset(k for k, _ in changed if k in self.played),
         )
+        self.played -= changes.played
         if not len(self):
             self.sections = set()
+            self.played = set()
             self.first = self.last = None
         return changes
 
@@ -300,6 +307,7 @@ class Pending:
                 self.changed.setdefault(key, kind)
         self.deleted |= {k for k in changes.deleted if k not in self.changed}
         self.sections |= changes.sections
+        self.played |= changes.played
         self.first = min(self.first, now) if self.first is not None else now
         self.last = self.last if self.last is not None else now
 

@@ -146,7 +146,7 @@ def test_parse_what_pms_sends():
     play = '{"NotificationContainer":{"type":"playing","size":1,"PlaySessionStateNotification":[' \
            '{"sessionKey":"3","ratingKey":"77","key":"/library/metadata/77","viewOffset":0,"state":"%s"}]}}'  # fmt: skip
     assert not parse(play % "playing")
-    assert parse(play % "stopped") == Notice(changed={"77": "item"})
+    assert parse(play % "stopped") == Notice(changed={"77": "item"}, played={"77"})
     assert not parse('{"NotificationContainer":{"type":"reachability","size":1}}')
 
 
@@ -172,6 +172,23 @@ def test_parse_refuses_malformed(message, reason):
     with pytest.raises(Malformed) as e:
         parse(message)
     assert str(e.value) == reason
+
+
+def test_pending_coalesces_announcements():
+    from plexcache.watch import Pending
+
+    p = Pending()
+    p.add(Notice(changed={"5": "item"}, played={"5"}), now=1.0)
+    p.add(Notice(changed={"5": "track", "6": "album"}, sections={1}), now=1.1)  # a known type beats "item"
+    p.add(Notice(deleted={"6", "7"}), now=1.2)  # a deletion beats a change
+    p.add(Notice(changed={"7": "track"}), now=1.3)  # ...even one announced later
+    assert (p.first, p.last, len(p)) == (1.0, 1.3, 3)
+    changes = p.take(10)
+    assert (changes.tracks, changes.albums, changes.deleted, changes.played, changes.sections) == (
+        {"5"}, set(), {"6", "7"}, {"5"}, {1})  # fmt: skip
+    assert len(p) == 0 and p.first is None
+    p.put_back(changes, now=2.0)  # a live sync that could not run: everything comes back
+    assert p.take(2).deleted == {"6", "7"} and p.take(2).played == {"5"}
 
 
 # ---- each kind of change ----------------------------------------------------------------------

@@ -178,6 +178,7 @@ class LiveChanges:
     items: frozenset[str] = frozenset()
     deleted: frozenset[str] = frozenset()
     sections: frozenset[int] = frozenset()
+    played: frozenset[str] = frozenset()  # of those, items whose play stopped (a history step's cue)
 
     @property
     def keys(self) -> list[str]:
