@@ -8,7 +8,8 @@ writes (over the staged row ``s`` and its cached album ``al`` and artist
 
 Derived from here:
 
-- ``schema.TABLES_SQL`` (the CREATE statements) and ``facet_counts``' tables;
+- ``schema.TABLES_SQL`` (the CREATE statements) and the tables of
+  ``facet_counts`` and ``overview``;
 - the staging tables (``STAGE_TRACK_COLUMNS``: the tracks columns staged as
   is, and what the apply derives the others from);
 - the apply's ``insert ... select`` (named columns, ``apply_select``);
@@ -300,9 +301,9 @@ FACET_COUNTS_STATE = Table(
 OVERVIEW_COUNTS = Table(
     "overview_counts",
     (
-        _c("metric", "TEXT NOT NULL", "What is counted: tracks added per month (added_month) or a total (duration_ms, tracks)"),
-        _c("key", "TEXT NOT NULL", "The month (YYYY-MM) for added_month; '' for totals"),
-        _c("n", "INTEGER NOT NULL", "The count or sum"),
+        _c("metric", "TEXT NOT NULL", "tracks (how many), duration_ms (their total length) or added_month"),
+        _c("key", "TEXT NOT NULL", "For added_month: the month, YYYY-MM; empty for the totals"),
+        _c("n", "INTEGER NOT NULL", "The number: tracks, milliseconds, or tracks added that month"),
     ),
     constraints=("PRIMARY KEY (metric, key)",),
     options=" WITHOUT ROWID",
@@ -315,17 +316,17 @@ OVERVIEW_STATE = Table(
         _c(
             "status",
             "TEXT NOT NULL",
-            "current (the numbers match tracks), stale (tracks changed without them: the overview counts live) or applying",
+            "current (the numbers match tracks), stale (the overview computes live) or applying",
         ),
         _c("total", "INTEGER NOT NULL DEFAULT 0", "Tracks counted"),
         _c("counted_at", "TIMESTAMP", "When the numbers were last recomputed from scratch (UTC)"),
     ),
 )
 
-#: The cache's tables, in creation order (``facet_counts``' two are created by facet_counts.py)
+#: The cache's tables, in creation order; the precounted ones are created by
+#: facet_counts.py and overview.py (with their triggers)
 TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, WATCH_STATE)
 FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
-#: The overview's precomputed numbers (created by overview.py)
 OVERVIEW_TABLES = (OVERVIEW_COUNTS, OVERVIEW_STATE)
 
 _t = TRACKS.descriptions

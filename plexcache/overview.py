@@ -40,103 +40,46 @@ No web code here: the Datasette plugin turns ``read``'s dict into charts.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 
 from . import facet_counts
 from .columns import OVERVIEW_TABLES
+from .precount import Precount
 
 TABLE = "tracks"
 MONTH = "substr(added_at, 1, 7)"
 #: How many artists / genres the overview lists
 TOP = 15
 
-TABLES_SQL = {t.name: t.create_sql() for t in OVERVIEW_TABLES}
+TABLES_SQL = {t.name: t.create_sql() for t in OVERVIEW_TABLES}  # from columns.py
 
-_STALE = "UPDATE overview_state SET status = 'stale' WHERE status = 'current';"
-TRIGGERS_SQL = {
-    "overview_tracks_ai": f"CREATE TRIGGER {{schema}}.overview_tracks_ai AFTER INSERT ON tracks BEGIN {_STALE} END",
-    "overview_tracks_ad": f"CREATE TRIGGER {{schema}}.overview_tracks_ad AFTER DELETE ON tracks BEGIN {_STALE} END",
-    "overview_tracks_au": (
-        f"CREATE TRIGGER {{schema}}.overview_tracks_au AFTER UPDATE OF added_at, duration_ms "
-        f"ON tracks BEGIN {_STALE} END"
-    ),
-    "overview_sync_state_ad": (
-        f"CREATE TRIGGER {{schema}}.overview_sync_state_ad AFTER DELETE ON sync_state BEGIN {_STALE} END"
-    ),
-}
-
-NAMES = (*TABLES_SQL, *TRIGGERS_SQL)
-_MARK = "overview_applying"  # temp table: "subtract ran on this connection, add has not"
+#: The subtract/add/recount mechanism and the stale-marking triggers (precount.py)
+PRECOUNT = Precount(
+    "overview",
+    counts="overview_counts",
+    state="overview_state",
+    keys=("metric", "key"),
+    counts_sql=lambda schema, keys_sql: _counts_sql(schema, keys_sql),
+    stale_on=("added_at", "duration_ms"),
+    prune="metric = 'added_month'",  # 'tracks' and 'duration_ms' stay, at 0
+    tables_sql=TABLES_SQL,
+)
+TRIGGERS_SQL = PRECOUNT.triggers_sql
+NAMES = PRECOUNT.names
 
 
 def create(conn: sqlite3.Connection, schema: str = "main") -> None:
     """Create the missing tables and triggers, and count once when the numbers
     were never counted on this file (``schema.ensure_shape`` calls it, in its
     transaction). Needs ``tracks`` and ``sync_state``."""
-    existing = _create_tables(conn, schema)
-    for name, sql in TRIGGERS_SQL.items():
-        if name not in existing:
-            conn.execute(sql.format(schema=schema))
-    if state(conn, schema) is None:
+    if PRECOUNT.create(conn, schema):
         recount(conn, schema)
 
 
-def _create_tables(conn: sqlite3.Connection, schema: str) -> set[str]:
-    """The tables, not the triggers: a bulk apply drops the triggers of
-    ``tracks`` and restores them itself, so ``recount`` must not add any"""
-    existing = {
-        r[0]
-        for r in conn.execute(
-            f"select name from {schema}.sqlite_master where type in ('table', 'trigger')"
-        )
-    }
-    for name, sql in TABLES_SQL.items():
-        if name not in existing:
-            conn.execute(sql.replace("CREATE TABLE ", f"CREATE TABLE {schema}.", 1))
-    return existing
-
-
-def recount(conn: sqlite3.Connection, schema: str = "main") -> None:
-    "Recompute every number from ``tracks`` and mark them current (no commit)"
-    _create_tables(conn, schema)
-    conn.execute(f"delete from {schema}.overview_counts")
-    conn.execute(f"insert into {schema}.overview_counts (metric, key, n) {_counts_sql(schema, None)}")
-    total = conn.execute(f"select count(*) from {schema}.{TABLE}").fetchone()[0]
-    _set_state(conn, schema, "current", total)
-    _unmark(conn)
-
-
-def subtract(conn: sqlite3.Connection, keys_sql: str, params: Iterable = (), schema: str = "main") -> None:
-    """Take the tracks ``keys_sql`` selects out of the numbers, before they are
-    written or deleted (same ``keys_sql`` as ``facet_counts.subtract``).
-
-    When the numbers are not current it only marks them stale; ``add`` then
-    recounts.
-    """
-    status = _status(conn, schema)
-    if status == "applying" and _marked(conn):
-        pass  # a second subtract of the same apply
-    elif status == "current" and _total_matches(conn, schema):
-        _set_state(conn, schema, "applying")
-        conn.execute(f"create temp table if not exists {_MARK} (x)")
-    else:
-        if status is not None:
-            _set_state(conn, schema, "stale")
-        _unmark(conn)
-        return
-    _apply_delta(conn, keys_sql, params, schema, "-")
-
-
-def add(conn: sqlite3.Connection, keys_sql: str, params: Iterable = (), schema: str = "main") -> None:
-    """Put the tracks ``keys_sql`` selects back in, after the writes, and mark
-    the numbers current; without a matching ``subtract`` (a bulk apply) it
-    recounts everything."""
-    if _status(conn, schema) == "applying" and _marked(conn):
-        _apply_delta(conn, keys_sql, params, schema, "+")
-        _set_state(conn, schema, "current")
-        _unmark(conn)
-    else:
-        recount(conn, schema)
+# subtract before and add after an incremental apply (same keys_sql as
+# facet_counts.subtract); add without a subtract recounts: see precount.py
+recount = PRECOUNT.recount
+subtract = PRECOUNT.subtract
+add = PRECOUNT.add
 
 
 def read(conn: sqlite3.Connection, top: int = TOP) -> dict:
@@ -188,23 +131,11 @@ def plays_by_month(conn: sqlite3.Connection) -> list[tuple[str, int]] | None:
     return [tuple(r) for r in rows]
 
 
-def stored(conn: sqlite3.Connection, schema: str = "main") -> dict[tuple, int]:
-    "What ``overview_counts`` holds: {(metric, key): n}"
-    return {(m, k): n for m, k, n in conn.execute(f"select metric, key, n from {schema}.overview_counts")}
-
-
-def live(conn: sqlite3.Connection, schema: str = "main") -> dict[tuple, int]:
-    "What ``recount`` would store, computed now"
-    return {(m, k): n for m, k, n in conn.execute(_counts_sql(schema, None))}
-
-
-def state(conn: sqlite3.Connection, schema: str = "main") -> dict | None:
-    "The state row (``status``, ``total``, ``counted_at``), None when missing"
-    try:
-        row = conn.execute(f"select status, total, counted_at from {schema}.overview_state where id = 1").fetchone()
-    except sqlite3.OperationalError:
-        return None
-    return None if row is None else {"status": row[0], "total": row[1], "counted_at": row[2]}
+#: What ``overview_counts`` holds / what ``recount`` would store: {(metric, key): n}
+stored = PRECOUNT.stored
+live = PRECOUNT.live
+#: The state row (``status``, ``total``, ``counted_at``), None when missing
+state = PRECOUNT.read_state
 
 
 # -- internals ----------------------------------------------------------------
@@ -220,22 +151,6 @@ def _counts_sql(schema: str, keys_sql: str | None) -> str:
         "select 'tracks' as metric, '' as key, count(*) as n from t "
         "union all select 'duration_ms', '', coalesce(sum(duration_ms), 0) from t "
         f"union all select 'added_month', {MONTH}, count(*) from t where added_at is not null group by {MONTH}"
-    )
-
-
-def _apply_delta(conn, keys_sql: str, params: Iterable, schema: str, op: str) -> None:
-    params = params if isinstance(params, dict) else tuple(params)
-    conn.execute(
-        f"insert into {schema}.overview_counts (metric, key, n) "
-        f"select metric, key, {op}n from ({_counts_sql(schema, keys_sql)}) where true "
-        "on conflict (metric, key) do update set n = n + excluded.n",
-        params,
-    )
-    if op == "-":
-        conn.execute(f"delete from {schema}.overview_counts where metric = 'added_month' and n <= 0")
-    conn.execute(
-        f"update {schema}.overview_state set total = "
-        f"(select n from {schema}.overview_counts where metric = 'tracks' and key = '') where id = 1"
     )
 
 
@@ -297,34 +212,3 @@ def _has_table(conn, name: str) -> bool:
     return conn.execute(
         "select 1 from sqlite_master where type in ('table', 'view') and name = ?", (name,)
     ).fetchone() is not None
-
-
-def _total_matches(conn, schema: str) -> bool:
-    row = conn.execute(
-        f"select total = (select count(*) from {schema}.{TABLE}) from {schema}.overview_state where id = 1"
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def _status(conn, schema: str) -> str | None:
-    row = state(conn, schema)
-    return row["status"] if row else None
-
-
-def _set_state(conn, schema: str, status: str, total: int | None = None) -> None:
-    conn.execute(
-        f"insert into {schema}.overview_state (id, status, total, counted_at) "
-        "values (1, :status, coalesce(:total, 0), strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) "
-        "on conflict (id) do update set status = :status, total = coalesce(:total, total), "
-        "counted_at = case when :total is null then counted_at else excluded.counted_at end",
-        {"status": status, "total": total},
-    )
-
-
-def _marked(conn) -> bool:
-    return conn.execute("select 1 from temp.sqlite_master where name = ?", (_MARK,)).fetchone() is not None
-
-
-def _unmark(conn) -> None:
-    if _marked(conn):
-        conn.execute(f"drop table temp.{_MARK}")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .config import PlexConfig, env_flag, env_int, resolve_db_path
 from .db import init_cache, reset_cache
-from .errors import ConfigError
+from .errors import ConfigError, PlexcacheError
 
 DEMO_DB_PATH = Path("data") / "demo.db"
 DEMO_LATENCY_MS = 40  # PLEXCACHE_DEMO_LATENCY_MS overrides it (checked when the demo starts)
@@ -85,7 +85,11 @@ def build_datasette(db_path, config: PlexConfig, *, host: str = "127.0.0.1", plu
 
 
 def bind(host: str, port: int) -> socket.socket:
-    "A listening socket, so a busy port is a clean error and port 0 works"
+    """A listening socket, so a busy port is a clean error and port 0 works.
+
+    Taken before anything is created. A busy port (or an address this
+    machine does not have) is a ``PlexcacheError`` (exit 1): the option's
+    value is well-formed, the machine cannot do it now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -97,7 +101,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        raise PlexcacheError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(False)
     return sock
@@ -134,17 +138,28 @@ class Server:
 
 
 def open_server(
-    db_path, config: PlexConfig, *, host: str = "127.0.0.1", port: int = 5765, plugin_extra: dict | None = None
+    db_path,
+    config: PlexConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5765,
+    plugin_extra: dict | None = None,
+    sock: socket.socket | None = None,
 ) -> Server:
-    """Everything ``plexcache serve`` needs before it serves: the cache file
-    (created if needed: Datasette refuses a missing file), the Datasette and
-    the listening socket."""
+    """Everything ``plexcache serve`` needs before it serves: the listening
+    socket first (``sock``, when the caller bound it already), then the cache
+    file (created if needed: Datasette refuses a missing file) and the
+    Datasette. A failure closes the socket."""
     db_path = Path(db_path)
     env_flag("PLEXCACHE_SYNC_ON_START", True)  # a bad setting fails before anything is created
     env_flag("PLEXCACHE_WATCH", True)
-    init_cache(db_path)
-    ds = build_datasette(db_path, config, host=host, plugin_extra=plugin_extra)
-    sock = bind(host, port)
+    sock = sock or bind(host, port)  # a busy port, too
+    try:
+        init_cache(db_path)
+        ds = build_datasette(db_path, config, host=host, plugin_extra=plugin_extra)
+    except BaseException:
+        sock.close()
+        raise
     return Server(
         db_path=db_path,
         url=url_for(host, sock.getsockname()[1]),
@@ -214,22 +229,26 @@ def demo(
     latency = env_int("PLEXCACHE_DEMO_LATENCY_MS", DEMO_LATENCY_MS, 0, 60_000) if latency_ms is None else latency_ms
     db_path = Path(db_path) if db_path else DEMO_DB_PATH
     check_demo_path(db_path)
-    reset_demo_cache(db_path)
-    token = secrets.token_urlsafe(18)
-    proc, sim_url = start_simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency)
+    sock = bind(host, port)  # before the demo cache is reset or the simulator started
+    proc = None
     try:
+        reset_demo_cache(db_path)
+        token = secrets.token_urlsafe(18)
+        proc, sim_url = start_simulator(tracks=tracks, seed=seed, token=token, latency_ms=latency)
         server = open_server(
             db_path,
             PlexConfig(url=sim_url, token=token),
             host=host,
-            port=port,
             # The first page load starts the sync, exactly as in the spec's
             # first-load flow (status -> empty -> modal -> POST -> poll).
             plugin_extra={"sync_on_start": False},
+            sock=sock,
         )
         yield server, sim_url
     finally:
-        stop_process(proc)
+        sock.close()  # a no-op once the server has closed it
+        if proc is not None:
+            stop_process(proc)
 
 
 def check_demo_path(db_path: Path) -> None:

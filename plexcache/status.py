@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import PlexConfig
@@ -35,62 +36,49 @@ def get_status(
     config: PlexConfig | None = None,
     *,
     check_plex: bool = True,
-    _look_again: bool = True,
 ) -> dict:
     """The spec's status dict for the cache at ``db_path``.
 
     ``plex_connected`` is a real request to the server, cached for
     ``PLEX_CHECK_TTL`` seconds per server; with ``check_plex=False`` (or no
     server configured) it is ``False`` and no request is made.
+
+    A ``running`` run is called interrupted only when it is proven dead: the
+    cache is read *before* the lock is probed, so a run seen ``running``
+    whose lock is then free either finished in between (a live sync records
+    its outcome before it lets go of the lock) or lost its process; reading
+    that run's row once more tells which. Never from the probe's timing alone.
     """
     db_path = Path(db_path)
-    syncing = is_locked(db_path)
     status = {
         "track_count": 0,
         "synced_at": None,
-        "is_syncing": syncing,
+        "is_syncing": False,
         "sync_progress": None,
         "error": None,
         "plex_connected": False,
     }
     last_error = None
     if db_path.exists():
-        try:
-            conn = connect_readonly(db_path)
-            try:
-                row = _one(conn, "select track_count, last_sync_at from sync_state where id = 1")
-                if row:
-                    status["track_count"] = row[0] or 0
-                    status["synced_at"] = row[1]
-                running = _one(
-                    conn,
-                    "select progress_current, progress_total from sync_runs "
-                    "where status = 'running' order by id desc limit 1",
-                )
-                finished = _one(
-                    conn,
-                    "select status, error from sync_runs "
-                    "where status != 'running' order by id desc limit 1",
-                )
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as e:
-            raise CacheError(describe_sqlite_error(e, db_path)) from None
-        if running and not syncing:
-            # Either the process that owned this run is gone, or a sync took
-            # the lock (and maybe finished) after we looked: look again once.
-            if recover_interrupted(db_path):
-                last_error = INTERRUPTED_MESSAGE
-            elif _look_again:
-                return get_status(db_path, config, check_plex=check_plex, _look_again=False)
-            else:  # really orphaned, but the cache is read-only
-                last_error = INTERRUPTED_MESSAGE
-        elif finished and finished[0] in ("failed", "interrupted"):
-            last_error = finished[1] or f"last sync {finished[0]}"
+        for _ in range(LOOKS):
+            seen = _read(db_path)
+            syncing = is_locked(db_path)  # after the read: see the docstring
+            orphaned = seen.running is not None and not syncing and _still_running(db_path, seen.running[0])
+            if seen.running is None or syncing or orphaned:
+                break
+            # That run finished between the read and the probe: read again.
+        status["track_count"], status["synced_at"] = seen.track_count, seen.synced_at
+        status["is_syncing"] = syncing
+        if orphaned:
+            recover_interrupted(db_path)  # best effort: a read-only cache stays as it is
+            last_error = INTERRUPTED_MESSAGE
+        elif seen.finished and seen.finished[0] in ("failed", "interrupted"):
+            last_error = seen.finished[1] or f"last sync {seen.finished[0]}"
         if syncing:
-            current, total = running if running else (0, 0)
+            current, total = seen.running[1:] if seen.running else (0, 0)
             status["sync_progress"] = {"current": current, "total": total}
-    elif syncing:
+    elif is_locked(db_path):
+        status["is_syncing"] = True
         status["sync_progress"] = {"current": 0, "total": 0}
 
     if check_plex and config is not None and config.configured:
@@ -100,6 +88,56 @@ def get_status(
             last_error = plex_error
     status["error"] = last_error
     return status
+
+
+# How many times a status read starts over when the run it saw finished
+# before it probed the lock (syncs back to back); then it answers "not
+# syncing" without an error.
+LOOKS = 3
+
+
+@dataclass
+class _Seen:
+    track_count: int = 0
+    synced_at: str | None = None
+    running: tuple | None = None  # (id, progress_current, progress_total) of the newest running run
+    finished: tuple | None = None  # (status, error) of the newest finished run
+
+
+def _read(db_path: Path) -> _Seen:
+    seen = _Seen()
+    try:
+        conn = connect_readonly(db_path)
+        try:
+            row = _one(conn, "select track_count, last_sync_at from sync_state where id = 1")
+            if row:
+                seen.track_count, seen.synced_at = row[0] or 0, row[1]
+            seen.running = _one(
+                conn,
+                "select id, progress_current, progress_total from sync_runs "
+                "where status = 'running' order by id desc limit 1",
+            )
+            seen.finished = _one(
+                conn, "select status, error from sync_runs where status != 'running' order by id desc limit 1"
+            )
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise CacheError(describe_sqlite_error(e, db_path)) from None
+    return seen
+
+
+def _still_running(db_path: Path, run_id: int) -> bool:
+    "Is run ``run_id`` still ``running`` (read after the lock probe)?"
+    try:
+        conn = connect_readonly(db_path)
+        try:
+            row = _one(conn, f"select status from sync_runs where id = {int(run_id)}")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise CacheError(describe_sqlite_error(e, db_path)) from None
+    return row is not None and row[0] == "running"
 
 
 _plex_cache: dict[str, tuple[float, bool, str | None]] = {}

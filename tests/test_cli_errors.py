@@ -684,7 +684,27 @@ def test_more_bad_inputs(run, sim, tmp_path, monkeypatch):
         busy.listen(1)
         port = busy.getsockname()[1]
         result = run("serve", "--db", tmp_path / "c.db", "--port", port)
-        assert error_line(result, 2) == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        assert error_line(result, 1) == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_a_busy_port_creates_nothing(run, tmp_path):
+    """`serve` and `demo` on a busy port fail before they create a cache (or
+    its folder), reset a demo cache or start a simulator: exit 1, the
+    environment's problem, not a bad option"""
+    demo_db = tmp_path / "demo.db"
+    demo_db.write_bytes(b"")  # an existing demo cache is left as it is
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        message = f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        assert error_line(run("serve", "--db", tmp_path / "new" / "cache.db", "--port", port), 1) == message
+        assert error_line(run("serve", "--port", port), 1) == message  # the default data/library_cache.db
+        assert error_line(run("demo", "--db", demo_db, "--port", port, "--tracks", 10), 1) == message
+        assert error_line(run("demo", "--port", port, "--tracks", 10), 1) == message  # data/demo.db
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert demo_db.read_bytes() == b""
 
 
 @pytest.fixture

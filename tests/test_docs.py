@@ -22,9 +22,10 @@ def command_rows() -> dict[str, str]:
     return {m.group(1): m.group(0) for m in re.finditer(r"^\| `plexcache (\S+)[^\n]*$", README, re.M)}
 
 
-def visible_options(command: click.Command) -> list[str]:
+def visible_options(command: click.Command) -> list[list[str]]:
+    "Each visible option's long forms (both sides of a --x/--no-x flag)"
     return [
-        max(p.opts, key=len)  # the long form
+        [o for o in (*p.opts, *p.secondary_opts) if o.startswith("--")]
         for p in command.params
         if isinstance(p, click.Option) and not p.hidden
     ]
@@ -39,13 +40,17 @@ def test_every_command_and_option_is_in_the_readme():
         if name not in rows:
             missing.append(f"plexcache {name}")
             continue
-        missing += [f"plexcache {name} {opt}" for opt in visible_options(command) if opt not in rows[name]]
+        missing += [
+            f"plexcache {name} {'/'.join(forms)}"
+            for forms in visible_options(command)
+            if not any(re.search(re.escape(f) + r"\b(?!-)", rows[name]) for f in forms)
+        ]
     assert missing == []
     assert set(rows) <= set(cli.commands), "the README lists a command that does not exist"
 
 
 def test_every_column_has_a_description():
-    for table in (*columns.TABLES, *columns.FACET_TABLES):
+    for table in (*columns.TABLES, *columns.FACET_TABLES, *columns.OVERVIEW_TABLES):
         for column in table.columns:
             assert column.description.strip(), f"{table.name}.{column.name}"
     for view, described in columns.VIEW_COLUMNS.items():

@@ -35,16 +35,13 @@ DB = "library_cache"
 # ---- fixtures and helpers ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(tracks=700, seed=5, token=TOKEN) as s:
-        yield s
+SIM = {"tracks": 700, "seed": 5, "token": TOKEN}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture(scope="module")
-def synced_template(sim, tmp_path_factory):
+def synced_template(module_sim, tmp_path_factory):
     path = tmp_path_factory.mktemp("template") / f"{DB}.db"
-    sync(path, config_for(sim))
+    sync(path, config_for(module_sim))
     conn = open_cache(path)
     conn.execute("pragma wal_checkpoint(truncate)")
     conn.close()

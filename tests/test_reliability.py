@@ -1228,6 +1228,71 @@ def test_status_never_calls_a_starting_sync_interrupted(tmp_path):
     assert not seen_interrupted, f"{len(seen_interrupted)} live runs were marked interrupted"
 
 
+class _SyncAtEveryProbe:
+    """Syncs back to back that hand over at the worst moment for a status
+    read: at each lock probe the status makes, the running sync (if any)
+    finishes and lets go of the lock, the probe runs (and finds the lock
+    free), and the next sync takes the lock and inserts its 'running' row.
+    The probe is the real ``is_locked``; only the moment of the hand-over
+    is chosen."""
+
+    def __init__(self, db):
+        from plexcache.lock import SyncLock, is_locked
+
+        self.db, self.SyncLock, self.is_locked = db, SyncLock, is_locked
+        self.conn = sqlite3.connect(db, isolation_level=None, timeout=30)
+        self.lock = self.run = None
+        self.runs = []
+
+    def __call__(self, db_path):
+        if self.lock is not None:
+            self.conn.execute("update sync_runs set status = 'succeeded' where id = ?", (self.run,))
+            self.lock.release()
+        free = self.is_locked(db_path)
+        self.lock = self.SyncLock(self.db).acquire(timeout=0)
+        self.run = self.conn.execute(
+            "insert into sync_runs (started_at, mode, status) values ('t', 'full', 'running')"
+        ).lastrowid
+        self.runs.append(self.run)
+        return free
+
+    def close(self):
+        if self.lock is not None:
+            self.lock.release()
+        self.conn.close()
+
+
+def test_status_never_calls_syncs_handing_over_at_its_probe_interrupted(tmp_path, monkeypatch):
+    """The deterministic form of the test above: a status read that lands
+    between syncs at every one of its lock probes still reports no error and
+    marks no live run interrupted; a run really left 'running' with the lock
+    free is still reported (and recorded) as interrupted."""
+    import plexcache.status
+    from plexcache.db import open_cache
+    from plexcache.status import INTERRUPTED_MESSAGE
+
+    db = tmp_path / "cache.db"
+    open_cache(db).close()
+    syncs = _SyncAtEveryProbe(db)
+    monkeypatch.setattr(plexcache.status, "is_locked", syncs)
+    try:
+        for _ in range(5):
+            status = get_status(db, None)
+            assert status["error"] is None, status
+        statuses = {r[0] for r in syncs.conn.execute("select status from sync_runs where id < ?", (syncs.run,))}
+        assert statuses == {"succeeded"}
+        assert syncs.conn.execute("select status from sync_runs where id = ?", (syncs.run,)).fetchone()[0] == "running"
+    finally:
+        syncs.close()
+    monkeypatch.undo()
+    # The last run's "process" let go of the lock without finishing it: dead.
+    status = get_status(db, None)
+    assert (status["error"], status["is_syncing"]) == (INTERRUPTED_MESSAGE, False)
+    conn = sqlite3.connect(db)
+    assert conn.execute("select status from sync_runs where id = ?", (syncs.run,)).fetchone()[0] == "interrupted"
+    conn.close()
+
+
 def test_reset_while_datasette_has_the_cache_open(tmp_path, sims):
     """`plexcache reset` while Datasette (or a notebook) has the cache open,
     then a sync: readers must see the new cache, not the deleted file."""

@@ -154,6 +154,16 @@ def build_metadata(database: str) -> dict:
             "hidden": True,
             "columns": columns["facet_counts_state"],
         },
+        "overview_counts": {
+            "description": "The overview's totals and tracks added per month, kept by the sync.",
+            "hidden": True,
+            "columns": columns["overview_counts"],
+        },
+        "overview_state": {
+            "description": "Whether overview_counts is current: one row.",
+            "hidden": True,
+            "columns": columns["overview_state"],
+        },
     }
     return {
         "title": "Plex music library",
