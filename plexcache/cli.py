@@ -74,6 +74,17 @@ def _check_text(value, name):
     return str(value).strip()
 
 
+def _check_interval(value, name):
+    "Seconds from 1 to a day: a watcher must not hammer the server, nor sleep for days"
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = float("nan")
+    if not 1 <= seconds <= 86400:
+        raise invalid(name, "a number of seconds from 1 to 86400 (like 60)", value)
+    return seconds
+
+
 def _check_host(value, name):
     text = str(value).strip()
     if not text or "://" in text or "/" in text or " " in text:
@@ -203,7 +214,7 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
     "--poll-interval",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=1),
+    type=Setting("seconds", lambda v, name: _check_interval(v, name)),
     help="Seconds between checks for changes while the notification websocket is unavailable",
 )
 @click.option("--parent-pid", type=int, hidden=True)

@@ -461,6 +461,11 @@ def test_watch_command_one_line_errors(sim, tmp_path):
     done = cli(["watch", "--db", db], env)
     assert done.returncode == 2  # a missing setting
     assert done.stderr.strip() == "Error: no Plex server configured: pass --url/--token or set PLEX_URL and PLEX_TOKEN"
+    done = cli(["watch", "--db", db, "--poll-interval", "0.5"], cli_env(tmp_path, sim))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "Error: Invalid value for --poll-interval: expected a number of seconds from 1 to 86400 (like 60), got '0.5'"
+    )
     done = cli(["watch", "--db", db], cli_env(tmp_path, sim, PLEX_TOKEN="wrong-token"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("Error: Plex at ")
