@@ -85,6 +85,7 @@ class WatchOptions:
     scan_settle: float = 10.0  # incremental sync this long after the last scan ended...
     scan_settle_max: float = 60.0  # ...and at most this long after the first
     poll_interval: float = 60.0  # incremental sync this often while not connected
+    resync_interval: float = 3600.0  # and this often while connected, for anything never announced
     backoff_initial: float = 1.0  # reconnect delays: exponential from here...
     backoff_max: float = 60.0  # ...capped here, with jitter
     stable_after: float = 30.0  # a connection up this long resets the backoff
@@ -639,9 +640,9 @@ class Watcher:
                 self.sync_wanted = "scan"
                 return self._sync, 0
             deadlines.append(self.scan_due)
-        if not self.connected and self.synced_once:
+        if self.synced_once:
             if self.next_poll is None:
-                self.next_poll = now + o.poll_interval
+                self.next_poll = now + (o.resync_interval if self.connected else o.poll_interval)
             if now >= self.next_poll:
                 self.sync_wanted = "poll"
                 return self._sync, 0
@@ -800,7 +801,7 @@ class Watcher:
         with self.cond:
             self.connected = True
             self.connected_after = newest
-            self.next_poll = None
+            self.next_poll = None  # the connect's sync starts the hour
             # Changes made while we were not listening were never announced.
             self.sync_wanted = self.sync_wanted or "connect"
             self.cond.notify_all()
@@ -810,6 +811,7 @@ class Watcher:
     def _disconnected(self, why: str, backoff: Backoff) -> None:
         with self.cond:
             self.connected = False
+            self.next_poll = None  # polls from now on
             self.cond.notify_all()
         self.first_attempt.set()
         delay = backoff.next()
@@ -827,6 +829,7 @@ class Watcher:
             self._warned_unsupported = True
         with self.cond:
             self.connected = False
+            self.next_poll = None
             self.cond.notify_all()
         self.first_attempt.set()
         self.state.set("polling", message)
