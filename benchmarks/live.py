@@ -1,4 +1,4 @@
-"""Case 8 (issue #15): the live cache. How long from a change on the simulated Plex server
+"""Case 9 (issue #15): the live cache. How long from a change on the simulated Plex server
 to the change being readable in the cache, with `plexcache watch` running, and how many
 requests each change costs.
 

@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/run.py --smoke         # small library, one repetition (< 60 s)
     .venv/bin/python benchmarks/run.py --cases 1,2,3   # some cases only
     .venv/bin/python benchmarks/run.py --skip-big      # no 1,000,000-track cases (6, 7b)
-    .venv/bin/python benchmarks/run.py --cases 8        # the live cache only (benchmarks/live.py)
+    .venv/bin/python benchmarks/run.py --cases 8       # listening history: 100,000 plays
+    .venv/bin/python benchmarks/run.py --cases 9       # the live cache only (benchmarks/live.py)
 
 Each case runs in fresh processes: the simulator (``plexcache simulate``), one ``benchmarks/worker.py`` per measurement (so peak
 RSS is that measurement's alone), ``plexcache serve`` for the web cases. This
@@ -176,8 +177,9 @@ def stop_process(proc: subprocess.Popen | None) -> None:
 
 
 class Sim:
-    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0):
+    def __init__(self, tracks: int, seed: int = 1, latency_ms: int = 0, history: int | None = None):
         self.tracks = tracks
+        self.history = history
         self.seed = seed
         self.latency_ms = latency_ms
         self.proc: subprocess.Popen | None = None
@@ -187,6 +189,8 @@ class Sim:
     def __enter__(self) -> Sim:
         cmd = [PY, "-m", "plexcache", "simulate", "--port", "0", "--tracks", str(self.tracks), "--seed", str(self.seed),
                "--token", TOKEN, "--latency-ms", str(self.latency_ms)]  # fmt: skip
+        if self.history is not None:
+            cmd += ["--history", str(self.history)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT))
         self.url = read_url_line(self.proc, r"simulator on (http://\S+)", 120)
         deadline = time.monotonic() + 30
@@ -374,9 +378,9 @@ class Suite:
             result["tracks_per_s"] = n / result["seconds"]
         return result
 
-    def sync_argv(self, sim: Sim, db: Path, full: bool = False) -> list[str]:
+    def sync_argv(self, sim: Sim, db: Path, full: bool = False, history: bool = True) -> list[str]:
         argv = ["sync", "--url", sim.url, "--token", TOKEN, "--db", str(db), "--page-size", str(self.args.page_size)]
-        return argv + (["--full"] if full else [])
+        return argv + (["--full"] if full else []) + ([] if history else ["--no-history"])
 
     def fresh_db(self, tag: str) -> Path:
         d = self.work / tag
@@ -486,11 +490,11 @@ class Suite:
                 self.guarded("7a", lambda: self.web_during_sync(sim, self.base_db))
             if "5" in cases:
                 self.guarded("5", lambda: self.cases_latency(sim))
-            if "8" in cases:
-                self.guarded("8", lambda: self.live_cache(sim))
+            if "9" in cases:
+                self.guarded("9", lambda: self.live_cache(sim))
 
     def live_cache(self, sim: Sim) -> None:
-        "Case 8 (benchmarks/live.py): change on the server -> readable in the cache, with `plexcache watch`"
+        "Case 9 (benchmarks/live.py): change on the server -> readable in the cache, with `plexcache watch`"
         from live import KINDS, Live
 
         sim.set_latency(0)
@@ -504,11 +508,11 @@ class Suite:
         for kind in KINDS:
             r = results[kind]
             times = r["times_ms"]
-            self.row(f"8-{kind}", "8", f"Live: {kind} -> readable in the cache", [], samples=len(times),
+            self.row(f"9-{kind}", "9", f"Live: {kind} -> readable in the cache", [], samples=len(times),
                      p50_ms=percentile(times, 50), p99_ms=percentile(times, 99), max_ms=max(times),
                      requests_per_change=r["requests"] / len(times), syncs=r["syncs"], live_syncs=r["live_syncs"],
                      request_counts=r["request_counts"])  # fmt: skip
-            log(f"  8-{kind}: p50 {fmt_num(percentile(times, 50))} ms, p99 {fmt_num(percentile(times, 99))} ms, "
+            log(f"  9-{kind}: p50 {fmt_num(percentile(times, 50))} ms, p99 {fmt_num(percentile(times, 99))} ms, "
                 f"{r['requests'] / len(times):.2f} requests per change")  # fmt: skip
 
     def _setup_sync(self, sim: Sim, tag: str) -> Path:
@@ -641,6 +645,51 @@ class Suite:
             f"{fmt_num(percentile(quiet.get('fresh', []), 99))} ms; while browsing p99 "
             f"{fmt_num(percentile(busy['status'], 99))} ms; page p50 {fmt_num(percentile(busy['page'], 50))} ms")
 
+    # -- case 8: the listening history
+
+    def case_history(self) -> None:
+        """8a: a first sync with a backfill of --history-plays plays (and the
+        same sync with --no-history: the difference is the history's cost);
+        8b: an incremental sync after --history-new plays (60% the owner's,
+        40% other accounts'); 8c: an incremental sync with nothing new"""
+        a = self.args
+        n, plays, new = a.tracks, a.history_plays, a.history_new
+        with Sim(n, seed=a.seed, history=plays) as sim:
+            listed = sim.query("count")  # generates the backfill before anything is timed
+            log(f"simulator: {n:,} tracks, {listed:,} plays at {sim.url}")
+            with_history, without, db = [], [], None
+            for i in range(a.repeat):
+                db = self.fresh_db(f"8a-{i}")
+                with_history.append(self.history_measure(sim, self.sync_argv(sim, db)))
+                without.append(self.measure(sim, self.sync_argv(sim, self.fresh_db(f"8a0-{i}"), history=False),
+                                            a.timeout))  # fmt: skip
+            self.row("8a", "8", f"First sync with the listening history: {n:,} tracks + {plays:,} plays",
+                     with_history)  # fmt: skip
+            self.row("8a0", "8", f"The same first sync with --no-history ({n:,} tracks)", without)
+            accounts = [x["id"] for x in sim.query("accounts") if x["id"] > 1]
+            keys = sim.query("track_keys")
+            runs = []
+            for _ in range(a.repeat):
+                for i in range(new):
+                    account = 1 if i < new * 0.6 or not accounts else self.rng.choice(accounts)
+                    sim.mutate("play_track", key=self.rng.choice(keys), account_id=account)
+                sim.advance_clock(600)
+                runs.append(self.history_measure(sim, self.sync_argv(sim, db)))
+            self.row("8b", "8", f"Incremental after {new:,} new plays (60% the owner's)", runs)
+            runs = []
+            for _ in range(a.repeat):
+                sim.advance_clock(600)
+                runs.append(self.history_measure(sim, self.sync_argv(sim, db)))
+            self.row("8c", "8", "Incremental, nothing played or changed (with the history)", runs)
+
+    def history_measure(self, sim: Sim, argv: list[str]) -> dict:
+        r = self.measure(sim, argv, self.args.timeout)
+        r["history_requests"] = r["request_counts"].get("history", 0)
+        r["history_seconds"] = (r.get("phase_seconds") or {}).get("history")
+        log(f"    {r['plays_added']:,} plays added; {r['history_requests']} history requests, "
+            f"history phase {fmt_num(r['history_seconds'])} s; requests {r['request_counts']}")
+        return r
+
     # -- cases 6 and 7b: the big library
 
     def cases_big(self) -> None:
@@ -740,10 +789,12 @@ class Suite:
         t0 = time.perf_counter()
         log(f"work dir {self.work}; cases {','.join(sorted(self.args.cases))}")
         try:
-            if self.args.cases & {"1", "2", "3", "4", "5", "7", "8"}:
+            if self.args.cases & {"1", "2", "3", "4", "5", "7", "9"}:
                 self.cases_small()
             if not self.args.skip_big and self.args.cases & {"6", "7"}:
                 self.cases_big()
+            if "8" in self.args.cases:
+                self.guarded("8", self.case_history)
         finally:
             if not self.keep_work:
                 shutil.rmtree(self.work, ignore_errors=True)
@@ -863,6 +914,9 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if changed is not None and full:
         add("Incremental, 1% changes: < 1/4 of a full sync", changed / full, changed / full < 0.25,
             f"{changed / full:.2f} of full")  # fmt: skip
+    if rows.get("8c"):
+        req = _m(rows, "8c", "requests")
+        add("With the listening history, nothing changed: <= 5 requests", req, req <= 5, f"{req:.0f}")
     big = rows.get("6")
     if big:
         secs, rss = _m(rows, "6"), _m(rows, "6", "peak_rss_mb")
@@ -891,7 +945,7 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if ov and ov.get("p50_ms") is not None:
         add(f"Library overview (home page) <= 300 ms at {args.big:,} tracks", ov["p50_ms"], ov["p50_ms"] <= 300,
             f"{ov['p50_ms']:.0f} ms")  # fmt: skip
-    live = [r for k, r in rows.items() if k.startswith("8-") and r.get("p50_ms") is not None]
+    live = [r for k, r in rows.items() if k.startswith("9-") and r.get("p50_ms") is not None]
     if live:
         p50 = max(r["p50_ms"] for r in live)
         p99 = max(r["p99_ms"] for r in live)
@@ -961,6 +1015,10 @@ def render_markdown(report: dict) -> str:
             if r0.get("tracks"):
                 what += (f"; data read: genres on {r0['with_genres'] / r0['tracks']:.0%}, "
                          f"year on {r0['with_year'] / r0['tracks']:.0%} of tracks")  # fmt: skip
+        if key in ("8a", "8b", "8c"):
+            what += (f"; history phase {fmt_num(median([r.get('history_seconds') for r in row['runs']]))} s, "
+                     f"{fmt_num(median([r.get('history_requests') for r in row['runs']]), 0)} history requests, "
+                     f"{fmt_num(median([r.get('plays_added') for r in row['runs']]), 0)} plays added")  # fmt: skip
         lines.append(
             f"| {row['case']} | {what} | {spread} | {fmt_num(med.get('requests'), 0)} | "
             f"{fmt_num(med.get('tracks_per_s'), 0)} | {fmt_num(med.get('peak_rss_mb'), 0)} | {vs} | {len(row['runs'])} |"
@@ -1010,8 +1068,10 @@ def parse_args(argv=None):
     p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
     p.add_argument("--naive-latency-tracks", type=int, default=1000,
                    help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
-    p.add_argument("--cases", default="1,2,3,4,5,6,7,8", help="comma-separated case numbers")
-    p.add_argument("--live-changes", type=int, default=100, help="case 8: changes of each kind")
+    p.add_argument("--cases", default="1,2,3,4,5,6,7,8,9", help="comma-separated case numbers")
+    p.add_argument("--history-plays", type=int, default=100_000, help="case 8: plays in the simulator's history")
+    p.add_argument("--history-new", type=int, default=1000, help="case 8: new plays before the incremental sync")
+    p.add_argument("--live-changes", type=int, default=100, help="case 9: changes of each kind")
     p.add_argument("--big", type=int, default=1_000_000, help="library size for cases 6 and 7b")
     p.add_argument("--big-repeat", type=int, default=1)
     p.add_argument("--skip-big", action="store_true", help="skip cases 6 and 7b")
@@ -1038,6 +1098,8 @@ def parse_args(argv=None):
         args.naive_repeat = 1
         args.naive_latency_tracks = 50
         args.big = min(args.big, 3000)
+        args.history_plays = min(args.history_plays, 3000)
+        args.history_new = min(args.history_new, 100)
         args.idle_samples = 5
         args.web_repeat = 2
         args.live_changes = min(args.live_changes, 5)

@@ -4,7 +4,7 @@
 belongs to that measurement alone and the client never shares a GIL with the
 simulator or the poller. Time is counted after the imports.
 
-    python benchmarks/worker.py sync   --url U --token T --db PATH [--full] [--page-size N]
+    python benchmarks/worker.py sync   --url U --token T --db PATH [--full] [--page-size N] [--no-history]
     python benchmarks/worker.py naive  --url U --token T [--limit N]
     python benchmarks/worker.py plexapi-best --url U --token T [--container-size N]
 """
@@ -45,7 +45,7 @@ def do_sync(args) -> dict:
     current = ["start", 0.0, 0.0]
 
     def on_progress(p) -> None:
-        # wall and CPU time per sync phase (connecting, tracks, metadata, deletions, applying)
+        # wall and CPU time per sync phase (connecting, history, tracks, metadata, deletions, applying)
         if p.phase != current[0]:
             now, cpu = time.perf_counter() - t0, cpu_s() - c0
             phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
@@ -56,7 +56,7 @@ def do_sync(args) -> dict:
     c0, t0 = cpu_s(), time.perf_counter()
     res = sync(
         args.db, PlexConfig(url=args.url, token=args.token), full=args.full, page_size=args.page_size,
-        on_progress=on_progress,
+        on_progress=on_progress, history=not args.no_history,
     )
     seconds = time.perf_counter() - t0
     cpu = cpu_s() - c0
@@ -75,6 +75,7 @@ def do_sync(args) -> dict:
         "removed": res.removed,
         "tracks": res.track_count,
         "warnings": res.warnings,
+        "plays_added": res.plays_added,
         "rss_after_import_mb": base,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -155,6 +156,7 @@ def main(argv=None) -> None:
             s.add_argument("--db", required=True)
             s.add_argument("--full", action="store_true")
             s.add_argument("--page-size", type=int, default=1000)
+            s.add_argument("--no-history", action="store_true")
         if name == "naive":
             s.add_argument("--limit", type=int, default=0, help="only the first N tracks (extrapolate)")
         if name == "plexapi-best":

@@ -162,10 +162,11 @@ def cli():
     type=whole(1, 10000),
     help="Tracks per request (1 to 10000)",
 )
+@click.option("--no-history", is_flag=True, help="Leave the listening history (plays, accounts, devices) out")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or log lines, only errors")
 @click.option("--trigger", default="cli", hidden=True)
 @click.option("--nice", "niceness", default=0, type=whole(0, 19), hidden=True)
-def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, trigger, niceness):
+def sync(db, url, token, section, full, allow_mass_delete, page_size, no_history, quiet, trigger, niceness):
     """Sync every music track from Plex into the cache
 
     \b
@@ -196,6 +197,7 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
                 trigger=trigger,
                 lock=inherited_lock(db_path),
                 page_size=page_size,
+                history=not no_history,
             )
     except PlexcacheError as e:
         _fail(e)
@@ -203,6 +205,8 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, quiet, tri
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:
         click.echo(result.summary())
+        if result.plays_added:
+            click.echo(f"{result.plays_added:,} new plays in the listening history")
 
 
 @cli.command()

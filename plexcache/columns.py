@@ -234,7 +234,7 @@ SYNC_RUNS = Table(
         _c(
             "phase",
             "TEXT",
-            "What the sync is doing or last did: connecting, tracks, deletions, metadata, applying, done",
+            "What the sync is doing or last did: connecting, history, tracks, deletions, metadata, applying, done",
         ),
         _c("progress_current", "INTEGER NOT NULL DEFAULT 0", "Tracks processed so far"),
         _c("progress_total", "INTEGER NOT NULL DEFAULT 0", "Tracks to process"),
@@ -298,6 +298,81 @@ FACET_COUNTS_STATE = Table(
     ),
 )
 
+# Listening history (plexcache/sync/history.py). Plays outlive their tracks:
+# no foreign key on rating_key, and titles are Plex's snapshots.
+PLAYS = Table(
+    "plays",
+    (
+        _c("history_id", "INTEGER PRIMARY KEY", "Plex's id for the play (the number at the end of historyKey)"),
+        _c(
+            "rating_key",
+            "TEXT",
+            "The track played (tracks.rating_key); kept when the track is deleted, empty when Plex never sent it",
+        ),
+        _c("account_id", "INTEGER REFERENCES accounts(id)", "Who played it (accounts.id; 1 is the server owner)"),
+        _c(
+            "device_id",
+            "INTEGER REFERENCES devices(id)",
+            "The player (devices.id); empty when Plex did not record it",
+        ),
+        _c("viewed_at", "TIMESTAMP", "When it was played (UTC)"),
+        _c("section_id", "INTEGER", "The Plex music library (sections.id)"),
+        _c("title", "TEXT", "Track title as Plex recorded it for this play"),
+        _c("artist", "TEXT", "Artist as Plex recorded it for this play (grandparentTitle)"),
+        _c("album", "TEXT", "Album as Plex recorded it for this play (parentTitle)"),
+        _c("track_number", "INTEGER", "Position on the disc, as recorded for this play"),
+        _c("disc_number", "INTEGER", "Disc number, as recorded for this play"),
+    ),
+)
+
+ACCOUNTS = Table(
+    "accounts",
+    (
+        _c("id", "INTEGER PRIMARY KEY", "Plex's account id on this server (1 is the owner, 0 a system account)"),
+        _c("name", "TEXT", "Account name"),
+        _c("thumb", "TEXT", "Avatar URL, when Plex has one"),
+        _c("default_audio_language", "TEXT", "The account's preferred audio language"),
+    ),
+)
+
+DEVICES = Table(
+    "devices",
+    (
+        _c("id", "INTEGER PRIMARY KEY", "Plex's device id on this server"),
+        _c("name", "TEXT", "Device name, e.g. iPhone or Plexamp"),
+        _c("platform", "TEXT", "Platform, e.g. iOS or Android; empty when Plex does not know"),
+        _c("client_identifier", "TEXT", "The player's unique client identifier"),
+        _c("created_at", "TIMESTAMP", "When the device first connected to the server (UTC)"),
+    ),
+)
+
+HISTORY_SYNC = Table(
+    "history_sync",
+    (
+        _c("section_id", "INTEGER PRIMARY KEY", "The Plex music library (sections.id)"),
+        _c(
+            "synced_at",
+            "TIMESTAMP",
+            "When its listening history was last read (server clock, UTC); later syncs read plays from here",
+        ),
+        _c(
+            "listed",
+            "INTEGER",
+            "Plays Plex listed for it at that read: a later count that does not add up means a full re-read",
+        ),
+        _c(
+            "account_id",
+            "INTEGER",
+            "Set when the token may only read one account's plays (a managed user's token): that account",
+        ),
+        _c(
+            "play_state_synced_at",
+            "TIMESTAMP",
+            "Since when the tracks' play counts were last asked for (they are not asked when nothing was played)",
+        ),
+    ),
+)
+
 OVERVIEW_COUNTS = Table(
     "overview_counts",
     (
@@ -325,7 +400,8 @@ OVERVIEW_STATE = Table(
 
 #: The cache's tables, in creation order; the precounted ones are created by
 #: facet_counts.py and overview.py (with their triggers)
-TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, WATCH_STATE)
+TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, PLAYS, ACCOUNTS, DEVICES, HISTORY_SYNC,
+          WATCH_STATE)
 FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
 OVERVIEW_TABLES = (OVERVIEW_COUNTS, OVERVIEW_STATE)
 
@@ -372,6 +448,38 @@ VIEW_COLUMNS: dict[str, dict[str, str]] = {
         "minutes": "Total length in minutes",
         "plays": "Total plays of its tracks",
     },
+}
+
+
+_p = PLAYS.descriptions
+VIEW_COLUMNS["listening"] = {
+    "history_id": _p["history_id"],
+    "viewed_at": _p["viewed_at"],
+    "year": "Year of the play (UTC)",
+    "month": "Month of the play, e.g. 2024-05 (UTC)",
+    "hour": "Hour of the day of the play, 0-23 (UTC)",
+    "account_id": _p["account_id"],
+    "account": "Account name",
+    "device_id": _p["device_id"],
+    "device": "Device name",
+    "platform": DEVICES.descriptions["platform"],
+    "rating_key": _p["rating_key"],
+    "title": _p["title"],
+    "artist": _p["artist"],
+    "album": "Album title: the track's album now, else as Plex recorded it for the play",
+    "album_rating_key": _t["album_rating_key"],
+    "duration_ms": "The track's length in milliseconds (empty when the track is no longer in the library)",
+    "genres": _t["genres"],
+    "release_year": _t["year"],
+    "in_library": "1 while the track is still in the library",
+    "section_id": _p["section_id"],
+}
+VIEW_COLUMNS["plays_per_month"] = {
+    "month": "Month, e.g. 2024-05 (UTC)",
+    "plays": "Plays that month",
+    "tracks": "Distinct tracks played",
+    "accounts": "Accounts that listened",
+    "minutes": "Minutes listened (tracks still in the library)",
 }
 
 

@@ -30,7 +30,8 @@ from .schema import ensure_shape
 BUSY_TIMEOUT_MS = 10_000
 APPLICATION_ID = int.from_bytes(b"PlxC", "big")  # 0x506C7843
 SQLITE_MAGIC = b"SQLite format 3\x00"
-CACHE_TABLES = ("tracks", "albums", "artists", "sections", "sync_state", "sync_runs")
+CACHE_TABLES = ("tracks", "albums", "artists", "sections", "sync_state", "sync_runs",
+                "plays", "accounts", "devices", "history_sync")  # fmt: skip
 # Every table a plexcache without the marker made (with FTS shadow tables):
 # a database holding only these is an unfinished cache, not someone else's.
 _OWN_TABLES = (*CACHE_TABLES, "facet_counts", "facet_counts_state")

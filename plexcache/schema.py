@@ -42,6 +42,7 @@ INDEXES = {
     "albums": [["artist_rating_key"], ["year"], ["section_id"]],
     "artists": [["section_id"]],
     "sync_runs": [["status"], ["started_at"]],
+    "plays": [["viewed_at"], ["rating_key"], ["account_id"], ["device_id"], ["section_id"]],
 }
 
 FTS_COLUMNS = ["title", "artist", "album"]
@@ -93,6 +94,44 @@ SELECT
     sum(coalesce(t.play_count, 0)) AS plays
 FROM albums a LEFT JOIN tracks t ON t.album_rating_key = a.rating_key
 GROUP BY a.rating_key""",
+    # Listening history: every play with the track as the library has it now
+    # (a play of a deleted track keeps the titles Plex recorded).
+    "listening": """
+SELECT
+    p.history_id,
+    p.viewed_at,
+    CAST(substr(p.viewed_at, 1, 4) AS INTEGER) AS year,
+    substr(p.viewed_at, 1, 7) AS month,
+    CAST(substr(p.viewed_at, 12, 2) AS INTEGER) AS hour,
+    p.account_id,
+    a.name AS account,
+    p.device_id,
+    d.name AS device,
+    d.platform,
+    p.rating_key,
+    p.title,
+    p.artist,
+    coalesce(t.album, p.album) AS album,
+    t.album_rating_key,
+    t.duration_ms,
+    t.genres,
+    t.year AS release_year,
+    t.rating_key IS NOT NULL AS in_library,
+    p.section_id
+FROM plays p
+LEFT JOIN tracks t ON t.rating_key = p.rating_key
+LEFT JOIN accounts a ON a.id = p.account_id
+LEFT JOIN devices d ON d.id = p.device_id""",
+    "plays_per_month": """
+SELECT
+    substr(p.viewed_at, 1, 7) AS month,
+    count(*) AS plays,
+    count(DISTINCT p.rating_key) AS tracks,
+    count(DISTINCT p.account_id) AS accounts,
+    round(sum(coalesce(t.duration_ms, 0)) / 60000.0, 1) AS minutes
+FROM plays p LEFT JOIN tracks t ON t.rating_key = p.rating_key
+GROUP BY month
+ORDER BY month""",
 }
 
 

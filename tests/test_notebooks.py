@@ -96,6 +96,30 @@ def test_notebook_runs_on_simulated_library(path, library, no_plex):
     assert sha256(library) == before, f"{path.name} changed the cache"
 
 
+def printed(nb) -> str:
+    return "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+
+
+def test_listening_notebooks_read_the_plays(library, no_plex):
+    "The listening notebooks work from the plays the sync kept, not only the per-track counters"
+    import sqlite3
+
+    no_plex.setenv("PLEXCACHE_DB", str(library))
+    conn = sqlite3.connect(f"file:{library}?mode=ro", uri=True)
+    plays, accounts, first, last = conn.execute(
+        "select count(*), count(distinct account_id), min(viewed_at), max(viewed_at) from plays"
+    ).fetchone()
+    played = conn.execute("select count(*) from tracks t where exists "
+                          "(select 1 from plays p where p.rating_key = t.rating_key)").fetchone()[0]  # fmt: skip
+    tracks = conn.execute("select count(*) from tracks").fetchone()[0]
+    conn.close()
+    assert plays > 500
+    text = printed(execute(NOTEBOOK_DIR / "03-listening-habits.ipynb", cwd=NOTEBOOK_DIR))
+    assert f"{plays:,} plays from {first[:10]} to {last[:10]} by {accounts} accounts" in text
+    text = printed(execute(NOTEBOOK_DIR / "05-library-and-listening.ipynb", cwd=NOTEBOOK_DIR))
+    assert f"{played:,} of {tracks:,} tracks ({played / tracks:.0%}) have at least one play in the history" in text
+
+
 @by_name
 def test_notebook_runs_on_empty_library(path, empty_library, no_plex):
     no_plex.setenv("PLEXCACHE_DB", str(empty_library))

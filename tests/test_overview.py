@@ -41,7 +41,7 @@ SIM = {"tracks": 700, "seed": 5, "token": TOKEN}  # one simulator for the module
 @pytest.fixture(scope="module")
 def synced_template(module_sim, tmp_path_factory):
     path = tmp_path_factory.mktemp("template") / f"{DB}.db"
-    sync(path, config_for(module_sim))
+    sync(path, config_for(module_sim), history=False)  # no plays: the listening cases add their own
     conn = open_cache(path)
     conn.execute("pragma wal_checkpoint(truncate)")
     conn.close()

@@ -820,10 +820,11 @@ def test_metadata_has_every_column_described(cache):
     meta = plexcache_metadata.build_metadata("library_cache")
     tables = meta["databases"]["library_cache"]["tables"]
     db = sqlite_utils.Database(cache)
-    for name in ("tracks", "albums", "artists", "sections", "sync_state", "sync_runs"):
+    for name in ("tracks", "albums", "artists", "sections", "sync_state", "sync_runs", "plays", "accounts", "devices",
+                 "history_sync"):  # fmt: skip
         missing = set(db[name].columns_dict) - set(tables[name]["columns"])
         assert not missing, (name, missing)
-    for name in ("track_details", "artist_summary", "album_summary"):
+    for name in ("track_details", "artist_summary", "album_summary", "listening", "plays_per_month"):
         missing = {c.name for c in db[name].columns} - set(tables[name]["columns"])
         assert not missing, (name, missing)
 

@@ -130,8 +130,11 @@ def test_full_sync_request_count(tmp_path, sim):
     sections = [s for s in sim.library.sections() if s["type"] == "artist"]
     pages = sum(math.ceil(max(1, sim.library.track_count(s["id"])) / 1000) for s in sections)
     albums = len({sim.library.track(k)["parentRatingKey"] for k in sim.library.track_keys()})
-    # root + sections + one count per section + track pages + metadata batches
-    budget = 2 + len(sections) + pages + math.ceil((albums * 1.5) / 500) + 3
+    # the listening history: its pages per section, /accounts and /devices
+    history = sum(math.ceil(max(1, len(sim.history.entries(librarySectionID=str(s["id"])))) / 1000) for s in sections)
+    assert sim.request_counts["history"] == history
+    # root + sections + one count per section + track pages + metadata batches + history
+    budget = 2 + len(sections) + pages + math.ceil((albums * 1.5) / 500) + 3 + history + 2
     assert sim.total_requests <= budget, sim.request_counts
     assert sim.request_counts.get("metadata", 0) <= math.ceil(albums * 1.5 / 500) + 2
     assert not sim.unknown_filters, sim.unknown_filters

@@ -212,18 +212,20 @@ def upsert(conn: sqlite3.Connection) -> int:
     return conn.execute("select changes()").fetchone()[0]
 
 
-def _upsert(conn, table: Table, source: str, order_by: str | None = None) -> None:
-    """Insert or update ``table`` from ``table.apply_select(source)``, by name;
-    rows whose values did not change are not written"""
+def _upsert(conn, table: Table, source: str, order_by: str | None = None, keep_known: bool = False) -> None:
+    """Insert or update ``table`` from ``table.apply_select(source)``, by name
+    (the first column is the key); rows whose values did not change are not
+    written. ``keep_known``: a NULL in the new row keeps the cached value."""
+    key, *rest = table.names
     cols = ", ".join(table.names)
-    rest = table.names[1:]  # all but the key
-    updates = ", ".join(f"{c} = excluded.{c}" for c in rest)
+    value = {c: f"coalesce(excluded.{c}, {table.name}.{c})" if keep_known else f"excluded.{c}" for c in rest}
+    updates = ", ".join(f"{c} = {value[c]}" for c in rest)
     old = ", ".join(f"{table.name}.{c}" for c in rest)
-    new = ", ".join(f"excluded.{c}" for c in rest)
+    new = ", ".join(value[c] for c in rest)
     conn.execute(
         f"insert into main.{table.name} ({cols}) select {cols} from ({table.apply_select(source)}) where true "
         + (f"order by {order_by} " if order_by else "")
-        + f"on conflict(rating_key) do update set {updates} where ({old}) is not ({new})"
+        + f"on conflict({key}) do update set {updates} where ({old}) is not ({new})"
     )
 
 

@@ -94,15 +94,20 @@ class Collector:
             first = False
         return keys
 
-    def list_changes(self, section: Section, since: int, changed: bool) -> bool:
+    def list_changes(self, section: Section, since: int, changed: bool, viewed_since: int | None | bool = True) -> bool:
         """Stage what changed in ``section`` since ``since``.
+
+        ``viewed_since``: start of the play-count (``lastViewedAt``) delta;
+        True: ``since``; None: skip it (the history showed no play).
 
         Returns True when it saw every key of the section (so deletions can
         be applied for it from ``stage.seen``).
         """
         if changed:
             self._list_delta(section, TRACK, {"track.updatedAt>>": since})
-        self._list_delta(section, TRACK, {"track.lastViewedAt>>": since})
+        if viewed_since is not None:
+            viewed = since if viewed_since is True else viewed_since
+            self._list_delta(section, TRACK, {"track.lastViewedAt>>": viewed})
         self._list_delta(section, TRACK, {"track.lastRatedAt>>": since})
         if not changed:
             return False

@@ -189,13 +189,39 @@ class LiveChanges:
         return len(self.keys)
 
 
-def plan_live(state: CacheState, changes: LiveChanges, *, server_time: int) -> SyncPlan | None:
+def plan_live(
+    state: CacheState, changes: LiveChanges, *, server_time: int, history_sections: set[int] = frozenset()
+) -> SyncPlan | None:
     """A plan that applies only ``changes``, or None when the cache cannot
     take one (never synced, or a section it does not know): then a normal
     sync must run. A live apply keeps every section's change marker and sync
     time, so the next incremental sync still looks at everything since the
-    last one (a live apply only knows what was announced)."""
+    last one (a live apply only knows what was announced). Its sections are
+    ``history_sections`` (the libraries whose listening history to read), as
+    the cache knows them."""
     known = {sid for sid, c in state.sections.items() if c.synced_at}
     if not state.server_id or not known or not changes.sections <= known:
         return None
-    return SyncPlan(sections=(), server_id=state.server_id, replacing=False, server_time=server_time, live=True)
+    sections = tuple(
+        SectionPlan(
+            section=Section(id=sid, uuid=c.uuid, title="", type="artist", content_changed_at=c.content_changed_at),
+            incremental=True,
+            previous=c,
+        )
+        for sid, c in sorted(state.sections.items())
+        if sid in history_sections and sid in known
+    )
+    return SyncPlan(sections=sections, server_id=state.server_id, replacing=False, server_time=server_time, live=True)
+
+
+def sections_of_tracks(conn: sqlite3.Connection, keys) -> set[int]:
+    "The sections the cached tracks ``keys`` are in"
+    keys = list(keys)
+    if not keys:
+        return set()
+    marks = ",".join("?" for _ in keys)
+    return {
+        r[0]
+        for r in conn.execute(f"select distinct section_id from main.tracks where rating_key in ({marks})", keys)
+        if r[0] is not None
+    }

@@ -37,7 +37,7 @@ PROGRESS_WRITE_INTERVAL = 0.2  # seconds between progress writes to sync_runs
 class SyncProgress:
     "What a sync is doing, as data: for progress bars, logs and the web page"
 
-    phase: str  # connecting | tracks | metadata | deletions | applying | done
+    phase: str  # connecting | history | tracks | metadata | deletions | applying | done
     current: int
     total: int
     run_id: int | None = None
@@ -58,6 +58,7 @@ class SyncResult:
     warnings: list[str] = field(default_factory=list)
     synced_tracks: int | None = None  # tracks in the libraries this run synced
     section: str | None = None  # the library --section named
+    plays_added: int = 0  # listening-history plays new to the cache
 
     def summary(self) -> str:
         "What this run did: the libraries it synced, not the whole cache"

@@ -42,10 +42,12 @@ limit 100""",
     },
     "never_played": {
         "title": "Never played",
-        "description": "Tracks with no plays, newest additions first.",
+        "description": "Tracks nobody has played: no play count and no play in the listening history, "
+        "newest additions first.",
         "sql": """select rating_key, title, artist, album, year, added_at
-from tracks
+from tracks t
 where play_count = 0
+  and not exists (select 1 from plays p where p.rating_key = t.rating_key)
 order by added_at desc
 limit 500""",
     },
@@ -67,6 +69,55 @@ order by added_at desc
 limit 100""",
     },
 }
+
+# Listening history (the plays table and the listening view)
+_SINCE_180_DAYS = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-180 days')"
+HISTORY_QUERIES = {
+    "top_tracks_of_year": {
+        "title": "Top tracks of a year",
+        "description": "The most played tracks of a year (e.g. 2024), every account counted.",
+        "sql": """select rating_key, title, artist, album, count(*) as plays,
+  round(sum(coalesce(duration_ms, 0)) / 60000.0) as minutes
+from listening
+where year = cast(:year as integer)
+group by coalesce(rating_key, title || ' / ' || artist)
+order by plays desc
+limit 100""",
+    },
+    "top_artists_of_year": {
+        "title": "Top artists of a year",
+        "description": "The most played artists of a year (e.g. 2024), with hours listened.",
+        "sql": """select artist, count(*) as plays, count(distinct rating_key) as tracks,
+  round(sum(coalesce(duration_ms, 0)) / 3600000.0, 1) as hours
+from listening
+where year = cast(:year as integer)
+group by artist
+order by plays desc
+limit 100""",
+    },
+    "minutes_per_month_per_account": {
+        "title": "Minutes listened per month per account",
+        "description": "Listening time by month and account (tracks still in the library; "
+        "plays carry no duration of their own).",
+        "sql": """select month, coalesce(account, account_id) as account, count(*) as plays,
+  round(sum(coalesce(duration_ms, 0)) / 60000.0) as minutes
+from listening
+group by month, account_id
+order by month desc, minutes desc""",
+    },
+    "forgotten_favourites": {
+        "title": "Forgotten favourites",
+        "description": "Tracks played at least 5 times, but not in the last 180 days.",
+        "sql": f"""select t.rating_key, t.title, t.artist, t.album, count(*) as plays,
+  max(p.viewed_at) as last_played
+from plays p join tracks t on t.rating_key = p.rating_key
+group by t.rating_key
+having count(*) >= 5 and max(p.viewed_at) < {_SINCE_180_DAYS}
+order by plays desc
+limit 100""",
+    },
+}
+QUERIES.update(HISTORY_QUERIES)
 
 # Table options the 1.0 alphas read from datasette.yaml rather than metadata.
 TABLE_CONFIG_KEYS = (
@@ -137,6 +188,41 @@ def build_metadata(database: str) -> dict:
         "album_summary": {
             "description": "Per album: tracks, total minutes and plays.",
             "columns": columns["album_summary"],
+        },
+        "plays": {
+            "description": "Every play Plex's listening history listed, kept even after Plex forgets it "
+            "or the track is deleted. Titles are as Plex recorded them for the play.",
+            "sort_desc": "viewed_at",
+            "facets": ["account_id", "device_id", "section_id"],
+            "columns": columns["plays"],
+        },
+        "accounts": {
+            "description": "The server's accounts (who played what).",
+            "label_column": "name",
+            "columns": columns["accounts"],
+        },
+        "devices": {
+            "description": "The players the server has seen.",
+            "label_column": "name",
+            "facets": ["platform"],
+            "columns": columns["devices"],
+        },
+        "listening": {
+            "description": "Every play with its account, device and the track as the library has it now "
+            "(genres, duration, album).",
+            "sort_desc": "viewed_at",
+            "facets": ["account", "device", "year", "month"],
+            "columns": columns["listening"],
+        },
+        "plays_per_month": {
+            "description": "Plays, distinct tracks, accounts and minutes listened per month.",
+            "sort_desc": "month",
+            "columns": columns["plays_per_month"],
+        },
+        "history_sync": {
+            "description": "Where each library's listening-history sync stands: one row per library.",
+            "hidden": True,
+            "columns": columns["history_sync"],
         },
         "watch_state": {
             "description": "What `plexcache watch` (the live cache) is doing: one row.",

@@ -380,7 +380,7 @@
   function runRow(run) {
     var when = el("time", { datetime: run.started_at || "", title: run.started_at || "", text: relativeTime(run.started_at) });
     var progress = run.status === "running"
-      ? formatCount(run.progress_current) + " / " + formatCount(run.progress_total)
+      ? (run.phase ? run.phase + ": " : "") + formatCount(run.progress_current) + " / " + formatCount(run.progress_total)
       : "";
     var cells = [
       el("td", {}, [when]),
