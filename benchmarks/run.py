@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/run.py --cases 1,2,3   # some cases only
     .venv/bin/python benchmarks/run.py --skip-big      # no 1,000,000-track cases (6, 7b)
     .venv/bin/python benchmarks/run.py --cases 8       # listening history: 100,000 plays
+    .venv/bin/python benchmarks/run.py --cases 9       # the live cache only (benchmarks/live.py)
 
 Each case runs in fresh processes: the simulator (``plexcache simulate``), one ``benchmarks/worker.py`` per measurement (so peak
 RSS is that measurement's alone), ``plexcache serve`` for the web cases. This
@@ -494,6 +495,30 @@ class Suite:
                 self.guarded("7a", lambda: self.web_during_sync(sim, self.base_db))
             if "5" in cases:
                 self.guarded("5", lambda: self.cases_latency(sim))
+            if "9" in cases:
+                self.guarded("9", lambda: self.live_cache(sim))
+
+    def live_cache(self, sim: Sim) -> None:
+        "Case 9 (benchmarks/live.py): change on the server -> readable in the cache, with `plexcache watch`"
+        from live import KINDS, Live
+
+        sim.set_latency(0)
+        db = self._setup_sync(sim, "live")
+        live = Live(self, sim, db, self.args.live_changes, random.Random(self.args.seed))
+        try:
+            live.start(PY, TOKEN, _env(), ROOT)
+            results = live.run()
+        finally:
+            live.stop()
+        for kind in KINDS:
+            r = results[kind]
+            times = r["times_ms"]
+            self.row(f"9-{kind}", "9", f"Live: {kind} -> readable in the cache", [], samples=len(times),
+                     p50_ms=percentile(times, 50), p99_ms=percentile(times, 99), max_ms=max(times),
+                     requests_per_change=r["requests"] / len(times), syncs=r["syncs"], live_syncs=r["live_syncs"],
+                     request_counts=r["request_counts"])  # fmt: skip
+            log(f"  9-{kind}: p50 {fmt_num(percentile(times, 50))} ms, p99 {fmt_num(percentile(times, 99))} ms, "
+                f"{r['requests'] / len(times):.2f} requests per change")  # fmt: skip
 
     def _setup_sync(self, sim: Sim, tag: str) -> Path:
         db = self.fresh_db(tag)
@@ -807,7 +832,7 @@ class Suite:
         t0 = time.perf_counter()
         log(f"work dir {self.work}; cases {','.join(sorted(self.args.cases))}")
         try:
-            if self.args.cases & {"1", "2", "3", "4", "5", "7"}:
+            if self.args.cases & {"1", "2", "3", "4", "5", "7", "9"}:
                 self.cases_small()
             if not self.args.skip_big and self.args.cases & {"6", "7"}:
                 self.cases_big()
@@ -973,6 +998,16 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if ov and ov.get("p50_ms") is not None:
         add(f"Library overview (home page) <= 300 ms at {args.big:,} tracks", ov["p50_ms"], ov["p50_ms"] <= 300,
             f"{ov['p50_ms']:.0f} ms")  # fmt: skip
+    live = [r for k, r in rows.items() if k.startswith("9-") and r.get("p50_ms") is not None]
+    if live:
+        p50 = max(r["p50_ms"] for r in live)
+        p99 = max(r["p99_ms"] for r in live)
+        add("Live: change -> readable p50 <= 1 s (every kind)", p50, p50 <= 1000, f"{p50:.0f} ms at worst")
+        add("Live: change -> readable p99 <= 3 s (every kind)", p99, p99 <= 3000, f"{p99:.0f} ms at worst")
+        for r in live:
+            per = r["requests_per_change"]
+            add(f"Live: <= 2 requests per change ({r['what'].split(': ')[1].split(' ->')[0]})", per, per <= 2,
+                f"{per:.2f}")  # fmt: skip
     js = rows.get("7b-json")
     if js and js.get("facets_timed_out") is not None:
         timed_out = js["facets_timed_out"]
@@ -1082,6 +1117,9 @@ def render_markdown(report: dict) -> str:
                 notes.append(f"{r['error_count']} errors")
             if r.get("plugin") is False:
                 notes.append("plain Datasette, no plugin")
+            if r.get("requests_per_change") is not None:
+                notes.append(f"{r['requests_per_change']:.2f} requests per change ({r['syncs']} syncs, "
+                             f"{r['live_syncs']} live)")  # fmt: skip
             lines.append(f"| {r['case']} | {r['what']} | {fmt_num(r.get('p50_ms'))} | {fmt_num(r.get('p99_ms'))} | "
                          f"{fmt_num(r.get('max_ms'))} | {r.get('samples')} | {'; '.join(notes)} |")  # fmt: skip
     if report["targets"]:
@@ -1106,9 +1144,10 @@ def parse_args(argv=None):
     p.add_argument("--cases", default="1,2,3,4,5,6,7,8,9", help="comma-separated case numbers")
     p.add_argument("--history-plays", type=int, default=100_000, help="case 8: plays in the simulator's history")
     p.add_argument("--history-new", type=int, default=1000, help="case 8: new plays before the incremental sync")
-    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 9")
+    p.add_argument("--live-changes", type=int, default=100, help="case 9: changes of each kind")
+    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 10")
     p.add_argument("--profile-naive", default="pms-1.41,classic,ignores-exclude",
-                   help="case 9 profiles that also run the naive plexapi loop (~30-70 s each)")
+                   help="case 10 profiles that also run the naive plexapi loop (~30-70 s each)")
     p.add_argument("--big", type=int, default=1_000_000, help="library size for cases 6 and 7b")
     p.add_argument("--big-repeat", type=int, default=1)
     p.add_argument("--skip-big", action="store_true", help="skip cases 6 and 7b")
@@ -1142,6 +1181,7 @@ def parse_args(argv=None):
         args.history_new = min(args.history_new, 100)
         args.idle_samples = 5
         args.web_repeat = 2
+        args.live_changes = min(args.live_changes, 5)
         args.timeout = args.naive_timeout = args.big_timeout = 120
         if args.json == str(HERE / "results" / "latest.json"):
             args.json = str(HERE / "results" / "smoke.json")

@@ -40,6 +40,7 @@ from ..plex.rows import (
     track_row,
 )
 from .learn import TagFacts
+from .plan import LiveChanges
 from .runs import Progress
 from .stage import Stage
 
@@ -302,6 +303,29 @@ class Collector:
             )
             return None
         return KeyCheck(gone=gone, unknown=unknown)
+
+    # -- announced changes (live) ----------------------------------------------
+
+    def read_live(self, changes: LiveChanges) -> None:
+        """Stage what Plex announced: every announced key read in full (one
+        ``/library/metadata`` request per ``batch_size`` keys), with the cached
+        tracks of announced albums and artists (their derived columns follow
+        the album or artist: album title, year, genre fallback, live flag,
+        artist names), and cached tracks Plex no longer returns marked gone.
+
+        A changed track missing from the answer is asked for once more before
+        it counts as deleted, as in ``check_full_items``; one announced as
+        deleted is not."""
+        related = self.stage.cached_tracks_of(changes.albums | changes.artists)
+        keys = sorted(set(changes.keys) | related, key=int)
+        if not keys:
+            return
+        missing = self._read(keys)
+        again = sorted(self.stage.cached_tracks(missing - changes.deleted), key=int)
+        gone = (missing - set(again)) | (self._read(again) if again else set())
+        # absent items are what deletions look like here, not a cut answer to check again
+        self.missing -= gone
+        self.stage.add_gone(sorted(gone, key=int))
 
     # -- full items -----------------------------------------------------------
 

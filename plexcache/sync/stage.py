@@ -146,7 +146,8 @@ class Stage:
                 "insert or ignore into stage.wanted "
                 f"select distinct {kind}_rating_key from stage.tracks st where {kind}_rating_key is not null "
                 "and (st.rating_key in (select rating_key from stage.seen) or not exists "
-                f"(select 1 from main.{kind}s a where a.rating_key = st.{kind}_rating_key))"
+                f"(select 1 from main.{kind}s a where a.rating_key = st.{kind}_rating_key)) "
+                f"and not exists (select 1 from stage.{kind}s x where x.rating_key = st.{kind}_rating_key)"
             )
         conn.execute(
             "insert or ignore into stage.wanted select rating_key from stage.tracks where listed_genres >= ?",
@@ -310,6 +311,36 @@ class Stage:
             conn.execute("drop table if exists temp.album_seen")
             conn.execute("drop table if exists temp.suspect_albums")
         return gone, unknown
+
+    def cached_tracks(self, keys: Iterable[str]) -> set[str]:
+        "Which of ``keys`` are tracks in the cache"
+        keys = list(keys)
+        out: set[str] = set()
+        for i in range(0, len(keys), 500):
+            batch = keys[i : i + 500]
+            out.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"select rating_key from main.tracks where rating_key in ({','.join('?' for _ in batch)})", batch
+                )
+            )
+        return out
+
+    def cached_tracks_of(self, keys: Iterable[str]) -> set[str]:
+        "The cached tracks of the albums and artists ``keys``"
+        keys = list(keys)
+        out: set[str] = set()
+        for i in range(0, len(keys), 500):
+            marks = ",".join("?" for _ in keys[i : i + 500])
+            out.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"select rating_key from main.tracks where album_rating_key in ({marks}) "
+                    f"or artist_rating_key in ({marks})",
+                    keys[i : i + 500] * 2,
+                )
+            )
+        return out
 
     def dependents(self, key: str) -> list[tuple[str, int | None]]:
         "(track key, section) of staged or seen tracks that are ``key`` or belong to it"

@@ -230,6 +230,11 @@ def build_metadata(database: str) -> dict:
             "hidden": True,
             "columns": columns["listing_facts"],
         },
+        "watch_state": {
+            "description": "What `plexcache watch` (the live cache) is doing: one row.",
+            "hidden": True,
+            "columns": columns["watch_state"],
+        },
         "facet_counts": {
             "description": "Tracks per value of each default facet of tracks, kept by the sync "
             "for the unfiltered tracks page.",
