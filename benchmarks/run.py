@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/run.py --skip-big      # no 1,000,000-track cases (6, 7b)
     .venv/bin/python benchmarks/run.py --cases 8       # listening history: 100,000 plays
     .venv/bin/python benchmarks/run.py --cases 9       # the live cache only (benchmarks/live.py)
+    .venv/bin/python benchmarks/run.py --cases 10      # every simulator profile: exact?, requests, naive ratio
 
 Each case runs in fresh processes: the simulator (``plexcache simulate``), one ``benchmarks/worker.py`` per measurement (so peak
 RSS is that measurement's alone), ``plexcache serve`` for the web cases. This
@@ -542,7 +543,7 @@ class Suite:
         finally:
             sim.set_latency(0)
 
-    # -- case 9: every server profile
+    # -- case 10: every server profile
 
     def cases_profiles(self) -> None:
         """Per simulator profile (issue #12), same library: a first full sync, a sync with
@@ -554,7 +555,7 @@ class Suite:
         for profile in a.profiles:
             def one(profile=profile):
                 with Sim(a.tracks, seed=a.seed, profile=profile) as sim:
-                    db = self.fresh_db(f"9-{profile}")
+                    db = self.fresh_db(f"10-{profile}")
                     full = self.measure(sim, self.sync_argv(sim, db), a.timeout)
                     exact_full = not any(diff_cache(db, sim.query("expected_cache")).values())
                     sim.advance_clock(600)
@@ -567,8 +568,8 @@ class Suite:
                     naive = None
                     if profile in a.profile_naive:
                         naive = self.measure(sim, ["naive", "--url", sim.url, "--token", TOKEN], a.naive_timeout)
-                    self.rows[f"9-{profile}"] = {
-                        "case": "9", "what": f"profile {profile}", "profile": profile, "p9": True,
+                    self.rows[f"10-{profile}"] = {
+                        "case": "10", "what": f"profile {profile}", "profile": profile, "p10": True,
                         "runs": [full, nothing, changed] + ([naive] if naive else []),
                         "full": full, "nothing": nothing, "changed": changed, "naive": naive,
                         "exact": exact_full and not any(diff.values()), "diff": diff, "median": {},
@@ -578,7 +579,7 @@ class Suite:
                         f"exact {exact_full and not any(diff.values())}"
                         + (f", naive {naive['seconds']:.1f}s" if naive else ""))  # fmt: skip
 
-            self.guarded(f"9-{profile}", one)
+            self.guarded(f"10-{profile}", one)
 
     # -- case 7a: the web front while a full sync runs
 
@@ -838,7 +839,7 @@ class Suite:
                 self.cases_big()
             if "8" in self.args.cases:
                 self.guarded("8", self.case_history)
-            if "9" in self.args.cases:
+            if "10" in self.args.cases:
                 self.cases_profiles()
         finally:
             if not self.keep_work:
@@ -962,7 +963,7 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if rows.get("8c"):
         req = _m(rows, "8c", "requests")
         add("With the listening history, nothing changed: <= 5 requests", req, req <= 5, f"{req:.0f}")
-    for r in (r for r in rows.values() if r.get("p9")):
+    for r in (r for r in rows.values() if r.get("p10")):
         name, full_s = r["profile"], r["full"].get("seconds")
         add(f"`{name}`: every row equals the ground truth", r["exact"], r["exact"], "yes" if r["exact"] else "no")
         req = r["nothing"].get("requests")
@@ -1031,14 +1032,14 @@ def fmt_num(v, digits=None) -> str:
 
 
 def render_profiles(rows: dict) -> list[str]:
-    "Case 9: one line per simulator profile"
-    p9 = [r for r in rows.values() if r.get("p9")]
-    if not p9:
+    "Case 10: one line per simulator profile"
+    p10 = [r for r in rows.values() if r.get("p10")]
+    if not p10:
         return []
     lines = ["", "| profile | full sync s | full sync requests | no-change requests | 1% change s | 1% change requests "
              "| every row = ground truth | naive plexapi s | naive / full sync |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for r in p9:
+    for r in p10:
         full, nothing, changed, naive = r["full"], r["nothing"], r["changed"], r.get("naive")
         ratio = f"{naive['seconds'] / full['seconds']:.1f}x" if naive and full.get("seconds") else "-"
         lines.append(
@@ -1070,7 +1071,7 @@ def render_markdown(report: dict) -> str:
     by_case = sorted(rows, key=lambda k: (rows[k]["case"], order[k]))
     for key in by_case:
         row = rows[key]
-        if "p50_ms" in row or row.get("p9"):
+        if "p50_ms" in row or row.get("p10"):
             continue
         med = row["median"]
         secs = med.get("seconds")
@@ -1141,7 +1142,7 @@ def parse_args(argv=None):
     p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
     p.add_argument("--naive-latency-tracks", type=int, default=1000,
                    help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
-    p.add_argument("--cases", default="1,2,3,4,5,6,7,8,9", help="comma-separated case numbers")
+    p.add_argument("--cases", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated case numbers")
     p.add_argument("--history-plays", type=int, default=100_000, help="case 8: plays in the simulator's history")
     p.add_argument("--history-new", type=int, default=1000, help="case 8: new plays before the incremental sync")
     p.add_argument("--live-changes", type=int, default=100, help="case 9: changes of each kind")
@@ -1173,7 +1174,7 @@ def parse_args(argv=None):
         args.repeat = 1
         args.naive_repeat = 1
         args.naive_latency_tracks = 50
-        args.profile_naive = ""  # case 9: no naive loop, three profiles (tests/test_exactness.py runs all)
+        args.profile_naive = ""  # case 10: no naive loop, three profiles (tests/test_exactness.py runs all)
         if args.profiles == ",".join(ALL_PROFILES):
             args.profiles = "pms-1.41,classic,ignores-exclude"
         args.big = min(args.big, 3000)
