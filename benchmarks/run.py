@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/run.py --cases 1,2,3   # some cases only
     .venv/bin/python benchmarks/run.py --skip-big      # no 1,000,000-track cases (6, 7b)
     .venv/bin/python benchmarks/run.py --cases 8       # listening history: 100,000 plays
+    .venv/bin/python benchmarks/run.py --cases 9       # the live cache only (benchmarks/live.py)
+    .venv/bin/python benchmarks/run.py --cases 10      # every simulator profile: exact?, requests, naive ratio
 
 Each case runs in fresh processes: the simulator (``plexcache simulate``), one ``benchmarks/worker.py`` per measurement (so peak
 RSS is that measurement's alone), ``plexcache serve`` for the web cases. This
@@ -496,6 +498,30 @@ class Suite:
                 self.guarded("7a", lambda: self.web_during_sync(sim, self.base_db))
             if "5" in cases:
                 self.guarded("5", lambda: self.cases_latency(sim))
+            if "9" in cases:
+                self.guarded("9", lambda: self.live_cache(sim))
+
+    def live_cache(self, sim: Sim) -> None:
+        "Case 9 (benchmarks/live.py): change on the server -> readable in the cache, with `plexcache watch`"
+        from live import KINDS, Live
+
+        sim.set_latency(0)
+        db = self._setup_sync(sim, "live")
+        live = Live(self, sim, db, self.args.live_changes, random.Random(self.args.seed))
+        try:
+            live.start(PY, TOKEN, _env(), ROOT)
+            results = live.run()
+        finally:
+            live.stop()
+        for kind in KINDS:
+            r = results[kind]
+            times = r["times_ms"]
+            self.row(f"9-{kind}", "9", f"Live: {kind} -> readable in the cache", [], samples=len(times),
+                     p50_ms=percentile(times, 50), p99_ms=percentile(times, 99), max_ms=max(times),
+                     requests_per_change=r["requests"] / len(times), syncs=r["syncs"], live_syncs=r["live_syncs"],
+                     request_counts=r["request_counts"])  # fmt: skip
+            log(f"  9-{kind}: p50 {fmt_num(percentile(times, 50))} ms, p99 {fmt_num(percentile(times, 99))} ms, "
+                f"{r['requests'] / len(times):.2f} requests per change")  # fmt: skip
 
     def _setup_sync(self, sim: Sim, tag: str) -> Path:
         db = self.fresh_db(tag)
@@ -519,7 +545,7 @@ class Suite:
         finally:
             sim.set_latency(0)
 
-    # -- case 9: every server profile (numbered 8 on the exact branch; 8 is the listening history)
+    # -- case 10: every server profile
 
     def cases_profiles(self) -> None:
         """Per simulator profile (issue #12), same library: a first full sync, a sync with
@@ -531,7 +557,7 @@ class Suite:
         for profile in a.profiles:
             def one(profile=profile):
                 with Sim(a.tracks, seed=a.seed, profile=profile) as sim:
-                    db = self.fresh_db(f"9-{profile}")
+                    db = self.fresh_db(f"10-{profile}")
                     full = self.measure(sim, self.sync_argv(sim, db), a.timeout)
                     exact_full = not any(diff_cache(db, sim.query("expected_cache")).values())
                     sim.advance_clock(600)
@@ -544,8 +570,8 @@ class Suite:
                     naive = None
                     if profile in a.profile_naive:
                         naive = self.measure(sim, ["naive", "--url", sim.url, "--token", TOKEN], a.naive_timeout)
-                    self.rows[f"9-{profile}"] = {
-                        "case": "9", "what": f"profile {profile}", "profile": profile, "p9": True,
+                    self.rows[f"10-{profile}"] = {
+                        "case": "10", "what": f"profile {profile}", "profile": profile, "p10": True,
                         "runs": [full, nothing, changed] + ([naive] if naive else []),
                         "full": full, "nothing": nothing, "changed": changed, "naive": naive,
                         "exact": exact_full and not any(diff.values()), "diff": diff, "median": {},
@@ -555,7 +581,7 @@ class Suite:
                         f"exact {exact_full and not any(diff.values())}"
                         + (f", naive {naive['seconds']:.1f}s" if naive else ""))  # fmt: skip
 
-            self.guarded(f"9-{profile}", one)
+            self.guarded(f"10-{profile}", one)
 
     # -- case 7a: the web front while a full sync runs
 
@@ -808,13 +834,13 @@ class Suite:
         try:
             if "g" in self.args.cases:
                 Goals(self, Sim, TOKEN, log).run_small()
-            if self.args.cases & {"1", "2", "3", "4", "5", "7"}:
+            if self.args.cases & {"1", "2", "3", "4", "5", "7", "9"}:
                 self.cases_small()
             if not self.args.skip_big and self.args.cases & {"6", "7"}:
                 self.cases_big()
             if "8" in self.args.cases:
                 self.guarded("8", self.case_history)
-            if "9" in self.args.cases:
+            if "10" in self.args.cases:
                 self.cases_profiles()
         finally:
             if not self.keep_work:
@@ -935,7 +961,10 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if changed is not None and full:
         add("Incremental, 1% changes: < 1/4 of a full sync", changed / full, changed / full < 0.25,
             f"{changed / full:.2f} of full")  # fmt: skip
-    for r in (r for r in rows.values() if r.get("p9")):
+    if rows.get("8c"):
+        req = _m(rows, "8c", "requests")
+        add("With the listening history, nothing changed: <= 5 requests", req, req <= 5, f"{req:.0f}")
+    for r in (r for r in rows.values() if r.get("p10")):
         name, full_s = r["profile"], r["full"].get("seconds")
         add(f"`{name}`: every row equals the ground truth", r["exact"], r["exact"], "yes" if r["exact"] else "no")
         req = r["nothing"].get("requests")
@@ -943,9 +972,6 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
         if r.get("naive") and full_s:
             ratio = r["naive"]["seconds"] / full_s
             add(f"`{name}`: full sync >= 20x faster than plexapi naive", ratio, ratio >= 20, f"{ratio:.0f}x")
-    if rows.get("8c"):
-        req = _m(rows, "8c", "requests")
-        add("With the listening history, nothing changed: <= 5 requests", req, req <= 5, f"{req:.0f}")
     big = rows.get("6")
     if big:
         secs, rss = _m(rows, "6"), _m(rows, "6", "peak_rss_mb")
@@ -974,6 +1000,16 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if ov and ov.get("p50_ms") is not None:
         add(f"Library overview (home page) <= 300 ms at {args.big:,} tracks", ov["p50_ms"], ov["p50_ms"] <= 300,
             f"{ov['p50_ms']:.0f} ms")  # fmt: skip
+    live = [r for k, r in rows.items() if k.startswith("9-") and r.get("p50_ms") is not None]
+    if live:
+        p50 = max(r["p50_ms"] for r in live)
+        p99 = max(r["p99_ms"] for r in live)
+        add("Live: change -> readable p50 <= 1 s (every kind)", p50, p50 <= 1000, f"{p50:.0f} ms at worst")
+        add("Live: change -> readable p99 <= 3 s (every kind)", p99, p99 <= 3000, f"{p99:.0f} ms at worst")
+        for r in live:
+            per = r["requests_per_change"]
+            add(f"Live: <= 2 requests per change ({r['what'].split(': ')[1].split(' ->')[0]})", per, per <= 2,
+                f"{per:.2f}")  # fmt: skip
     js = rows.get("7b-json")
     if js and js.get("facets_timed_out") is not None:
         timed_out = js["facets_timed_out"]
@@ -997,14 +1033,14 @@ def fmt_num(v, digits=None) -> str:
 
 
 def render_profiles(rows: dict) -> list[str]:
-    "Case 9: one line per simulator profile"
-    p9 = [r for r in rows.values() if r.get("p9")]
-    if not p9:
+    "Case 10: one line per simulator profile"
+    p10 = [r for r in rows.values() if r.get("p10")]
+    if not p10:
         return []
     lines = ["", "| profile | full sync s | full sync requests | no-change requests | 1% change s | 1% change requests "
              "| every row = ground truth | naive plexapi s | naive / full sync |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for r in p9:
+    for r in p10:
         full, nothing, changed, naive = r["full"], r["nothing"], r["changed"], r.get("naive")
         ratio = f"{naive['seconds'] / full['seconds']:.1f}x" if naive and full.get("seconds") else "-"
         lines.append(
@@ -1036,7 +1072,7 @@ def render_markdown(report: dict) -> str:
     by_case = sorted(rows, key=lambda k: (rows[k]["case"], order[k]))
     for key in by_case:
         row = rows[key]
-        if "p50_ms" in row or row.get("p9"):
+        if "p50_ms" in row or row.get("p10"):
             continue
         med = row["median"]
         secs = med.get("seconds")
@@ -1087,6 +1123,9 @@ def render_markdown(report: dict) -> str:
                 notes.append(f"{r['error_count']} errors")
             if r.get("plugin") is False:
                 notes.append("plain Datasette, no plugin")
+            if r.get("requests_per_change") is not None:
+                notes.append(f"{r['requests_per_change']:.2f} requests per change ({r['syncs']} syncs, "
+                             f"{r['live_syncs']} live)")  # fmt: skip
             lines.append(f"| {r['case']} | {r['what']} | {fmt_num(r.get('p50_ms'))} | {fmt_num(r.get('p99_ms'))} | "
                          f"{fmt_num(r.get('max_ms'))} | {r.get('samples')} | {'; '.join(notes)} |")  # fmt: skip
     if report.get("goals"):
@@ -1110,7 +1149,7 @@ def parse_args(argv=None):
     p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
     p.add_argument("--naive-latency-tracks", type=int, default=1000,
                    help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
-    p.add_argument("--cases", default="g,1,2,3,4,5,6,7,8,9",
+    p.add_argument("--cases", default="g,1,2,3,4,5,6,7,8,9,10",
                    help="comma-separated case numbers; g: issue #17's goals (G1, G2, G5; G3/G4 run with case 6)")
     p.add_argument("--profile", default=REALISTIC, help="simulator profile for every case but G1's others")
     p.add_argument("--goal-profiles", default="all",
@@ -1120,11 +1159,12 @@ def parse_args(argv=None):
     p.add_argument("--naive-sample", type=int, default=2000,
                    help="G1: naive loop on the first N tracks, extrapolated, for the other profiles")
     p.add_argument("--start-repeat", type=int, default=9, help="G5: no-change sync processes (median)")
-    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 9")
-    p.add_argument("--profile-naive", default="pms-1.41,classic,ignores-exclude",
-                   help="case 9 profiles that also run the naive plexapi loop (~30-70 s each)")
     p.add_argument("--history-plays", type=int, default=100_000, help="case 8: plays in the simulator's history")
     p.add_argument("--history-new", type=int, default=1000, help="case 8: new plays before the incremental sync")
+    p.add_argument("--live-changes", type=int, default=100, help="case 9: changes of each kind")
+    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 10")
+    p.add_argument("--profile-naive", default="pms-1.41,classic,ignores-exclude",
+                   help="case 10 profiles that also run the naive plexapi loop (~30-70 s each)")
     p.add_argument("--big", type=int, default=1_000_000, help="library size for cases 6 and 7b")
     p.add_argument("--big-repeat", type=int, default=1)
     p.add_argument("--skip-big", action="store_true", help="skip cases 6 and 7b")
@@ -1150,11 +1190,15 @@ def parse_args(argv=None):
         args.repeat = 1
         args.naive_repeat = 1
         args.naive_latency_tracks = 50
+        args.profile_naive = ""  # case 10: no naive loop, three profiles (tests/test_exactness.py runs all)
+        if args.profiles == ",".join(ALL_PROFILES):
+            args.profiles = "pms-1.41,classic,ignores-exclude"
         args.big = min(args.big, 3000)
         args.history_plays = min(args.history_plays, 3000)
         args.history_new = min(args.history_new, 100)
         args.idle_samples = 5
         args.web_repeat = 2
+        args.live_changes = min(args.live_changes, 5)
         args.timeout = args.naive_timeout = args.big_timeout = 120
         args.naive_sample = 100
         args.start_repeat = 3

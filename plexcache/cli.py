@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import signal
 import sys
@@ -71,6 +72,17 @@ def _check_text(value, name):
     if not str(value).strip():
         raise invalid(name, "a name", value)
     return str(value).strip()
+
+
+def _check_interval(value, name):
+    "Seconds from 1 to a day: a watcher must not hammer the server, nor sleep for days"
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = float("nan")
+    if not 1 <= seconds <= 86400:
+        raise invalid(name, "a number of seconds from 1 to 86400 (like 60)", value)
+    return seconds
 
 
 def _check_host(value, name):
@@ -195,6 +207,75 @@ def sync(db, url, token, section, full, allow_mass_delete, page_size, no_history
         click.echo(result.summary())
         if result.plays_added:
             click.echo(f"{result.plays_added:,} new plays in the listening history")
+
+
+@cli.command()
+@db_option
+@url_option
+@token_option
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors")
+@click.option(
+    "--poll-interval",
+    default=60.0,
+    show_default=True,
+    type=Setting("seconds", lambda v, name: _check_interval(v, name)),
+    help="Seconds between checks for changes while the notification websocket is unavailable",
+)
+@click.option("--parent-pid", type=int, hidden=True)
+@click.option("--wait-for-first-sync", is_flag=True, hidden=True)
+def watch(db, url, token, quiet, poll_interval, parent_pid, wait_for_first_sync):
+    """Keep the cache live: apply each change Plex announces, seconds after it
+
+    Runs an incremental sync, then follows Plex's notification websocket
+    until Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+        plexcache watch --url http://127.0.0.1:32400 --token TOKEN
+    """
+    from .watch import Watcher, WatchOptions
+
+    db_path = resolve_db_path(db)
+    signal.signal(signal.SIGTERM, _stop_watching)
+    handler = _watch_log_handler(logging.WARNING if quiet else logging.INFO)
+    try:
+        config = resolve_plex_config(url, token)
+        options = WatchOptions(
+            poll_interval=poll_interval, parent_pid=parent_pid, wait_for_first_sync=wait_for_first_sync
+        )
+        Watcher(db_path, config, options).run()
+    except KeyboardInterrupt:
+        pass
+    except PlexcacheError as e:
+        _fail(e)
+    finally:
+        logging.getLogger("plexcache").removeHandler(handler)
+
+
+def _stop_watching(signum, frame):
+    "SIGTERM ends `watch` like Ctrl-C (exit 0); a second signal changes nothing"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _watch_log_handler(level: int) -> logging.Handler:
+    "plexcache's log lines on stderr, as `Warning: ...` or plain lines"
+
+    class Lines(logging.Formatter):
+        def format(self, record):
+            text = record.getMessage()
+            return f"Warning: {text}" if record.levelno >= logging.WARNING else text
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Lines())
+    logger = logging.getLogger("plexcache")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    # each sync's own lines ("Sync complete in ...") would double the watcher's
+    logging.getLogger("plexcache.sync").setLevel(max(level, logging.WARNING))
+    return handler
 
 
 @cli.command()
@@ -332,14 +413,16 @@ def simulate(host, port, tracks, seed, token, latency_ms, profile, history, noti
     help="Address to listen on; 0.0.0.0 opens it to your network (syncs then need the root actor)",
 )
 @click.option("--port", default=5765, show_default=True, type=PORT, help="Port to listen on (0: any free port)")
-def serve(db, url, token, host, port):
+@click.option("--no-watch", is_flag=True, help="Do not keep the cache live (`plexcache watch` beside the server)")
+def serve(db, url, token, host, port, no_watch):
     """Browse the cache in Datasette, with sync status and controls"""
     from .serve import open_server
 
     try:
         db_path = resolve_db_path(db)
         config = resolve_plex_config(url, token)
-        server = open_server(db_path, config, host=host, port=port)
+        server = open_server(db_path, config, host=host, port=port,
+                             plugin_extra={"watch": False} if no_watch else None)  # fmt: skip
     except PlexcacheError as e:
         _fail(e)
     _run_server(server)

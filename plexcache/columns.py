@@ -227,7 +227,11 @@ SYNC_RUNS = Table(
         _c("id", "INTEGER PRIMARY KEY", "Run number"),
         _c("started_at", "TIMESTAMP NOT NULL", "When the run started (UTC)"),
         _c("finished_at", "TIMESTAMP", "When it ended (UTC); empty while running"),
-        _c("mode", "TEXT NOT NULL", "full (re-read everything) or incremental (only what changed)"),
+        _c(
+            "mode",
+            "TEXT NOT NULL",
+            "full (re-read everything), incremental (only what changed) or live (only what Plex announced)",
+        ),
         _c("status", "TEXT NOT NULL", "running, succeeded, failed or interrupted (the process died)"),
         _c(
             "phase",
@@ -243,11 +247,31 @@ SYNC_RUNS = Table(
         _c("duration_ms", "INTEGER", "How long the run took, in milliseconds"),
         _c("error", "TEXT", "Why the run failed (never contains the token)"),
         _c("warning", "TEXT", "Problems that did not stop the run, e.g. skipped items"),
-        _c("trigger", "TEXT", "What started it: cli, web, startup"),
+        _c("trigger", "TEXT", "What started it: cli, web, startup, watch (`plexcache watch`)"),
         _c("section", "TEXT", "The library synced, when limited to one"),
         _c("server_id", "TEXT", "The Plex server's machine identifier"),
         _c("server_time", "INTEGER", "The server's clock at the start, used for incremental syncs"),
         _c("pid", "INTEGER", "Process id of the sync"),
+    ),
+)
+
+WATCH_STATE = Table(
+    "watch_state",
+    (
+        _c("id", "INTEGER PRIMARY KEY CHECK (id = 1)", "Always 1: this table has a single row"),
+        _c(
+            "state",
+            "TEXT NOT NULL",
+            "What `plexcache watch` is doing: starting, connecting, connected, disconnected, "
+            "polling (the server has no notification websocket) or stopped",
+        ),
+        _c("since", "TIMESTAMP", "When it entered that state (UTC)"),
+        _c("detail", "TEXT", "Why it is disconnected or polling (never contains the token)"),
+        _c("last_event_at", "TIMESTAMP", "When the last notification from Plex arrived (UTC)"),
+        _c("last_change_at", "TIMESTAMP", "When the last announced change was applied to the cache (UTC)"),
+        _c("events", "INTEGER NOT NULL DEFAULT 0", "Notifications received since the watcher started"),
+        _c("pid", "INTEGER", "Process id of the watcher"),
+        _c("started_at", "TIMESTAMP", "When the watcher started (UTC)"),
     ),
 )
 
@@ -403,7 +427,8 @@ OVERVIEW_STATE = Table(
 
 #: The cache's tables, in creation order; the precounted ones are created by
 #: facet_counts.py and overview.py (with their triggers)
-TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, LISTING_FACTS, PLAYS, ACCOUNTS, DEVICES, HISTORY_SYNC)
+TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, PLAYS, ACCOUNTS, DEVICES, HISTORY_SYNC,
+          WATCH_STATE, LISTING_FACTS)
 FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
 OVERVIEW_TABLES = (OVERVIEW_COUNTS, OVERVIEW_STATE)
 

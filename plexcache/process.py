@@ -47,12 +47,7 @@ def spawn_sync(
         raise SyncAlreadyRunning()
     lock = SyncLock(db_path).acquire(timeout=lock_timeout)
     try:
-        env = dict(os.environ)
-        env["PLEX_URL"] = config.url
-        if config.token:
-            env["PLEX_TOKEN"] = config.token
-        else:
-            env.pop("PLEX_TOKEN", None)
+        env = _child_env(config)
         env[LOCK_FD_ENV] = str(lock.fd)
         args = [
             sys.executable,
@@ -69,20 +64,7 @@ def spawn_sync(
             args.append("--full")
         # A background sync yields the CPU to the web server it runs beside.
         args += ["--nice", "10"]
-        out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            proc = subprocess.Popen(
-                args,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
-                pass_fds=(lock.fd,),
-                start_new_session=True,
-            )
-        finally:
-            if log_path:
-                out.close()
+        proc = _start(args, env, log_path, pass_fds=(lock.fd,))
     finally:
         # The child holds its own copy of the locked descriptor now (or never
         # started): closing ours releases nothing the child still owns.
@@ -90,3 +72,55 @@ def spawn_sync(
     # Reap the child when it exits so it never lingers as a zombie.
     threading.Thread(target=proc.wait, name="plexcache-sync-reaper", daemon=True).start()
     return proc
+
+
+def spawn_watch(
+    db_path: str | os.PathLike,
+    config: PlexConfig,
+    *,
+    log_path: str | os.PathLike | None = None,
+    wait_for_first_sync: bool = True,
+) -> subprocess.Popen:
+    """Start ``plexcache watch`` for ``db_path`` in a child process (the web's
+    live cache) and return it. It stops with this process; the token travels
+    in its environment. ``wait_for_first_sync``: it starts following once a
+    sync filled the cache (the web's first-load flow decides when that is)."""
+    if not config.configured:
+        raise ConfigError("no Plex server configured: set PLEX_URL and PLEX_TOKEN")
+    env = _child_env(config)
+    args = [sys.executable, "-m", "plexcache", "watch", "--db", str(db_path), "--quiet",
+            "--parent-pid", str(os.getpid())]  # fmt: skip
+    if wait_for_first_sync:
+        args.append("--wait-for-first-sync")
+    proc = _start(args, env, log_path)
+    threading.Thread(target=proc.wait, name="plexcache-watch-reaper", daemon=True).start()
+    return proc
+
+
+def _child_env(config: PlexConfig) -> dict:
+    "This environment with the server's URL and token (never on a command line, visible in `ps`)"
+    env = dict(os.environ)
+    env["PLEX_URL"] = config.url
+    if config.token:
+        env["PLEX_TOKEN"] = config.token
+    else:
+        env.pop("PLEX_TOKEN", None)
+    return env
+
+
+def _start(args: list[str], env: dict, log_path, pass_fds=()) -> subprocess.Popen:
+    "A detached child (its own session), its output appended to ``log_path`` or dropped"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+    finally:
+        if log_path:
+            out.close()

@@ -46,13 +46,16 @@ def plugin_config_for(db_path: Path, config: PlexConfig, host: str) -> dict:
 
     The token is referenced as ``{"$env": "PLEX_TOKEN"}`` so it never shows in
     ``/-/metadata`` or ``/-/config``; ``serve`` puts it in its own environment.
-    ``PLEXCACHE_SYNC_ON_START=0`` turns off the sync at server start.
+    ``PLEXCACHE_SYNC_ON_START=0`` turns off the sync at server start,
+    ``PLEXCACHE_WATCH=0`` the live cache.
     """
     plugin_config = {
         "database": database_name(db_path),
         "bind_host": host,
         "sync_log": f"{db_path}.sync.log",
         "sync_on_start": env_flag("PLEXCACHE_SYNC_ON_START", True),
+        # the live cache (`plexcache watch` beside the server); PLEXCACHE_WATCH=0 turns it off
+        "watch": env_flag("PLEXCACHE_WATCH", True),
     }
     if config.url:
         plugin_config["plex_url"] = config.url
@@ -149,6 +152,7 @@ def open_server(
     Datasette. A failure closes the socket."""
     db_path = Path(db_path)
     env_flag("PLEXCACHE_SYNC_ON_START", True)  # a bad setting fails before anything is created
+    env_flag("PLEXCACHE_WATCH", True)
     sock = sock or bind(host, port)  # a busy port, too
     try:
         init_cache(db_path)

@@ -77,3 +77,25 @@ def make_db(path, *statements) -> Path:
     finally:
         conn.close()
     return Path(path)
+
+
+def edit_parent(sim, rng, track: dict, kind: str, genres: list[str]) -> None:
+    """A random edit of the track's album (title, genres, live flag, year, or no year) or of its
+    artist (name, genres): they change derived track columns without touching the track"""
+    if kind == "album":
+        album = track["parentRatingKey"]
+        change = rng.choice(["title", "genres", "live", "year"])
+        if change == "title":
+            sim.edit_album(album, title=f"Renamed {rng.randint(1, 99)}")
+        elif change == "genres":
+            sim.edit_album(album, genres=rng.sample(genres, rng.randint(0, min(4, len(genres)))))
+        elif change == "live":
+            sim.edit_album(album, subformats=rng.choice([["Live"], [], ["Compilation", "Live"]]))
+        else:
+            sim.edit_album(album, year=rng.choice([None, rng.randint(1960, 2024)]))
+    else:
+        artist = track["grandparentRatingKey"]
+        if rng.random() < 0.5:
+            sim.edit_artist(artist, title=f"Artist {rng.randint(1, 999)}")
+        else:
+            sim.edit_artist(artist, genres=rng.sample(genres, rng.randint(0, min(3, len(genres)))))

@@ -45,7 +45,7 @@ class Cache:
             section_id=section,
             play_count=0,
             skip_count=0,
-            genres_truncated=0,
+            listed_genres=None,  # as staged from a full item
         )
         row.update(values)
         self.stage.add_tracks([tuple(row[c] for c in STAGE_TRACK_COLUMNS)])

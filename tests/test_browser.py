@@ -172,8 +172,9 @@ def free_port() -> int:
 
 
 class Serve(Child):
-    def __init__(self, db, sim, port=0, sync_on_start=True):
-        env = {**plex_env(sim), "PLEXCACHE_SYNC_ON_START": "1" if sync_on_start else "0"}
+    def __init__(self, db, sim, port=0, sync_on_start=True, watch=False):
+        env = {**plex_env(sim), "PLEXCACHE_SYNC_ON_START": "1" if sync_on_start else "0",
+               "PLEXCACHE_WATCH": "1" if watch else "0"}  # fmt: skip
         super().__init__(
             plexcache("serve", "--db", str(db), "--port", str(port)),
             env=env,

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from syncutil import config_for, snapshot
+from syncutil import config_for, edit_parent, snapshot
 
 from plexcache.simulator import Simulator
 from plexcache.simulator.profiles import ALL_PROFILES, CLASSIC, LEGACY, PROFILES, REALISTIC
@@ -76,23 +76,8 @@ def mutate(sim, rng: random.Random, steps: int) -> list[str]:
             sim.play_track(key, times=rng.randint(1, 3))
         elif op == "rate":
             sim.rate_track(key, rng.choice([None, 2.0, 7.0, 10.0]))
-        elif op == "album":
-            album = t["parentRatingKey"]
-            change = rng.choice(["title", "genres", "live", "year"])
-            if change == "title":
-                sim.edit_album(album, title=f"Renamed {rng.randint(1, 99)}")
-            elif change == "genres":
-                sim.edit_album(album, genres=rng.sample(GENRES, rng.randint(0, 4)))
-            elif change == "live":
-                sim.edit_album(album, subformats=rng.choice([["Live"], [], ["Compilation", "Live"]]))
-            else:
-                sim.edit_album(album, year=rng.choice([None, rng.randint(1960, 2024)]))
         else:
-            artist = t["grandparentRatingKey"]
-            if rng.random() < 0.5:
-                sim.edit_artist(artist, title=f"Artist {rng.randint(1, 999)}")
-            else:
-                sim.edit_artist(artist, genres=rng.sample(GENRES, rng.randint(0, 3)))
+            edit_parent(sim, rng, t, "album" if op == "album" else "artist", GENRES)
         if rng.random() < 0.3:
             sim.advance_clock(rng.randint(1, 90))
     sim.advance_clock(1)
@@ -272,4 +257,17 @@ def test_an_upgrade_that_brings_track_genres(tmp_path):
         sim.edit_track(sim.library.track_keys()[3], title="A change")
         sim.advance_clock(1)
         assert sync(db, config_for(sim)).mode == "full"
+        assert diff_cache(db, sim.expected_cache()) == NO_DIFF
+
+
+def test_a_version_is_learned_once_every_library_was_read_under_it(tmp_path):
+    "A sync limited to one library reads it in full but leaves the version new: the others were not read"
+    with simulator(REALISTIC, tracks=900, sections=2) as sim:
+        db = tmp_path / "c.db"
+        second = [s for s in sim.library.sections() if s["type"] == "artist"][1]["title"]
+        assert sync(db, config_for(sim), section=second).mode == "full"
+        assert facts(db) == []
+        result = sync(db, config_for(sim))
+        assert result.mode == "full"
+        assert [r[1] for r in facts(db)] == [PROFILES[REALISTIC].version]
         assert diff_cache(db, sim.expected_cache()) == NO_DIFF

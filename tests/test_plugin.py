@@ -163,6 +163,7 @@ def make_ds(cache, *, plugin=None, immutable=False, metadata=None, settings=None
         "plex_token": {"$env": "PLEXCACHE_TEST_TOKEN"},
         "bind_host": "127.0.0.1",
         "sync_on_start": False,
+        "watch": False,  # no `plexcache watch` child for a fake server
         **(plugin or {}),
     }
     kwargs = {"plugin_config": {"plexcache": plugin_config}}
@@ -750,7 +751,7 @@ def serve_like_ds(cache, **plugin):
         cache,
         PlexConfig(url="http://plex.invalid:32400", token=None),
         host="127.0.0.1",
-        plugin_extra={"sync_on_start": False, **plugin},
+        plugin_extra={"sync_on_start": False, "watch": False, **plugin},
     )
     return ds
 

@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from syncutil import config_for, run_cli, runs, snapshot
+from syncutil import config_for, edit_parent, run_cli, runs, snapshot
 
 from plexcache.config import PlexConfig
 from plexcache.errors import (
@@ -139,13 +139,14 @@ def test_full_sync_request_count(tmp_path, profile):
         parents = len({sim.library.track(k)["parentRatingKey"] for k in keys}) + len(
             {sim.library.track(k)["grandparentRatingKey"] for k in keys}
         )
-        # the listening history (history.py): its pages per section, /accounts and /devices
+        # the listening history: its pages per section, /accounts and /devices
         history = sum(math.ceil(max(1, len(sim.history.entries(librarySectionID=str(s["id"])))) / 1000)
                       for s in sections)  # fmt: skip
         fixed = 2 + len(sections) + history + 2  # root, sections, one count per section, the history
         sim.reset_counts()
         result = sync(db, config_for(sim))
         assert result.requests == sim.total_requests
+        assert sim.request_counts["history"] == history
         # keys (pages of 5,000, then a count proving the end), a sample page, full items
         in_full = sum(math.ceil(n / 5000) + 1 + 1 + math.ceil(n / 500) for n in sizes)
         assert sim.total_requests <= fixed + in_full + math.ceil(parents / 500) + 1, sim.request_counts
@@ -199,22 +200,9 @@ def mutate_randomly(sim, rng: random.Random, steps: int):
         elif op == "rate":
             sim.rate_track(key, rng.choice([None, 2.0, 6.0, 10.0]))
         elif op == "album":
-            album = t["parentRatingKey"]
-            change = rng.choice(["title", "genres", "live", "year"])
-            if change == "title":
-                sim.edit_album(album, title=f"Renamed {rng.randint(1, 99)}")
-            elif change == "genres":
-                sim.edit_album(album, genres=rng.sample(["Rock", "Jazz", "Ambient", "Folk", "Pop"], rng.randint(0, 3)))
-            elif change == "live":
-                sim.edit_album(album, subformats=rng.choice([["Live"], []]))
-            else:
-                sim.edit_album(album, year=rng.randint(1960, 2024))
+            edit_parent(sim, rng, t, "album", ["Rock", "Jazz", "Ambient", "Folk", "Pop"])
         elif op == "artist":
-            artist = t["grandparentRatingKey"]
-            if rng.random() < 0.5:
-                sim.edit_artist(artist, title=f"Artist {rng.randint(1, 999)}")
-            else:
-                sim.edit_artist(artist, genres=rng.sample(["Electronic", "Metal", "Blues"], rng.randint(0, 2)))
+            edit_parent(sim, rng, t, "artist", ["Electronic", "Metal", "Blues"])
         if rng.random() < 0.3:
             sim.advance_clock(rng.randint(1, 90))
 
@@ -296,34 +284,39 @@ def test_deletions_are_detected_and_mass_deletes_refused(tmp_path, fresh_sim):
 FULL_KEY_SCAN = r"^(?!.*(track|album)\.id).*type=10.*excludeFields=title%2C"
 
 
+def deletions_without_key_scan(tmp_path, sim, db, gone: list[str]):
+    """Delete ``gone``, add and edit a track: with the full key scan refused, an incremental sync
+    removes exactly ``gone`` and the cache equals a full sync's. Returns the sync's request counts."""
+    keys = sim.library.track_keys()
+    sim.advance_clock(5)
+    sim.delete_tracks(gone)
+    sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
+    sim.edit_track(keys[1], title="Edited")
+    sim.advance_clock(1)
+    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
+    sim.reset_counts()
+    result = sync(db, config_for(sim))
+    counts = sim.request_counts
+    assert result.mode == "incremental"
+    assert result.removed == len(gone)
+    assert sim.faults[0]["fired"] == 0
+    assert not set(gone) & set(rows_by_key(db))
+    sim.clear_faults()
+    full_db = tmp_path / "full.db"
+    sync(full_db, config_for(sim), full=True)
+    assert snapshot(db) == snapshot(full_db)
+    return counts
+
+
 @pytest.mark.parametrize("profile", [REALISTIC, "leafcount-listings"])
 def test_a_deletion_is_found_from_key_range_counts_without_a_full_key_scan(tmp_path, profile):
     "Album listings without leafCount (every real one) or with it: the same few counts"
     with Simulator(tracks=15000, seed=5, token=TOKEN, profile=profile, music_sections=1, history=0) as sim:
         db = tmp_path / "c.db"
         sync(db, config_for(sim))
-        keys = sim.library.track_keys()
-        gone = [keys[9876]]
-        sim.advance_clock(5)
-        sim.delete_tracks(gone)
-        sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
-        sim.edit_track(keys[1], title="Edited")
-        sim.advance_clock(1)
-        # The full key scan is refused: the sync must not need it.
-        sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
-        sim.reset_counts()
-        result = sync(db, config_for(sim))
-        assert result.mode == "incremental"
-        assert result.removed == 1
-        assert sim.faults[0]["fired"] == 0
-        assert not set(gone) & set(rows_by_key(db))
-        # sections, root, 3 deltas, 2 album/artist deltas, the count, 2 halvings, one page of keys,
-        # the full items of what changed
-        assert sim.request_counts["all"] <= 10, sim.request_counts
-        sim.clear_faults()
-        full_db = tmp_path / "full.db"
-        sync(full_db, config_for(sim), full=True)
-        assert snapshot(db) == snapshot(full_db)
+        counts = deletions_without_key_scan(tmp_path, sim, db, [sim.library.track_keys()[9876]])
+        # 3 track deltas, album and artist deltas and their tracks, the count, 2 halvings, a page of keys
+        assert counts["all"] <= 11, counts
 
 
 @pytest.fixture
@@ -336,26 +329,9 @@ def leaf_sim():
 
 
 def test_more_deletions_are_found_from_album_counts_where_listed(tmp_path, leaf_sim):
-    sim = leaf_sim
     db = tmp_path / "c.db"
-    sync(db, config_for(sim))
-    keys = sim.library.track_keys()
-    gone = random.Random(7).sample(keys, 12)
-    sim.advance_clock(5)
-    sim.delete_tracks(gone)
-    sim.add_tracks(4, section_id=1, album_key=sim.library.track(keys[0])["parentRatingKey"])
-    sim.edit_track(keys[1], title="Edited")
-    sim.advance_clock(1)
-    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
-    result = sync(db, config_for(sim))
-    assert result.mode == "incremental"
-    assert result.removed == 12
-    assert sim.faults[0]["fired"] == 0
-    assert not set(gone) & set(rows_by_key(db))
-    sim.clear_faults()
-    full_db = tmp_path / "full.db"
-    sync(full_db, config_for(sim), full=True)
-    assert snapshot(db) == snapshot(full_db)
+    sync(db, config_for(leaf_sim))
+    deletions_without_key_scan(tmp_path, leaf_sim, db, random.Random(7).sample(leaf_sim.library.track_keys(), 12))
 
 
 def test_deletions_fall_back_to_every_key_when_album_counts_do_not_explain_them(tmp_path, leaf_sim):
@@ -368,17 +344,7 @@ def test_deletions_fall_back_to_every_key_when_album_counts_do_not_explain_them(
     with conn:
         conn.execute("update tracks set album_rating_key = null where rating_key = ?", (victims[0],))
     conn.close()
-    sim.advance_clock(5)
-    sim.delete_tracks(victims)
-    sim.advance_clock(1)
-    sim.inject_fault("status", path=FULL_KEY_SCAN, status=400, times=1000)
-    with pytest.raises(PlexError):
-        sync(db, config_for(sim))
-    assert sim.faults[0]["fired"] >= 1
-    sim.clear_faults()
-    result = sync(db, config_for(sim))
-    assert result.removed == len(victims)
-    assert not set(victims) & set(rows_by_key(db))
+    key_scan_needed(sim, db, victims)
 
 
 def test_many_deletions_list_every_key(tmp_path, fresh_sim):
@@ -386,7 +352,11 @@ def test_many_deletions_list_every_key(tmp_path, fresh_sim):
     sim = fresh_sim
     db = tmp_path / "c.db"
     sync(db, config_for(sim))
-    gone = random.Random(3).sample(sim.library.track_keys(), 30)
+    key_scan_needed(sim, db, random.Random(3).sample(sim.library.track_keys(), 30))
+
+
+def key_scan_needed(sim, db, gone: list[str]) -> None:
+    "Deleting ``gone``: the sync fails while the full key scan is refused, and removes them all once allowed"
     sim.advance_clock(5)
     sim.delete_tracks(gone)
     sim.advance_clock(1)
@@ -396,7 +366,7 @@ def test_many_deletions_list_every_key(tmp_path, fresh_sim):
     assert sim.faults[0]["fired"] >= 1
     sim.clear_faults()
     result = sync(db, config_for(sim))
-    assert result.removed == 30
+    assert result.removed == len(gone)
     assert not set(gone) & set(rows_by_key(db))
 
 def test_section_limit_and_unknown_section(tmp_path, sim):

@@ -64,7 +64,8 @@ class Served:
         self.sim = Simulator(tracks=1500, seed=21, token=TOKEN).start(host="127.0.0.1", port=0)
         self.db = tmp / "library_cache.db"
         sync(self.db, config(self.sim, timeout=10))
-        self.env = cli_env(tmp, self.sim, PLEXCACHE_SYNC_ON_START="0")
+        # no live cache beside it: its syncs would blur the counting of web-started ones
+        self.env = cli_env(tmp, self.sim, PLEXCACHE_SYNC_ON_START="0", PLEXCACHE_WATCH="0")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plexcache", "serve", "--db", str(self.db), "--port", "0"],
             env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -381,6 +382,7 @@ def public_datasette(tmp_path, monkeypatch):
         monkeypatch.setenv(key, env[key])  # the sync children log at DEBUG too
     monkeypatch.setenv("PLEX_TOKEN", TOKEN)  # build_datasette sets it; restore afterwards
     monkeypatch.setenv("PLEXCACHE_SYNC_ON_START", "0")
+    monkeypatch.setenv("PLEXCACHE_WATCH", "0")  # only the syncs this test starts
     ds = build_datasette(db, config(sim), host="0.0.0.0")
     yield ds, db, sim
     from datasette_plexcache import service

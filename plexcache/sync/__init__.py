@@ -21,6 +21,12 @@ How a sync runs (each step is a module of this package):
    and ``sync_state`` and marks the run ``succeeded``. Readers see the old
    cache or the new one, never a mix. Any failure before or during it leaves
    the cache untouched and the run marked ``failed`` (or ``interrupted``).
+
+A *live* sync (``changes=``, from ``plexcache.watch``) takes the same path
+with its own plan and collection: ``plan_live`` (no request: the cache's
+sections are kept as they are) and ``Collector.read_live`` (the announced
+items, read in full), plus the history step for the libraries of tracks whose
+play stopped. Its run has mode ``live``.
 """
 
 from __future__ import annotations
@@ -40,11 +46,20 @@ from ..timeutil import epoch_to_iso, utc_now_iso
 from . import apply, learn, runs
 from .collect import Collector
 from .history import HistoryStep
-from .plan import ServerInfo, choose_sections, needs_server_check, plan_sync, read_cache_state
+from .plan import (
+    LiveChanges,
+    ServerInfo,
+    choose_sections,
+    needs_server_check,
+    plan_live,
+    plan_sync,
+    read_cache_state,
+    sections_of_tracks,
+)
 from .runs import ProgressCallback, SyncProgress, SyncResult
 from .stage import Stage
 
-__all__ = ["sync", "sync_history", "SyncResult", "SyncProgress", "ProgressCallback"]
+__all__ = ["sync", "sync_history", "SyncResult", "SyncProgress", "ProgressCallback", "LiveChanges"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +86,7 @@ def sync(
     timeout: float | None = None,
     history: bool = True,
     tracks: bool = True,
+    changes: LiveChanges | None = None,
 ) -> SyncResult:
     """Bring the cache at ``db_path`` up to date with the Plex server.
 
@@ -80,6 +96,9 @@ def sync(
     ``tracks=False`` syncs only the history (``sync_history``). Raises ``SyncAlreadyRunning`` if another process is
     syncing this cache, and another ``PlexcacheError`` (with a one-line,
     token-free message) when the sync fails; the cache is then unchanged.
+
+    ``changes``: apply only these announced items (a live sync); a cache that
+    cannot take one (never synced, an unknown section) gets a normal sync.
     """
     db_path = Path(db_path)
     make_folder(db_path)  # hardening: a one-line CacheError saying why it cannot
@@ -93,7 +112,7 @@ def sync(
         # a million-track sync; its size is the sync's memory (SYNC_CACHE_KIB).
         conn.execute(f"pragma cache_size = -{SYNC_CACHE_KIB}")
         try:
-            steps = {"history": history, "tracks": tracks}
+            steps = {"history": history, "tracks": tracks, "changes": changes}
             return _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, steps)
         finally:
             source.close()
@@ -113,7 +132,13 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
          steps) -> SyncResult:
     "The steps of one sync, from the sections to the committed apply"
     progress("connecting", force=True)
-    sections = choose_sections(source.sections(), section, source.base_url)
+    if steps["changes"] is not None and steps["tracks"]:
+        result = _run_live(conn, source, progress, stage, steps, allow_mass_delete, started)
+        if result is not None:
+            return result
+        log.info("the cache needs a sync before it can take live changes")
+    every = source.sections()
+    sections = choose_sections(every, section, source.base_url)
     server_time = source.server_time or int(time.time())
     state = read_cache_state(conn)
     server = None
@@ -146,8 +171,37 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
             scanned.append(p.section.id)
         elif collector.list_changes(p.section, p.since, p.content_changed, viewed_since=plays.viewed_since(p)):
             scanned.append(p.section.id)
-    collector.read_full_items()
+    # A version counts as learned once every music library was read under
+    # it: a sync limited to one library leaves the others for later.
+    learned = server is not None and (not plan.relearn or len(sections) == sum(s.is_music for s in every))
+    return _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, allow_mass_delete, started,
+                              section, version=server.version if learned else None)  # fmt: skip
 
+
+def _run_live(conn, source, progress, stage, steps, allow_mass_delete, started) -> SyncResult | None:
+    """A live sync of ``steps["changes"]``; None when the cache cannot take
+    one. The history step reads only the libraries of tracks whose play stopped."""
+    changes = steps["changes"]
+    played_in = sections_of_tracks(conn, changes.played) if steps["history"] else set()
+    plan = plan_live(read_cache_state(conn), changes, server_time=int(time.time()), history_sections=played_in)
+    if plan is None:
+        return None
+    runs.record_plan(conn, progress.run_id, mode=plan.mode, server_id=plan.server_id, server_time=plan.server_time)
+    stage.open()
+    collector = Collector(source, stage, progress)
+    plays = HistoryStep(conn, source, progress, plan, full=False, enabled=bool(played_in))
+    plays.collect()
+    progress("tracks", force=True)
+    collector.read_live(changes)
+    return _collect_and_apply(conn, source, progress, plan, collector, plays, [], allow_mass_delete, started, None)
+
+
+def _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, allow_mass_delete, started,
+                       section, version: str | None = None) -> SyncResult:  # fmt: skip
+    """The full reads every sync needs, then the one-transaction apply and the run's record;
+    ``version``: the server version whose listing facts (``collector.facts``) are kept"""
+    collector.read_full_items()
+    server_time = plan.server_time
     progress("applying", force=True)
     warnings = list(plan.warnings)
     with apply.transaction(conn):
@@ -155,12 +209,13 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
             conn, plan, scanned, allow_mass_delete=allow_mass_delete, synced_at=epoch_to_iso(server_time)
         )
         warnings += [changes.warning] if changes.warning else []
-        history = plays.apply(epoch_to_iso(server_time))
+        # a live sync moves no play-count marker: it asked no lastViewedAt delta
+        history = plays.apply(epoch_to_iso(server_time), tracks=not plan.live)
         warnings += history.warnings
         finished, duration_ms = utc_now_iso(), int((time.monotonic() - started) * 1000)
         track_count = apply.write_sync_state(conn, plan.server_id, finished, duration_ms)
-        if server is not None:
-            learn.save(conn, plan.server_id, server.version, collector.facts, finished)
+        if version is not None:
+            learn.save(conn, plan.server_id, version, collector.facts, finished)
         skipped = collector.skipped
         warning = "; ".join(warnings + ([f"skipped {skipped:,} malformed items"] if skipped else []))
         runs.succeed(conn, progress, finished=finished, duration_ms=duration_ms, added=changes.added,

@@ -247,7 +247,15 @@ def delete_orphans(conn: sqlite3.Connection) -> None:
 
 
 def write_sections(conn: sqlite3.Connection, plan: SyncPlan, guarded: frozenset[int], synced_at: str) -> None:
-    "Each synced section's row: its UUID, title, change marker, track count and sync time"
+    """Each synced section's row: its UUID, title, change marker, track count
+    and sync time. A live apply updates only the track counts (and forgets
+    the change marker of guarded sections)."""
+    if plan.live:
+        conn.execute(
+            "update main.sections set track_count = (select count(*) from main.tracks t where t.section_id = sections.id)"
+        )
+        conn.executemany("update main.sections set content_changed_at = null where id = ?", ((s,) for s in guarded))
+        return
     for p in plan.sections:
         s, prev = p.section, p.previous
         # A guarded section may have listed nothing at all (Plex said

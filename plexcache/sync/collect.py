@@ -40,6 +40,7 @@ from ..plex.rows import (
     track_row,
 )
 from .learn import TagFacts
+from .plan import LiveChanges
 from .runs import Progress
 from .stage import Stage
 
@@ -48,6 +49,7 @@ log = logging.getLogger("plexcache.sync")
 KEY_FILTER_BATCH = 200  # rating keys per `album.id=` / `artist.id=` filter
 KEY_SCAN_PAGE = 5000
 SAMPLE_SIZE = 1000  # listed tracks compared with their full items when a section is read in full
+FULL_READ_CHUNK = 50_000  # keys held as strings at a time while a section is read in full
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Collector:
         # what track listings show of genres; refined by every comparison (None: nothing trusted)
         self.facts = facts if facts is not None else TagFacts()
         self.skipped = 0  # malformed items left out
+        self.missing: set[str] = set()  # keys asked through /library/metadata that did not come back
 
     # -- tracks -------------------------------------------------------------
 
@@ -108,7 +111,9 @@ class Collector:
         compared with their full items: what the next syncs learn from."""
         self._scan_keys(section.id)
         self._stage_tracks(self.source.sample(section.id, TRACK, SAMPLE_SIZE), section.id)
-        self._read(self.stage.seen_keys(section.id))
+        keys = self.stage.seen_keys(section.id)  # integers: 8 bytes each
+        for i in range(0, len(keys), FULL_READ_CHUNK):
+            self._read([str(k) for k in keys[i : i + FULL_READ_CHUNK]])
 
     def _list_delta(self, section: Section, libtype: int, filters: dict) -> list[str]:
         "Stage (tracks) or return the keys of (albums, artists) items matching ``filters``"
@@ -299,6 +304,29 @@ class Collector:
             return None
         return KeyCheck(gone=gone, unknown=unknown)
 
+    # -- announced changes (live) ----------------------------------------------
+
+    def read_live(self, changes: LiveChanges) -> None:
+        """Stage what Plex announced: every announced key read in full (one
+        ``/library/metadata`` request per ``batch_size`` keys), with the cached
+        tracks of announced albums and artists (their derived columns follow
+        the album or artist: album title, year, genre fallback, live flag,
+        artist names), and cached tracks Plex no longer returns marked gone.
+
+        A changed track missing from the answer is asked for once more before
+        it counts as deleted, as in ``check_full_items``; one announced as
+        deleted is not."""
+        related = self.stage.cached_tracks_of(changes.albums | changes.artists)
+        keys = sorted(set(changes.keys) | related, key=int)
+        if not keys:
+            return
+        missing = self._read(keys)
+        again = sorted(self.stage.cached_tracks(missing - changes.deleted), key=int)
+        gone = (missing - set(again)) | (self._read(again) if again else set())
+        # absent items are what deletions look like here, not a cut answer to check again
+        self.missing -= gone
+        self.stage.add_gone(sorted(gone, key=int))
+
     # -- full items -----------------------------------------------------------
 
     def read_full_items(self) -> None:
@@ -313,7 +341,7 @@ class Collector:
         # to albums and artists nobody has yet; albums may name artists we do
         # not have (rare: tracks name them too).
         for unknown in (self.stage.unknown_parents, self.stage.unknown_album_artists):
-            extra = self.stage.not_asked(unknown())
+            extra = [k for k in unknown() if k not in self.missing]
             if extra:
                 self._read(extra)
         self.check_full_items()
@@ -331,11 +359,10 @@ class Collector:
         contradicting itself: fail, changing nothing. Otherwise those tracks
         are gone too, and are left out.
         """
-        missing = self.stage.missing_full()
-        if not missing:
+        if not self.missing:
             return
-        self._read(missing)
-        missing = self.stage.missing_full()
+        asked, self.missing = sorted(self.missing, key=int), set()
+        missing = self._read(asked)
         if not missing:
             return
         dependents: dict = {}  # section -> staged track keys that need a missing key
@@ -354,44 +381,41 @@ class Collector:
                     )
         self.stage.drop_tracks(k for keys in dependents.values() for k in keys)
 
-    def _read(self, keys) -> None:
-        """Read ``keys`` (strings, or integers as ``Stage.wanted`` gives them)
-        in full and stage what comes back; what was asked for and what came
-        back is logged in the stage (``check_full_items``)"""
-        self.stage.add_asked(keys)
+    def _read(self, keys: list[str]) -> set[str]:
+        "Read ``keys`` in full and stage what comes back; the keys that did not come back"
+        returned = set()
         for elements in prefetch(self.source.metadata(keys)):
-            tracks_full, albums, artists, returned = [], [], [], []
+            tracks_full, albums, artists = [], [], []
             for el in elements:
                 kind = item_type(el)
                 try:
                     if kind == "album":
-                        row = album_row(el)
-                        albums.append(row)
-                        returned.append(row["rating_key"])
+                        albums.append(album_row(el))
                     elif kind == "artist":
-                        row = artist_row(el)
-                        artists.append(row)
-                        returned.append(row["rating_key"])
+                        artists.append(artist_row(el))
                     elif kind == "track":
-                        key = rating_key(el.get("ratingKey"))
-                        tracks_full.append((key, el))
-                        if key:
-                            returned.append(key)
+                        tracks_full.append(el)
+                    else:
+                        continue
+                    returned.add(rating_key(el.get("ratingKey")))
                 except BadItem:
                     self.skipped += 1
-            self.stage.add_returned(returned)
             self.stage.add_items(albums, artists)
             if tracks_full:
                 self._merge_full_tracks(tracks_full)
             self.progress()
+        missing = set(keys) - returned
+        self.missing |= missing
+        return missing
 
-    def _merge_full_tracks(self, items: list[tuple]) -> None:
-        """Full track items, as ``(rating key, element)``: complete genres for
-        tracks staged from listings (each one compared with its listing
-        entry: ``facts.observe``); tracks we only knew by key are staged whole."""
-        listed = self.stage.listed_genres([k for k, _ in items if k])
+    def _merge_full_tracks(self, elements) -> None:
+        """Full track items: complete genres for tracks staged from listings
+        (each one compared with its listing entry: ``facts.observe``); tracks
+        we only knew by key are staged whole."""
+        keys = [rating_key(el.get("ratingKey")) for el in elements]
+        listed = self.stage.listed_genres([k for k in keys if k])
         complete, new = [], []
-        for key, el in items:
+        for el, key in zip(elements, keys, strict=True):
             if key not in listed:
                 new.append(el)
                 continue

@@ -88,9 +88,12 @@ class SyncPlan:
     server_time: int  # the server's clock at the start (epoch seconds)
     warnings: tuple[str, ...] = ()
     relearn: bool = False  # a server version the cache knows nothing about: read in full, learn again
+    live: bool = False  # applies announced items only (``plan_live``)
 
     @property
     def mode(self) -> str:
+        if self.live:
+            return "live"
         return "incremental" if all(p.incremental for p in self.sections) else "full"
 
     @property
@@ -175,3 +178,68 @@ def plan_sync(
         warnings=warnings,
         relearn=relearn,
     )
+
+
+@dataclass(frozen=True)
+class LiveChanges:
+    """Items Plex announced (the notification websocket, ``plexcache.watch``):
+    read these again, remove those.
+
+    ``tracks``, ``albums``, ``artists``: keys reported created or changed;
+    ``items``: keys of unknown type (a refreshed item, a play);
+    ``deleted``: keys reported deleted (removed unless Plex still has them);
+    ``sections``: the library sections the announcements named."""
+
+    tracks: frozenset[str] = frozenset()
+    albums: frozenset[str] = frozenset()
+    artists: frozenset[str] = frozenset()
+    items: frozenset[str] = frozenset()
+    deleted: frozenset[str] = frozenset()
+    sections: frozenset[int] = frozenset()
+    played: frozenset[str] = frozenset()  # of those, items whose play stopped (a history step's cue)
+
+    @property
+    def keys(self) -> list[str]:
+        "Every key to read, in key order"
+        return sorted(self.tracks | self.albums | self.artists | self.items | self.deleted, key=int)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def plan_live(
+    state: CacheState, changes: LiveChanges, *, server_time: int, history_sections: set[int] = frozenset()
+) -> SyncPlan | None:
+    """A plan that applies only ``changes``, or None when the cache cannot
+    take one (never synced, or a section it does not know): then a normal
+    sync must run. A live apply keeps every section's change marker and sync
+    time, so the next incremental sync still looks at everything since the
+    last one (a live apply only knows what was announced). Its sections are
+    ``history_sections`` (the libraries whose listening history to read), as
+    the cache knows them."""
+    known = {sid for sid, c in state.sections.items() if c.synced_at}
+    if not state.server_id or not known or not changes.sections <= known:
+        return None
+    sections = tuple(
+        SectionPlan(
+            section=Section(id=sid, uuid=c.uuid, title="", type="artist", content_changed_at=c.content_changed_at),
+            incremental=True,
+            previous=c,
+        )
+        for sid, c in sorted(state.sections.items())
+        if sid in history_sections and sid in known
+    )
+    return SyncPlan(sections=sections, server_id=state.server_id, replacing=False, server_time=server_time, live=True)
+
+
+def sections_of_tracks(conn: sqlite3.Connection, keys) -> set[int]:
+    "The sections the cached tracks ``keys`` are in"
+    keys = list(keys)
+    if not keys:
+        return set()
+    marks = ",".join("?" for _ in keys)
+    return {
+        r[0]
+        for r in conn.execute(f"select distinct section_id from main.tracks where rating_key in ({marks})", keys)
+        if r[0] is not None
+    }

@@ -12,9 +12,6 @@ cache never see it. Its tables:
                    showed: cached tracks of that section missing here are gone
 ``stage.wanted``   keys to read in full through ``/library/metadata``
 ``stage.gone``     cached tracks found deleted without a full key scan
-``stage.asked``    keys asked for through ``/library/metadata`` (integers)
-``stage.returned`` keys those answers brought back: sets of a million keys
-                   stay here, not in memory (~90 bytes a key as Python str)
 
 Every query of those tables the collection makes is here; the apply reads
 them in its own statements (``apply.py``).
@@ -70,8 +67,6 @@ class Stage:
         conn.execute("create table stage.seen (rating_key TEXT PRIMARY KEY, section_id INTEGER)")
         conn.execute("create table stage.wanted (rating_key TEXT PRIMARY KEY)")
         conn.execute("create table stage.gone (rating_key TEXT PRIMARY KEY)")
-        conn.execute("create table stage.asked (rating_key INTEGER PRIMARY KEY)")
-        conn.execute("create table stage.returned (rating_key INTEGER PRIMARY KEY)")
 
     def drop(self) -> None:
         try:
@@ -151,7 +146,8 @@ class Stage:
                 "insert or ignore into stage.wanted "
                 f"select distinct {kind}_rating_key from stage.tracks st where {kind}_rating_key is not null "
                 "and (st.rating_key in (select rating_key from stage.seen) or not exists "
-                f"(select 1 from main.{kind}s a where a.rating_key = st.{kind}_rating_key))"
+                f"(select 1 from main.{kind}s a where a.rating_key = st.{kind}_rating_key)) "
+                f"and not exists (select 1 from stage.{kind}s x where x.rating_key = st.{kind}_rating_key)"
             )
         conn.execute(
             "insert or ignore into stage.wanted select rating_key from stage.tracks where listed_genres >= ?",
@@ -175,7 +171,7 @@ class Stage:
         return out
 
     def seen_keys(self, section_id: int) -> array:
-        "The keys a complete listing or key scan of the section saw, in key order, as integers (8 bytes each)"
+        "The keys a complete listing or key scan of the section saw, as integers, in key order"
         return array(
             "q",
             (
@@ -187,34 +183,8 @@ class Stage:
             ),
         )
 
-    def wanted(self) -> array:
-        "The keys queued for full reads, in key order, as integers"
-        return array(
-            "q", (r[0] for r in self.conn.execute("select cast(rating_key as integer) k from stage.wanted order by k"))
-        )
-
-    # -- what full reads asked for and got back --------------------------------
-
-    def add_asked(self, keys) -> None:
-        self._write("insert or ignore into stage.asked values (?)", ((int(k),) for k in keys))
-
-    def add_returned(self, keys) -> None:
-        self._write("insert or ignore into stage.returned values (?)", ((int(k),) for k in keys))
-
-    def not_asked(self, keys: list[str]) -> list[str]:
-        "Those of ``keys`` no full read asked for yet"
-        asked = self.conn.execute
-        return [k for k in keys if not asked("select 1 from stage.asked where rating_key = ?", (int(k),)).fetchone()]
-
-    def missing_full(self) -> list[str]:
-        "Keys asked for in full that no answer brought back, in key order"
-        return [
-            str(r[0])
-            for r in self.conn.execute(
-                "select rating_key from stage.asked a where not exists "
-                "(select 1 from stage.returned r where r.rating_key = a.rating_key) order by rating_key"
-            )
-        ]
+    def wanted(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("select rating_key from stage.wanted order by cast(rating_key as integer)")]
 
     def unknown_album_artists(self) -> list[str]:
         "Artists that staged albums name and nobody has (rare: tracks name them too)"
@@ -341,6 +311,36 @@ class Stage:
             conn.execute("drop table if exists temp.album_seen")
             conn.execute("drop table if exists temp.suspect_albums")
         return gone, unknown
+
+    def cached_tracks(self, keys: Iterable[str]) -> set[str]:
+        "Which of ``keys`` are tracks in the cache"
+        keys = list(keys)
+        out: set[str] = set()
+        for i in range(0, len(keys), 500):
+            batch = keys[i : i + 500]
+            out.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"select rating_key from main.tracks where rating_key in ({','.join('?' for _ in batch)})", batch
+                )
+            )
+        return out
+
+    def cached_tracks_of(self, keys: Iterable[str]) -> set[str]:
+        "The cached tracks of the albums and artists ``keys``"
+        keys = list(keys)
+        out: set[str] = set()
+        for i in range(0, len(keys), 500):
+            marks = ",".join("?" for _ in keys[i : i + 500])
+            out.update(
+                r[0]
+                for r in self.conn.execute(
+                    f"select rating_key from main.tracks where album_rating_key in ({marks}) "
+                    f"or artist_rating_key in ({marks})",
+                    keys[i : i + 500] * 2,
+                )
+            )
+        return out
 
     def dependents(self, key: str) -> list[tuple[str, int | None]]:
         "(track key, section) of staged or seen tracks that are ``key`` or belong to it"

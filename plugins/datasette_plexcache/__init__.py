@@ -34,6 +34,7 @@ def register_routes():
         (r"^/-/plexcache/sync$", views.sync_view),
         (r"^/-/plexcache/runs\.json$", views.runs_view),
         (r"^/-/plexcache/overview\.json$", views.overview_view),
+        (r"^/-/plexcache/live\.json$", views.live_view),
         (r"^/-/plexcache(\.(?P<format>json))?$", views.page_view),
     ]
 
@@ -73,7 +74,10 @@ def extra_css_urls(datasette):
 def extra_js_urls(datasette):
     if not _active(datasette):
         return None
-    return [datasette.urls.static_plugins(STATIC_NAME, "plexcache.js") + f"?v={__version__}"]
+    return [
+        datasette.urls.static_plugins(STATIC_NAME, name) + f"?v={__version__}"
+        for name in ("plexcache.js", "plexcache-live.js")
+    ]
 
 
 @hookimpl
@@ -108,6 +112,7 @@ def extra_body_script(template, request, datasette):
             "syncUrl": datasette.urls.path("/api/library/sync"),
             "pageUrl": datasette.urls.path("/-/plexcache"),
             "runsUrl": datasette.urls.path("/-/plexcache/runs.json"),
+            "liveUrl": datasette.urls.path("/-/plexcache/live.json"),
             "csrftoken": token,
             "staleAfterHours": settings.stale_after_hours,
             "canSync": await can_sync(datasette, request.actor if request else None),
@@ -135,13 +140,20 @@ def startup(datasette):
 
 
 def on_server_start(settings: service.PluginSettings) -> None:
-    "Mark runs orphaned by a dead process, then sync if the cache is empty or stale"
+    """Mark runs orphaned by a dead process, start the watcher (the live
+    cache), then sync if the cache is empty or stale"""
     from plexcache.errors import PlexcacheError, SyncAlreadyRunning
     from plexcache.sync.runs import recover_interrupted
 
     recover_interrupted(settings.db_path)
     if settings.plex.configured:
         settings.health.prefetch(settings.plex)
+    try:
+        watcher = service.start_watch(settings)
+        if watcher is not None:
+            service.wait_for_watcher(settings, watcher)
+    except (PlexcacheError, OSError) as e:
+        log.warning("plexcache: could not start the live cache: %s", settings.redact(str(e)))
     if not service.should_sync_on_start(settings):
         return
     try:

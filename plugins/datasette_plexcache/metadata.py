@@ -224,6 +224,17 @@ def build_metadata(database: str) -> dict:
             "hidden": True,
             "columns": columns["history_sync"],
         },
+        "listing_facts": {
+            "description": "What the sync learned of each Plex version's track listings: how many genres "
+            "they show, hence which tracks it reads in full (README, How a sync works).",
+            "hidden": True,
+            "columns": columns["listing_facts"],
+        },
+        "watch_state": {
+            "description": "What `plexcache watch` (the live cache) is doing: one row.",
+            "hidden": True,
+            "columns": columns["watch_state"],
+        },
         "facet_counts": {
             "description": "Tracks per value of each default facet of tracks, kept by the sync "
             "for the unfiltered tracks page.",

@@ -55,6 +55,7 @@ class PluginSettings:
     bind_host: str | None = None
     sync_on_start: bool = True
     sync_log: str | None = None
+    watch: bool = True  # run `plexcache watch` beside the server (the live cache)
     config_error: str | None = None
     health: PlexHealth = field(default_factory=lambda: PlexHealth())
 
@@ -74,7 +75,7 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
     ``databases`` maps database name to file path (None for in-memory ones).
     Plugin config keys: ``database``, ``plex_url``, ``plex_token`` (use
     ``{"$env": "PLEX_TOKEN"}``), ``stale_after_hours``, ``allow_sync``,
-    ``bind_host``, ``sync_on_start``, ``sync_log``. Without ``plex_url`` the
+    ``bind_host``, ``sync_on_start``, ``sync_log``, ``watch``. Without ``plex_url`` the
     server comes from the same places as for ``plexcache sync``.
     """
     pc = dict(plugin_config or {})
@@ -91,11 +92,12 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
         config_error = str(e)
     if name and name not in databases:
         config_error = f"plexcache: database {name!r} is not attached to Datasette"
-    stale, sync_on_start = DEFAULT_STALE_AFTER_HOURS, True
+    stale, sync_on_start, watch = DEFAULT_STALE_AFTER_HOURS, True, True
     try:  # hardening: a bad value is reported, not silently replaced
         stale = parse_number(pc.get("stale_after_hours", stale), "stale_after_hours (plexcache plugin config)",
                              at_most=24 * 365, unit="hours", example="24")
         sync_on_start = parse_flag(pc.get("sync_on_start", True), "sync_on_start (plexcache plugin config)")
+        watch = parse_flag(pc.get("watch", True), "watch (plexcache plugin config)")
     except ConfigError as e:
         config_error = config_error or str(e)
     return PluginSettings(
@@ -107,6 +109,7 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
         bind_host=pc.get("bind_host"),
         sync_on_start=sync_on_start,
         sync_log=pc.get("sync_log"),
+        watch=watch,
         config_error=config_error,
     )
 
@@ -263,6 +266,73 @@ def start_sync(settings: PluginSettings, *, full: bool = False, trigger: str = "
     return proc
 
 
+def start_watch(settings: PluginSettings):
+    """Start ``plexcache watch`` beside the server when a Plex server is
+    configured and the ``watch`` setting is on; returns the ``Popen`` or None.
+    It follows the cache once a first sync filled it, and stops with the server."""
+    from plexcache.process import spawn_watch
+
+    if not (settings.watch and settings.plex.configured and settings.db_path) or settings.config_error:
+        return None
+    proc = spawn_watch(settings.db_path, settings.plex, log_path=settings.sync_log)
+    global _watcher
+    _watcher = proc
+    return proc
+
+
+def wait_for_watcher(settings: PluginSettings, proc, timeout: float = 5.0) -> str | None:
+    """Wait (up to ``timeout``) until the watcher has tried its first
+    connection; returns its state. The server starts serving after this, so a
+    first sync started from a page comes after the connect and covers it: the
+    watcher then needs no sync of its own."""
+    from plexcache.watch import read_state
+
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        state = (read_state(settings.db_path) or {}).get("state")
+        if state not in (None, "starting", "connecting", "stopped"):
+            break
+        time.sleep(0.05)
+    return state
+
+
+def live_state(settings: PluginSettings) -> dict:
+    """What the live cache is doing, for the footer and the progress page:
+    ``enabled`` (the setting), ``running``, ``state`` (connected, polling,
+    disconnected, waiting, stopped...), ``since``, ``detail``,
+    ``last_event_at``, ``last_change_at``. Token-free."""
+    from plexcache.watch import read_state
+
+    state = read_state(settings.db_path) if settings.db_path else None
+    out = {"enabled": bool(settings.watch and settings.plex.configured), "running": False, "state": "stopped",
+           "since": None, "detail": None, "last_event_at": None, "last_change_at": None}  # fmt: skip
+    if state:
+        out.update({k: state.get(k) for k in ("running", "state", "since", "detail", "last_event_at", "last_change_at")})
+        out["detail"] = settings.redact(out["detail"])
+    out["text"] = live_text(out)
+    return out
+
+
+LIVE_TEXT = {
+    "connected": "Live: changes in Plex show up here within seconds",
+    "polling": "Checking Plex for changes every minute (the server offers no notifications)",
+    "disconnected": "Reconnecting to Plex; changes made meanwhile are synced when it is back",
+    "waiting": "Live updates start after the first sync",
+    "starting": "Connecting to Plex…",
+    "connecting": "Connecting to Plex…",
+}
+
+
+def live_text(live: dict) -> str:
+    "One sentence for the footer and the progress page"
+    if live["running"]:
+        return LIVE_TEXT.get(live["state"], "Live updates: " + str(live["state"]))
+    if not live["enabled"]:
+        return "Off: syncs run on start, on Refresh, or from `plexcache sync`"
+    return "Not running"
+
+
 def is_stale(synced_at: str | None, hours: float, now: datetime | None = None) -> bool:
     "True when the last sync is older than ``hours`` (or there never was one)"
     if not synced_at:
@@ -293,6 +363,7 @@ def should_sync_on_start(settings: PluginSettings) -> bool:
 # them on Ctrl-C.
 _children: list[subprocess.Popen] = []
 _children_lock = threading.Lock()
+_watcher: subprocess.Popen | None = None  # `plexcache watch`, stopped with the syncs
 
 
 def _remember(proc) -> None:
@@ -302,16 +373,20 @@ def _remember(proc) -> None:
 
 
 def stop_children(timeout: float = 5.0) -> int:
-    "Terminate the sync processes this server started; returns how many were running"
+    """Terminate the sync processes this server started (and its watcher);
+    returns how many syncs were running"""
+    global _watcher
     with _children_lock:
         running = [p for p in _children if p.poll() is None]
         _children.clear()
-    for proc in running:
+        watcher, _watcher = _watcher, None
+    procs = running + ([watcher] if watcher is not None and watcher.poll() is None else [])
+    for proc in procs:
         try:
             proc.terminate()
         except OSError:
             pass
-    for proc in running:
+    for proc in procs:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -145,19 +145,30 @@ async def runs_view(datasette, request):
     return Response.json({"runs": runs, "chart": chart}, headers={"cache-control": "no-store"})
 
 
+async def live_view(datasette, request):
+    "GET /-/plexcache/live.json: what the live cache (``plexcache watch``) is doing"
+    settings = get_settings(datasette)
+    if denied := await _view_check(datasette, request, settings):
+        return denied
+    live = await asyncio.to_thread(service.live_state, settings)
+    return Response.json(live, headers={"cache-control": "no-store"})
+
+
 async def page_view(datasette, request):
     "GET /-/plexcache: state, live progress, sync history, Refresh (.json for data)"
     settings = get_settings(datasette)
     if denied := await _view_check(datasette, request, settings):
         return denied
-    status, runs = await asyncio.gather(
+    status, runs, live = await asyncio.gather(
         asyncio.to_thread(service.library_status, settings),
         asyncio.to_thread(service.recent_runs, settings),
+        asyncio.to_thread(service.live_state, settings),
     )
     allowed = await can_sync(datasette, request.actor)
     data = {
         "database": settings.database,
         "status": status,
+        "live": live,
         "runs": runs,
         "can_sync": allowed,
         "stale_after_hours": settings.stale_after_hours,
