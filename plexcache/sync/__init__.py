@@ -66,8 +66,10 @@ log = logging.getLogger(__name__)
 # SQLite's page cache for the sync's connection. It also bounds each sorter
 # that builds an index after a bulk load, so it is most of a big sync's peak
 # memory: at 1,000,000 tracks 64 MB peaked at 168 MB in the apply and 32 MB
-# at 111 MB, for ~10% more apply CPU (19.8 s against 17.7 s, one run each).
-SYNC_CACHE_KIB = 32 * 1024
+# at 111 MB (the apply measured alone), for ~10% more apply CPU (19.8 s
+# against 17.7 s, one run each); a whole 1,000,000-track sync peaked at
+# 146-156 MB with 32 MB, over the 150 MB goal (issue #17), so 24 MB.
+SYNC_CACHE_KIB = 24 * 1024
 
 
 def sync(
