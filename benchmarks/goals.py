@@ -32,11 +32,23 @@ LATENCY_RATIO = 100  # G2
 RAW_RATIO = 1.3  # G3
 PEAK_RSS_MB = 150  # G4
 START_SECONDS = 0.25  # G5
-UNWANTED_MODULES = ("pandas", "numpy", "sqlite_utils", "tenacity")  # a sync that changes nothing needs none
+UNWANTED_MODULES = (
+    "pandas",
+    "numpy",
+    "sqlite_utils",
+    "tenacity",
+)  # a sync that changes nothing needs none
 
 
 def verdict(goal: str, measured, target, met, shown: str, detail: str = "") -> dict:
-    return {"goal": goal, "measured": measured, "target": target, "met": met, "shown": shown, "detail": detail}
+    return {
+        "goal": goal,
+        "measured": measured,
+        "target": target,
+        "met": met,
+        "shown": shown,
+        "detail": detail,
+    }
 
 
 class Goals:
@@ -77,9 +89,16 @@ class Goals:
         for profile in profiles:
             sim.admin("profile", {"name": profile})
             whole = profile in a.naive_profiles
-            sync = self.full_sync(sim, f"g1-{profile}", f"G1 full sync, {a.tracks:,} tracks, profile {profile}", a.repeat)
+            sync = self.full_sync(
+                sim,
+                f"g1-{profile}",
+                f"G1 full sync, {a.tracks:,} tracks, profile {profile}",
+                a.repeat,
+            )
             limit = 0 if whole else a.naive_sample
-            label = f"G1 plexapi naive, profile {profile}" + (f" (first {limit:,} tracks, extrapolated)" if limit else "")
+            label = f"G1 plexapi naive, profile {profile}" + (
+                f" (first {limit:,} tracks, extrapolated)" if limit else ""
+            )
             self.suite.naive(sim, f"g1-{profile}-naive", "G", label, 1, limit=limit)
             naive = self.suite.rows[f"g1-{profile}-naive"]["median"]["seconds"]
             full = sync["median"]["seconds"]
@@ -100,7 +119,9 @@ class Goals:
             lat = f"@{GOAL_LATENCY_MS} ms/request"
             sync = self.full_sync(sim, "g2", f"G2 full sync {lat}, profile {profile}", a.repeat)
             limit = a.naive_latency_tracks
-            label = f"G2 plexapi naive {lat}" + (f" (first {limit:,} tracks, extrapolated)" if limit else "")
+            label = f"G2 plexapi naive {lat}" + (
+                f" (first {limit:,} tracks, extrapolated)" if limit else ""
+            )
             self.suite.naive(sim, "g2-naive", "G", label, 1, limit=limit)
         finally:
             sim.set_latency(0)
@@ -108,7 +129,9 @@ class Goals:
         full = sync["median"]["seconds"]
         ratio = naive / full
         diff = sync["diff"]
-        shown = f"{ratio:.0f}x ({full:.2f} s vs {naive:.0f} s{', naive extrapolated' if limit else ''})"
+        shown = (
+            f"{ratio:.0f}x ({full:.2f} s vs {naive:.0f} s{', naive extrapolated' if limit else ''})"
+        )
         shown += "; exact" if not diff else f"; NOT exact: {diff}"
         self.suite.goals.append(verdict(f"G2 >= {LATENCY_RATIO}x naive at {GOAL_LATENCY_MS} ms per request, {profile}",
                                         ratio, LATENCY_RATIO, ratio >= LATENCY_RATIO and not diff, shown))  # fmt: skip
@@ -129,7 +152,13 @@ class Goals:
         sync = s.row("6", "6", f"Full sync, {n:,} tracks (requests recorded)", runs)
         raws = []
         for _ in range(a.big_repeat):
-            argv = ["raw", "--replay", str(record), "--connections", str(runs[-1].get("max_in_flight") or 1)]
+            argv = [
+                "raw",
+                "--replay",
+                str(record),
+                "--connections",
+                str(runs[-1].get("max_in_flight") or 1),
+            ]
             raws.append(s.measure(sim, argv, a.big_timeout))
         raw = s.row("6-raw", "6", f"Raw client: the same {sync['runs'][-1].get('recorded', 0):,} requests, bodies discarded",
                     raws)  # fmt: skip
@@ -161,7 +190,9 @@ class Goals:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.pop("PLEX_URL", None)
         env.pop("PLEX_TOKEN", None)
-        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)  # warm: .pyc written
+        subprocess.run(
+            cmd, env=env, check=True, capture_output=True, timeout=120
+        )  # warm: .pyc written
         walls, cpus = [], []
         for _ in range(a.start_repeat):
             before = os.times()
@@ -169,8 +200,15 @@ class Goals:
             subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
             walls.append(time.perf_counter() - t0)
             after = os.times()
-            cpus.append(after.children_user + after.children_system - before.children_user - before.children_system)
-        imported = self.heavy_imports([sys.executable, "-X", "importtime", "-m", "plexcache", *cmd[-8:]], env)
+            cpus.append(
+                after.children_user
+                + after.children_system
+                - before.children_user
+                - before.children_system
+            )
+        imported = self.heavy_imports(
+            [sys.executable, "-X", "importtime", "-m", "plexcache", *cmd[-8:]], env
+        )
         fresh = s.fresh_db("g5-fresh")
         fresh_cmd = [sys.executable, "-X", "importtime", "-m", "plexcache", "sync", "--db", str(fresh), "--url",
                      sim.url, "--token", self.token, "-q"]  # fmt: skip
@@ -186,7 +224,11 @@ class Goals:
                  f"{imported or 'none'} (first sync: {imported_fresh or 'none'})")  # fmt: skip
         shown = f"{wall:.3f} s (CPU {statistics.median(cpus):.3f} s, min {min(walls):.3f} s)"
         heavy = sorted(set(imported) | set(imported_fresh))
-        shown += "; imports none of " + "/".join(UNWANTED_MODULES) if not heavy else f"; imports {', '.join(heavy)}"
+        shown += (
+            "; imports none of " + "/".join(UNWANTED_MODULES)
+            if not heavy
+            else f"; imports {', '.join(heavy)}"
+        )
         s.goals.append(verdict(f"G5 no-change `plexcache sync` <= {START_SECONDS} s as a process, no heavy imports",
                                wall, START_SECONDS, wall <= START_SECONDS and not heavy, shown))  # fmt: skip
 

@@ -46,12 +46,21 @@ class Live:
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while True:
-            row = _one(self.db, "select state from watch_state where id = 1") if self.db.exists() else None
-            runs = _one(self.db, "select count(*) from sync_runs where trigger = 'watch' and status = 'succeeded'")
+            row = (
+                _one(self.db, "select state from watch_state where id = 1")
+                if self.db.exists()
+                else None
+            )
+            runs = _one(
+                self.db,
+                "select count(*) from sync_runs where trigger = 'watch' and status = 'succeeded'",
+            )
             if row and row[0] == "connected" and runs and runs[0]:
                 return
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"plexcache watch did not connect: {self.proc.stderr.read().decode()[-500:]}")
+                raise RuntimeError(
+                    f"plexcache watch did not connect: {self.proc.stderr.read().decode()[-500:]}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -91,19 +100,33 @@ class Live:
         if kind == "edit":
             key = self.rng.choice(self.keys)
             title = f"Live edit {i} {self.rng.randrange(10**6)}"
-            return (lambda: sim.mutate("edit_track", key=key, title=title),
-                    lambda: _one(db, "select title from tracks where rating_key = ?", (key,)) == (title,))
+            return (
+                lambda: sim.mutate("edit_track", key=key, title=title),
+                lambda: (
+                    _one(db, "select title from tracks where rating_key = ?", (key,)) == (title,)
+                ),
+            )
         if kind == "play":
             key = self.rng.choice(self.keys)
             before = _one(db, "select play_count from tracks where rating_key = ?", (key,))[0]
-            return (lambda: sim.mutate("play_track", key=key),
-                    lambda: _one(db, "select play_count from tracks where rating_key = ?", (key,)) == (before + 1,))
+            return (
+                lambda: sim.mutate("play_track", key=key),
+                lambda: (
+                    _one(db, "select play_count from tracks where rating_key = ?", (key,))
+                    == (before + 1,)
+                ),
+            )
         if kind == "rating":
             key = self.rng.choice(self.keys)
             old = _one(db, "select user_rating from tracks where rating_key = ?", (key,))[0]
             value = self.rng.choice([v for v in (2, 4, 6, 8, 10) if v != old])
-            return (lambda: sim.mutate("rate_track", key=key, rating=value),
-                    lambda: _one(db, "select user_rating from tracks where rating_key = ?", (key,)) == (value,))
+            return (
+                lambda: sim.mutate("rate_track", key=key, rating=value),
+                lambda: (
+                    _one(db, "select user_rating from tracks where rating_key = ?", (key,))
+                    == (value,)
+                ),
+            )
         if kind == "add":
             box = {}
             return (lambda: box.setdefault("keys", sim.mutate("add_tracks", n=1)),
@@ -111,8 +134,12 @@ class Live:
                                                    (str(box["keys"][0]),)) == (1,))  # fmt: skip
         if kind == "delete":
             key = self.keys.pop(self.rng.randrange(len(self.keys)))
-            return (lambda: sim.mutate("delete_tracks", keys=[key]),
-                    lambda: _one(db, "select count(*) from tracks where rating_key = ?", (key,)) == (0,))
+            return (
+                lambda: sim.mutate("delete_tracks", keys=[key]),
+                lambda: (
+                    _one(db, "select count(*) from tracks where rating_key = ?", (key,)) == (0,)
+                ),
+            )
         if kind == "album edit":
             album = self.rng.choice(self.albums)
             title = f"Live album {i} {self.rng.randrange(10**6)}"
@@ -152,11 +179,16 @@ class Live:
                 t0 = time.perf_counter()
                 make()
                 times.append((self.wait(done) - t0) * 1000)
-            if kind in ("add", "delete"):  # each change was a scan: count the incremental sync after it too
+            if kind in (
+                "add",
+                "delete",
+            ):  # each change was a scan: count the incremental sync after it too
                 self.scan_sync(before_last)
             time.sleep(0.3)
             stats = self.sim.stats()
-            runs = _one(self.db, "select count(*), sum(mode = 'live') from sync_runs where id > ?", (first,))
+            runs = _one(
+                self.db, "select count(*), sum(mode = 'live') from sync_runs where id > ?", (first,)
+            )
             out[kind] = {"times_ms": times, "requests": stats["total_requests"], "request_counts": stats["request_counts"],
                          "syncs": runs[0], "live_syncs": runs[1] or 0}  # fmt: skip
         return out

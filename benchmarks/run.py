@@ -198,7 +198,9 @@ class Sim:
         cmd += ["--profile", self.profile] if self.profile else []
         if self.history is not None:
             cmd += ["--history", str(self.history)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT))
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT)
+        )
         self.url = read_url_line(self.proc, r"simulator on (http://\S+)", 120)
         deadline = time.monotonic() + 30
         while True:
@@ -267,7 +269,9 @@ class Web:
         cmd = [PY, "-m", "plexcache", "serve", "--db", str(self.db), "--port", "0"]
         if self.sim_url:
             cmd += ["--url", self.sim_url, "--token", TOKEN]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT))
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=str(ROOT)
+        )
         try:
             self.url = read_url_line(self.proc, r"at (http://\S+?)/?\s*$", 60).rstrip("/")
             self._wait(self.url + "/api/library/status")
@@ -278,7 +282,9 @@ class Web:
             port = free_port()
             cmd = [PY, "-m", "datasette", "serve", str(self.db), "--port", str(port),
                    "--setting", "suggest_facets", "off"]  # fmt: skip
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env()
+            )
             self.url = f"http://127.0.0.1:{port}"
             self._wait(self.url + "/-/versions.json")
         return self
@@ -302,12 +308,16 @@ class Web:
     def tracks_path(self, extra: str = "", fmt: str = "") -> str:
         qs = []
         if not self.plugin:  # the plugin's metadata: default facets and sort
-            qs.append("_facet=artist&_facet=year&_facet_array=genres&_facet=is_live&_sort_desc=added_at")
+            qs.append(
+                "_facet=artist&_facet=year&_facet_array=genres&_facet=is_live&_sort_desc=added_at"
+            )
         if extra:
             qs.append(extra)
         return f"/{self.name}/tracks{fmt}" + ("?" + "&".join(qs) if qs else "")
 
-    def timed_get(self, path: str, session: requests.Session | None = None) -> tuple[float, requests.Response]:
+    def timed_get(
+        self, path: str, session: requests.Session | None = None
+    ) -> tuple[float, requests.Response]:
         t0 = time.perf_counter()
         r = (session or self.http).get(self.url + path, timeout=120)
         _ = r.content
@@ -342,7 +352,11 @@ class Suite:
         self.args = args
         self.rows: dict[str, dict] = {}
         self.errors: list[dict] = []
-        self.work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="plexcache-bench-"))
+        self.work = (
+            Path(args.workdir)
+            if args.workdir
+            else Path(tempfile.mkdtemp(prefix="plexcache-bench-"))
+        )
         self.work.mkdir(parents=True, exist_ok=True)
         self.keep_work = bool(args.workdir)
         self.base_db: Path | None = None
@@ -387,7 +401,17 @@ class Suite:
         return result
 
     def sync_argv(self, sim: Sim, db: Path, full: bool = False, history: bool = True) -> list[str]:
-        argv = ["sync", "--url", sim.url, "--token", TOKEN, "--db", str(db), "--page-size", str(self.args.page_size)]
+        argv = [
+            "sync",
+            "--url",
+            sim.url,
+            "--token",
+            TOKEN,
+            "--db",
+            str(db),
+            "--page-size",
+            str(self.args.page_size),
+        ]
         return argv + (["--full"] if full else []) + ([] if history else ["--no-history"])
 
     def fresh_db(self, tag: str) -> Path:
@@ -407,14 +431,18 @@ class Suite:
         self.row(key, case, what, runs)
         return db
 
-    def incremental_nothing(self, sim: Sim, db: Path, key: str, case: str, what: str, repeat: int) -> None:
+    def incremental_nothing(
+        self, sim: Sim, db: Path, key: str, case: str, what: str, repeat: int
+    ) -> None:
         runs = []
         for _ in range(repeat):
             sim.advance_clock(600)  # previous changes fall outside the 2-minute overlap
             runs.append(self.measure(sim, self.sync_argv(sim, db), self.args.timeout))
         self.row(key, case, what, runs)
 
-    def incremental_changed(self, sim: Sim, db: Path, key: str, case: str, what: str, repeat: int) -> None:
+    def incremental_changed(
+        self, sim: Sim, db: Path, key: str, case: str, what: str, repeat: int
+    ) -> None:
         runs = []
         for _ in range(repeat):
             applied = self.change_library(sim)
@@ -488,7 +516,9 @@ class Suite:
                     a.repeat))  # fmt: skip
             if "4" in cases or "7" in cases:
                 if self.base_db is None or not self.base_db.exists():
-                    self.guarded("setup", lambda: setattr(self, "base_db", self._setup_sync(sim, "base")))
+                    self.guarded(
+                        "setup", lambda: setattr(self, "base_db", self._setup_sync(sim, "base"))
+                    )
             if "4" in cases and self.base_db:
                 self.guarded("4a", lambda: self.incremental_nothing(
                     sim, self.base_db, "4a", "4", "Incremental, nothing changed", a.repeat))  # fmt: skip
@@ -534,9 +564,13 @@ class Suite:
         try:
             lat = f"@{LATENCY_MS} ms"
             db = self.full_syncs(sim, "5a", "5", f"Full sync {lat}", a.repeat)
-            self.guarded("5c", lambda: self.plexapi_best(sim, "5c", "5", f"plexapi best {lat}", a.repeat))
+            self.guarded(
+                "5c", lambda: self.plexapi_best(sim, "5c", "5", f"plexapi best {lat}", a.repeat)
+            )
             limit = a.naive_latency_tracks
-            label = f"plexapi naive {lat}" + (f" (first {limit:,} tracks, extrapolated)" if limit else "")
+            label = f"plexapi naive {lat}" + (
+                f" (first {limit:,} tracks, extrapolated)" if limit else ""
+            )
             self.guarded("5b", lambda: self.naive(sim, "5b", "5", label, 1, limit=limit))
             self.guarded("5d", lambda: self.incremental_nothing(sim, db, "5d", "5", f"Incremental, nothing changed {lat}",
                                                                 a.repeat))  # fmt: skip
@@ -555,6 +589,7 @@ class Suite:
 
         a = self.args
         for profile in a.profiles:
+
             def one(profile=profile):
                 with Sim(a.tracks, seed=a.seed, profile=profile) as sim:
                     db = self.fresh_db(f"10-{profile}")
@@ -569,7 +604,9 @@ class Suite:
                     diff = diff_cache(db, sim.query("expected_cache"))
                     naive = None
                     if profile in a.profile_naive:
-                        naive = self.measure(sim, ["naive", "--url", sim.url, "--token", TOKEN], a.naive_timeout)
+                        naive = self.measure(
+                            sim, ["naive", "--url", sim.url, "--token", TOKEN], a.naive_timeout
+                        )
                     self.rows[f"10-{profile}"] = {
                         "case": "10", "what": f"profile {profile}", "profile": profile, "p10": True,
                         "runs": [full, nothing, changed] + ([naive] if naive else []),
@@ -635,12 +672,19 @@ class Suite:
                 runs = []
                 for _ in range(a.repeat):
                     done = threading.Event()
-                    threads = [threading.Thread(target=f, args=(done, samples[name])) for name, f in pollers.items()]
+                    threads = [
+                        threading.Thread(target=f, args=(done, samples[name]))
+                        for name, f in pollers.items()
+                    ]
                     for t in threads:
                         t.start()
                     try:
                         sim.reset_stats()
-                        runs.append(run_worker(self.sync_argv(sim, db, full=True), a.timeout, nice=a.sync_nice))
+                        runs.append(
+                            run_worker(
+                                self.sync_argv(sim, db, full=True), a.timeout, nice=a.sync_nice
+                            )
+                        )
                     finally:
                         done.set()
                         for t in threads:
@@ -664,7 +708,9 @@ class Suite:
                 inside["_all"] = len(first)
                 return inside, runs
 
-            quiet, runs_a = during_syncs({"status": status_poller(False), "fresh": status_poller(True)})
+            quiet, runs_a = during_syncs(
+                {"status": status_poller(False), "fresh": status_poller(True)}
+            )
             busy, runs_b = during_syncs({"status": status_poller(False), "page": page_poller})
 
         def stats(values, **extra):
@@ -686,10 +732,12 @@ class Suite:
                  **stats(busy["status"]))  # fmt: skip
         self.row("7a-page", "7", "Tracks page (default facets) during a full sync", [],
                  **stats(busy["page"], idle_p50_ms=percentile(idle_page, 50)))  # fmt: skip
-        log(f"  7a: status p50 {fmt_num(percentile(quiet['status'], 50))} ms p99 "
+        log(
+            f"  7a: status p50 {fmt_num(percentile(quiet['status'], 50))} ms p99 "
             f"{fmt_num(percentile(quiet['status'], 99))} ms ({len(quiet['status'])} samples); fresh p99 "
             f"{fmt_num(percentile(quiet.get('fresh', []), 99))} ms; while browsing p99 "
-            f"{fmt_num(percentile(busy['status'], 99))} ms; page p50 {fmt_num(percentile(busy['page'], 50))} ms")
+            f"{fmt_num(percentile(busy['status'], 99))} ms; page p50 {fmt_num(percentile(busy['page'], 50))} ms"
+        )
 
     # -- case 8: the listening history
 
@@ -732,8 +780,10 @@ class Suite:
         r = self.measure(sim, argv, self.args.timeout)
         r["history_requests"] = r["request_counts"].get("history", 0)
         r["history_seconds"] = (r.get("phase_seconds") or {}).get("history")
-        log(f"    {r['plays_added']:,} plays added; {r['history_requests']} history requests, "
-            f"history phase {fmt_num(r['history_seconds'])} s; requests {r['request_counts']}")
+        log(
+            f"    {r['plays_added']:,} plays added; {r['history_requests']} history requests, "
+            f"history phase {fmt_num(r['history_seconds'])} s; requests {r['request_counts']}"
+        )
         return r
 
     # -- cases 6 and 7b: the big library
@@ -743,6 +793,7 @@ class Suite:
         n = a.big
         big_db = self.work / f"big-{n}" / DB_NAME
         if "6" in cases:
+
             def case6():
                 with Sim(n, seed=a.seed, profile=a.profile) as sim:
                     log(f"simulator: {n:,} tracks at {sim.url}")
@@ -751,9 +802,12 @@ class Suite:
 
             self.guarded("6", case6)
         if "7" in cases:
+
             def case7b():
                 if not big_db.exists():
-                    raise CaseError(f"no {n:,}-track cache at {big_db} (run case 6 or pass --workdir of an earlier run)")
+                    raise CaseError(
+                        f"no {n:,}-track cache at {big_db} (run case 6 or pass --workdir of an earlier run)"
+                    )
                 self.web_big(big_db, n)
 
             self.guarded("7b", case7b)
@@ -764,8 +818,14 @@ class Suite:
         with Web(db, None) as web:
             urls = {
                 "7b-page": (f"Tracks page (default facets), {n:,} tracks", web.tracks_path()),
-                "7b-search": (f"Full-text search ?_search={word}, {n:,} tracks", web.tracks_path(f"_search={word}")),
-                "7b-json": (f"tracks.json (default facets), {n:,} tracks", web.tracks_path(fmt=".json")),
+                "7b-search": (
+                    f"Full-text search ?_search={word}, {n:,} tracks",
+                    web.tracks_path(f"_search={word}"),
+                ),
+                "7b-json": (
+                    f"tracks.json (default facets), {n:,} tracks",
+                    web.tracks_path(fmt=".json"),
+                ),
                 # the library overview (#16): the home page with its figures and charts
                 "7b-overview": (f"Library overview (home page /), {n:,} tracks", "/"),
                 "7b-status": (f"Status endpoint, {n:,}-track cache, idle, keep-alive", None),
@@ -799,7 +859,9 @@ class Suite:
                     extra["count"] = body.get("filtered_table_rows_count", body.get("count"))
                 self.row(key, "7", what, [], samples=len(samples), p50_ms=percentile(samples, 50),
                          max_ms=max(samples), first_ms=first, path=path, plugin=web.plugin, **extra)  # fmt: skip
-                log(f"  {key}: p50 {fmt_num(percentile(samples, 50))} ms, first {fmt_num(first)} ms {extra}")
+                log(
+                    f"  {key}: p50 {fmt_num(percentile(samples, 50))} ms, first {fmt_num(first)} ms {extra}"
+                )
         # Datasette's array facet SQL (0.65.5 ArrayFacet.facet_results) on its own
         facet_sql = (
             "with inner as (select * from tracks), deduped_array_items as (select distinct j.value, inner.* "
@@ -848,7 +910,13 @@ class Suite:
         meta["load_after"] = os.getloadavg()
         meta["suite_seconds"] = time.perf_counter() - t0
         targets = evaluate_targets(self.rows, self.args)
-        report = {"meta": meta, "rows": self.rows, "targets": targets, "goals": self.goals, "errors": self.errors}
+        report = {
+            "meta": meta,
+            "rows": self.rows,
+            "targets": targets,
+            "goals": self.goals,
+            "errors": self.errors,
+        }
         table = render_markdown(report)
         print(table)
         if self.args.json:
@@ -870,7 +938,9 @@ def search_word(db: Path) -> str:
     "A deterministic, fairly common word of the library for the full-text search case"
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        titles = [r[0] for r in conn.execute("select title from tracks order by rating_key limit 2000")]
+        titles = [
+            r[0] for r in conn.execute("select title from tracks order by rating_key limit 2000")
+        ]
     finally:
         conn.close()
     counts: dict[str, int] = {}
@@ -916,7 +986,8 @@ def machine_info() -> dict:
         "datasette": datasette.__version__,
         "sqlite": sqlite3.sqlite_version,
         "plexcache": f"{plexcache.__version__} ({commit})" if commit else plexcache.__version__,
-        "sim_tcp_nodelay": "simulator's own" if getattr(sim_server.Handler, "disable_nagle_algorithm", False)
+        "sim_tcp_nodelay": "simulator's own"
+        if getattr(sim_server.Handler, "disable_nagle_algorithm", False)
         else "not set",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
@@ -942,12 +1013,22 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     naive = _m(rows, "2")
     best = _m(rows, "3")
     if full and naive:
-        add("Full sync >= 20x faster than plexapi naive", naive / full, naive / full >= 20, f"{naive / full:.0f}x")
+        add(
+            "Full sync >= 20x faster than plexapi naive",
+            naive / full,
+            naive / full >= 20,
+            f"{naive / full:.0f}x",
+        )
     if _m(rows, "1", "requests") is not None:
         req = _m(rows, "1", "requests")
         add("Full sync in <= 40 HTTP requests", req, req <= 40, f"{req:.0f}")
     if full and best:
-        add("Full sync >= 2x faster than plexapi best", best / full, best / full >= 2, f"{best / full:.1f}x")
+        add(
+            "Full sync >= 2x faster than plexapi best",
+            best / full,
+            best / full >= 2,
+            f"{best / full:.1f}x",
+        )
     full_lat, naive_lat = _m(rows, "5a"), _m(rows, "5b")
     if full_lat and naive_lat:
         add(f"@{LATENCY_MS} ms: full sync >= 100x faster than plexapi naive", naive_lat / full_lat,
@@ -963,15 +1044,35 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
             f"{changed / full:.2f} of full")  # fmt: skip
     if rows.get("8c"):
         req = _m(rows, "8c", "requests")
-        add("With the listening history, nothing changed: <= 5 requests", req, req <= 5, f"{req:.0f}")
+        add(
+            "With the listening history, nothing changed: <= 5 requests",
+            req,
+            req <= 5,
+            f"{req:.0f}",
+        )
     for r in (r for r in rows.values() if r.get("p10")):
         name, full_s = r["profile"], r["full"].get("seconds")
-        add(f"`{name}`: every row equals the ground truth", r["exact"], r["exact"], "yes" if r["exact"] else "no")
+        add(
+            f"`{name}`: every row equals the ground truth",
+            r["exact"],
+            r["exact"],
+            "yes" if r["exact"] else "no",
+        )
         req = r["nothing"].get("requests")
-        add(f"`{name}`: nothing changed in <= 5 requests", req, req is not None and req <= 5, f"{req}")
+        add(
+            f"`{name}`: nothing changed in <= 5 requests",
+            req,
+            req is not None and req <= 5,
+            f"{req}",
+        )
         if r.get("naive") and full_s:
             ratio = r["naive"]["seconds"] / full_s
-            add(f"`{name}`: full sync >= 20x faster than plexapi naive", ratio, ratio >= 20, f"{ratio:.0f}x")
+            add(
+                f"`{name}`: full sync >= 20x faster than plexapi naive",
+                ratio,
+                ratio >= 20,
+                f"{ratio:.0f}x",
+            )
     big = rows.get("6")
     if big:
         secs, rss = _m(rows, "6"), _m(rows, "6", "peak_rss_mb")
@@ -1004,8 +1105,18 @@ def evaluate_targets(rows: dict, args) -> list[dict]:
     if live:
         p50 = max(r["p50_ms"] for r in live)
         p99 = max(r["p99_ms"] for r in live)
-        add("Live: change -> readable p50 <= 1 s (every kind)", p50, p50 <= 1000, f"{p50:.0f} ms at worst")
-        add("Live: change -> readable p99 <= 3 s (every kind)", p99, p99 <= 3000, f"{p99:.0f} ms at worst")
+        add(
+            "Live: change -> readable p50 <= 1 s (every kind)",
+            p50,
+            p50 <= 1000,
+            f"{p50:.0f} ms at worst",
+        )
+        add(
+            "Live: change -> readable p99 <= 3 s (every kind)",
+            p99,
+            p99 <= 3000,
+            f"{p99:.0f} ms at worst",
+        )
         for r in live:
             per = r["requests_per_change"]
             add(f"Live: <= 2 requests per change ({r['what'].split(': ')[1].split(' ->')[0]})", per, per <= 2,
@@ -1042,7 +1153,9 @@ def render_profiles(rows: dict) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in p10:
         full, nothing, changed, naive = r["full"], r["nothing"], r["changed"], r.get("naive")
-        ratio = f"{naive['seconds'] / full['seconds']:.1f}x" if naive and full.get("seconds") else "-"
+        ratio = (
+            f"{naive['seconds'] / full['seconds']:.1f}x" if naive and full.get("seconds") else "-"
+        )
         lines.append(
             f"| `{r['profile']}` | {fmt_num(full['seconds'])} | {full['requests']} | {nothing['requests']} | "
             f"{fmt_num(changed['seconds'])} | {changed['requests']} | {'yes' if r['exact'] else 'NO ' + str(r['diff'])} | "
@@ -1076,7 +1189,11 @@ def render_markdown(report: dict) -> str:
             continue
         med = row["median"]
         secs = med.get("seconds")
-        spread = f"{fmt_num(secs)} ({fmt_num(row['min_s'])}-{fmt_num(row['max_s'])})" if len(row["runs"]) > 1 else fmt_num(secs)
+        spread = (
+            f"{fmt_num(secs)} ({fmt_num(row['min_s'])}-{fmt_num(row['max_s'])})"
+            if len(row["runs"]) > 1
+            else fmt_num(secs)
+        )
         ref = full_lat if key.startswith("5") else full
         if key.endswith("-naive") or key.endswith("-raw"):  # goal rows compare with their own sync
             ref = _m(rows, key.rsplit("-", 1)[0])
@@ -1104,7 +1221,11 @@ def render_markdown(report: dict) -> str:
     lines += render_profiles(rows)
     web = [(k, rows[k]) for k in by_case if "p50_ms" in rows[k]]
     if web:
-        lines += ["", "| case | measurement | p50 ms | p99 ms | max ms | samples | notes |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "| case | measurement | p50 ms | p99 ms | max ms | samples | notes |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for key, r in web:
             notes = []
             if r.get("idle_p50_ms") is not None:
@@ -1116,9 +1237,13 @@ def render_markdown(report: dict) -> str:
             elif key == "7b-json":
                 notes.append("no facet timed out")
             if r.get("is_syncing_fraction") is not None and r.get("all_samples"):
-                notes.append(f"only answers given while is_syncing ({r['samples']} of {r.get('all_samples')})")
+                notes.append(
+                    f"only answers given while is_syncing ({r['samples']} of {r.get('all_samples')})"
+                )
             if r.get("idle_p99_ms") is not None:
-                notes[0] = f"idle p50 {fmt_num(r['idle_p50_ms'])} ms, p99 {fmt_num(r['idle_p99_ms'])} ms"
+                notes[0] = (
+                    f"idle p50 {fmt_num(r['idle_p50_ms'])} ms, p99 {fmt_num(r['idle_p99_ms'])} ms"
+                )
             if r.get("error_count"):
                 notes.append(f"{r['error_count']} errors")
             if r.get("plugin") is False:
@@ -1133,48 +1258,99 @@ def render_markdown(report: dict) -> str:
     if report["targets"]:
         lines.append("")
         if meta["args"].get("smoke"):
-            lines.append("Smoke run: the goals and targets are for the full sizes; shown for information only.")
+            lines.append(
+                "Smoke run: the goals and targets are for the full sizes; shown for information only."
+            )
         lines += ["| target (issue #6) | result | met |", "| --- | --- | --- |"]
         for t in report["targets"]:
             lines.append(f"| {t['target']} | {t['shown']} | {'yes' if t['met'] else 'NO'} |")
     if report["errors"]:
-        lines += ["", "Crashed cases: " + "; ".join(f"{e['case']}: {e['error']}" for e in report["errors"])]
+        lines += [
+            "",
+            "Crashed cases: " + "; ".join(f"{e['case']}: {e['error']}" for e in report["errors"]),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--tracks", type=int, default=18432, help="library size for cases 1-5 and 7a")
     p.add_argument("--repeat", type=int, default=3, help="runs per case (medians)")
-    p.add_argument("--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)")
-    p.add_argument("--naive-latency-tracks", type=int, default=1000,
-                   help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)")
-    p.add_argument("--cases", default="g,1,2,3,4,5,6,7,8,9,10",
-                   help="comma-separated case numbers; g: issue #17's goals (G1, G2, G5; G3/G4 run with case 6)")
-    p.add_argument("--profile", default=REALISTIC, help="simulator profile for every case but G1's others")
-    p.add_argument("--goal-profiles", default="all",
-                   help="G1: comma-separated simulator profiles, or 'all' (every profile the simulator has)")
-    p.add_argument("--naive-profiles", default=f"{REALISTIC},{CLASSIC}",
-                   help="G1: profiles whose naive loop runs on the whole library (others: --naive-sample tracks)")
-    p.add_argument("--naive-sample", type=int, default=2000,
-                   help="G1: naive loop on the first N tracks, extrapolated, for the other profiles")
-    p.add_argument("--start-repeat", type=int, default=9, help="G5: no-change sync processes (median)")
-    p.add_argument("--history-plays", type=int, default=100_000, help="case 8: plays in the simulator's history")
-    p.add_argument("--history-new", type=int, default=1000, help="case 8: new plays before the incremental sync")
+    p.add_argument(
+        "--naive-repeat", type=int, default=3, help="runs of case 2 (~18k requests each)"
+    )
+    p.add_argument(
+        "--naive-latency-tracks",
+        type=int,
+        default=1000,
+        help="case 5 naive: measure the first N tracks and extrapolate (0: the whole library)",
+    )
+    p.add_argument(
+        "--cases",
+        default="g,1,2,3,4,5,6,7,8,9,10",
+        help="comma-separated case numbers; g: issue #17's goals (G1, G2, G5; G3/G4 run with case 6)",
+    )
+    p.add_argument(
+        "--profile", default=REALISTIC, help="simulator profile for every case but G1's others"
+    )
+    p.add_argument(
+        "--goal-profiles",
+        default="all",
+        help="G1: comma-separated simulator profiles, or 'all' (every profile the simulator has)",
+    )
+    p.add_argument(
+        "--naive-profiles",
+        default=f"{REALISTIC},{CLASSIC}",
+        help="G1: profiles whose naive loop runs on the whole library (others: --naive-sample tracks)",
+    )
+    p.add_argument(
+        "--naive-sample",
+        type=int,
+        default=2000,
+        help="G1: naive loop on the first N tracks, extrapolated, for the other profiles",
+    )
+    p.add_argument(
+        "--start-repeat", type=int, default=9, help="G5: no-change sync processes (median)"
+    )
+    p.add_argument(
+        "--history-plays",
+        type=int,
+        default=100_000,
+        help="case 8: plays in the simulator's history",
+    )
+    p.add_argument(
+        "--history-new",
+        type=int,
+        default=1000,
+        help="case 8: new plays before the incremental sync",
+    )
     p.add_argument("--live-changes", type=int, default=100, help="case 9: changes of each kind")
-    p.add_argument("--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 10")
-    p.add_argument("--profile-naive", default="pms-1.41,classic,ignores-exclude",
-                   help="case 10 profiles that also run the naive plexapi loop (~30-70 s each)")
+    p.add_argument(
+        "--profiles", default=",".join(ALL_PROFILES), help="simulator profiles of case 10"
+    )
+    p.add_argument(
+        "--profile-naive",
+        default="pms-1.41,classic,ignores-exclude",
+        help="case 10 profiles that also run the naive plexapi loop (~30-70 s each)",
+    )
     p.add_argument("--big", type=int, default=1_000_000, help="library size for cases 6 and 7b")
     p.add_argument("--big-repeat", type=int, default=1)
     p.add_argument("--skip-big", action="store_true", help="skip cases 6 and 7b")
     p.add_argument("--page-size", type=int, default=1000)
     p.add_argument("--plexapi-container-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--status-interval", type=float, default=0.05, help="seconds between status polls (7a)")
+    p.add_argument(
+        "--status-interval", type=float, default=0.05, help="seconds between status polls (7a)"
+    )
     p.add_argument("--idle-samples", type=int, default=50)
-    p.add_argument("--sync-nice", type=int, default=10,
-                   help="case 7a: run the sync under `nice -n N` (10: as the plugin runs the syncs it starts)")
+    p.add_argument(
+        "--sync-nice",
+        type=int,
+        default=10,
+        help="case 7a: run the sync under `nice -n N` (10: as the plugin runs the syncs it starts)",
+    )
     p.add_argument("--web-repeat", type=int, default=5)
     p.add_argument("--timeout", type=float, default=600, help="per measurement, seconds")
     p.add_argument("--naive-timeout", type=float, default=1800)
@@ -1182,15 +1358,20 @@ def parse_args(argv=None):
     p.add_argument("--workdir", help="keep caches here (default: a temp dir, removed at the end)")
     p.add_argument("--json", default=str(HERE / "results" / "latest.json"))
     p.add_argument("--markdown", default=str(HERE / "results" / "latest.md"))
-    p.add_argument("--smoke", action="store_true",
-                   help="CI: 500 tracks, one run each, 3,000-track 'big' library, short web sampling")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CI: 500 tracks, one run each, 3,000-track 'big' library, short web sampling",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.tracks = min(args.tracks, 500)
         args.repeat = 1
         args.naive_repeat = 1
         args.naive_latency_tracks = 50
-        args.profile_naive = ""  # case 10: no naive loop, three profiles (tests/test_exactness.py runs all)
+        args.profile_naive = (
+            ""  # case 10: no naive loop, three profiles (tests/test_exactness.py runs all)
+        )
         if args.profiles == ",".join(ALL_PROFILES):
             args.profiles = "pms-1.41,classic,ignores-exclude"
         args.big = min(args.big, 3000)
@@ -1209,7 +1390,9 @@ def parse_args(argv=None):
         if args.markdown == str(HERE / "results" / "latest.md"):
             args.markdown = str(HERE / "results" / "smoke.md")
     args.cases = {c.strip() for c in args.cases.split(",") if c.strip()}
-    args.goal_profiles = ALL_PROFILES if args.goal_profiles == "all" else args.goal_profiles.split(",")
+    args.goal_profiles = (
+        ALL_PROFILES if args.goal_profiles == "all" else args.goal_profiles.split(",")
+    )
     args.naive_profiles = args.naive_profiles.split(",")
     args.profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     args.profile_naive = {p.strip() for p in args.profile_naive.split(",") if p.strip()}

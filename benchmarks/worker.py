@@ -26,7 +26,16 @@ import sys
 import threading
 import time
 
-FIELDS = ("title", "originalTitle", "grandparentTitle", "parentTitle", "duration", "year", "genres", "userRating")
+FIELDS = (
+    "title",
+    "originalTitle",
+    "grandparentTitle",
+    "parentTitle",
+    "duration",
+    "year",
+    "genres",
+    "userRating",
+)
 
 
 def rss_mb() -> float:
@@ -66,7 +75,11 @@ class Recorder:
         recorder = self
 
         def recording_send(session, request, **kwargs):
-            entry = {"url": request.url, "headers": dict(request.headers), "t0": time.perf_counter()}
+            entry = {
+                "url": request.url,
+                "headers": dict(request.headers),
+                "t0": time.perf_counter(),
+            }
             response = send(session, request, **kwargs)
             response._bench_entry = entry
             with recorder.lock:
@@ -118,8 +131,12 @@ def do_sync(args) -> dict:
     base = rss_mb()
     c0, t0 = cpu_s(), time.perf_counter()
     res = sync(
-        args.db, PlexConfig(url=args.url, token=args.token), full=args.full, page_size=args.page_size,
-        on_progress=on_progress, history=not args.no_history,
+        args.db,
+        PlexConfig(url=args.url, token=args.token),
+        full=args.full,
+        page_size=args.page_size,
+        on_progress=on_progress,
+        history=not args.no_history,
     )
     seconds = time.perf_counter() - t0
     cpu = cpu_s() - c0
@@ -281,13 +298,19 @@ def main(argv=None) -> None:
             s.add_argument("--record", help="write the requests the sync sent here (JSON lines)")
         if name == "raw":
             s.add_argument("--replay", required=True, help="requests recorded by `sync --record`")
-            s.add_argument("--connections", type=int, default=0, help="in flight at once (default: the sync's)")
+            s.add_argument(
+                "--connections", type=int, default=0, help="in flight at once (default: the sync's)"
+            )
         if name == "naive":
-            s.add_argument("--limit", type=int, default=0, help="only the first N tracks (extrapolate)")
+            s.add_argument(
+                "--limit", type=int, default=0, help="only the first N tracks (extrapolate)"
+            )
         if name == "plexapi-best":
             s.add_argument("--container-size", type=int, default=1000)
     args = p.parse_args(argv)
-    fn = {"sync": do_sync, "naive": do_naive, "plexapi-best": do_plexapi_best, "raw": do_raw}[args.what]
+    fn = {"sync": do_sync, "naive": do_naive, "plexapi-best": do_plexapi_best, "raw": do_raw}[
+        args.what
+    ]
     result = fn(args)
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     sys.stdout.flush()

@@ -88,7 +88,9 @@ def _check_interval(value, name):
 def _check_host(value, name):
     text = str(value).strip()
     if not text or "://" in text or "/" in text or " " in text:
-        raise invalid(name, "a host name or IP address to listen on, like 127.0.0.1 or 0.0.0.0", value)
+        raise invalid(
+            name, "a host name or IP address to listen on, like 127.0.0.1 or 0.0.0.0", value
+        )
     return text.strip("[]")
 
 
@@ -103,7 +105,9 @@ db_option = click.option(
     type=DB_PATH,
     help="Cache database [env PLEXCACHE_DB; default data/library_cache.db]",
 )
-url_option = click.option("--url", help="Plex server URL, like http://192.168.1.10:32400 [env PLEX_URL]")
+url_option = click.option(
+    "--url", help="Plex server URL, like http://192.168.1.10:32400 [env PLEX_URL]"
+)
 token_option = click.option("--token", help="Plex token [env PLEX_TOKEN]")
 
 
@@ -113,7 +117,13 @@ class Cli(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
+        except (
+            click.ClickException,
+            click.exceptions.Exit,
+            click.Abort,
+            KeyboardInterrupt,
+            SystemExit,
+        ):
             raise
         except Exception as e:
             if isinstance(e, OSError) and e.errno == errno.EPIPE:
@@ -125,7 +135,9 @@ class Cli(click.Group):
             if debug:
                 raise
             raise Fail(
-                redact(f"unexpected {type(e).__name__}: {e} (a bug? PLEXCACHE_DEBUG=1 shows where)").replace("\n", " ")
+                redact(
+                    f"unexpected {type(e).__name__}: {e} (a bug? PLEXCACHE_DEBUG=1 shows where)"
+                ).replace("\n", " ")
             ) from None
 
 
@@ -162,11 +174,25 @@ def cli():
     type=whole(1, 10000),
     help="Tracks per request (1 to 10000)",
 )
-@click.option("--no-history", is_flag=True, help="Leave the listening history (plays, accounts, devices) out")
+@click.option(
+    "--no-history", is_flag=True, help="Leave the listening history (plays, accounts, devices) out"
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or log lines, only errors")
 @click.option("--trigger", default="cli", hidden=True)
 @click.option("--nice", "niceness", default=0, type=whole(0, 19), hidden=True)
-def sync(db, url, token, section, full, allow_mass_delete, page_size, no_history, quiet, trigger, niceness):
+def sync(
+    db,
+    url,
+    token,
+    section,
+    full,
+    allow_mass_delete,
+    page_size,
+    no_history,
+    quiet,
+    trigger,
+    niceness,
+):
     """Sync every music track from Plex into the cache
 
     \b
@@ -241,7 +267,9 @@ def watch(db, url, token, quiet, poll_interval, parent_pid, wait_for_first_sync)
     try:
         config = resolve_plex_config(url, token)
         options = WatchOptions(
-            poll_interval=poll_interval, parent_pid=parent_pid, wait_for_first_sync=wait_for_first_sync
+            poll_interval=poll_interval,
+            parent_pid=parent_pid,
+            wait_for_first_sync=wait_for_first_sync,
         )
         Watcher(db_path, config, options).run()
     except KeyboardInterrupt:
@@ -317,7 +345,9 @@ def status(db, url, token, as_json, no_plex):
 
 @cli.command()
 @db_option
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal)")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal)"
+)
 def reset(db, yes):
     """Empty the cache; the next sync is a full one
 
@@ -341,7 +371,9 @@ def reset(db, yes):
                     f"terminal, so nobody can answer; pass --yes to {doing} it"
                 )
             question = (
-                f"Empty {info.describe}?" if info.kind == "cache" else f"Remove the damaged cache {db_path}?"
+                f"Empty {info.describe}?"
+                if info.kind == "cache"
+                else f"Remove the damaged cache {db_path}?"
             )
             if not click.confirm(question, default=False):
                 click.echo(f"Nothing changed: {db_path} is as it was.")
@@ -353,10 +385,30 @@ def reset(db, yes):
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, type=HOST, help="Address to listen on")
-@click.option("--port", default=32400, show_default=True, type=PORT, help="Port to listen on (0: any free port)")
-@click.option("--tracks", default=18432, show_default=True, type=whole(0, 10_000_000), help="Tracks in the library")
-@click.option("--seed", default=1, show_default=True, type=whole(-(2**63), 2**63 - 1), help="Seed of the generated library")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, type=HOST, help="Address to listen on"
+)
+@click.option(
+    "--port",
+    default=32400,
+    show_default=True,
+    type=PORT,
+    help="Port to listen on (0: any free port)",
+)
+@click.option(
+    "--tracks",
+    default=18432,
+    show_default=True,
+    type=whole(0, 10_000_000),
+    help="Tracks in the library",
+)
+@click.option(
+    "--seed",
+    default=1,
+    show_default=True,
+    type=whole(-(2**63), 2**63 - 1),
+    help="Seed of the generated library",
+)
 @click.option(
     "--token",
     default="plexcache-demo-token",
@@ -365,9 +417,17 @@ def reset(db, yes):
     help="Token clients must send [env PLEXCACHE_SIMULATOR_TOKEN]",
 )
 @click.option(
-    "--latency-ms", default=0, show_default=True, type=whole(0, 60_000), help="Delay added to every response"
+    "--latency-ms",
+    default=0,
+    show_default=True,
+    type=whole(0, 60_000),
+    help="Delay added to every response",
 )
-@click.option("--profile", default=None, help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default pms-1.41]")
+@click.option(
+    "--profile",
+    default=None,
+    help="Server behaviour to play, e.g. pms-1.41 (docs/simulator.md) [default pms-1.41]",
+)
 @click.option("--history", default=1000, show_default=True, type=whole(0, 10_000_000),
               help="Plays in the seeded listening history")  # fmt: skip
 @click.option("--notifications/--no-notifications", default=True, show_default=True,
@@ -412,8 +472,18 @@ def simulate(host, port, tracks, seed, token, latency_ms, profile, history, noti
     type=HOST,
     help="Address to listen on; 0.0.0.0 opens it to your network (syncs then need the root actor)",
 )
-@click.option("--port", default=5765, show_default=True, type=PORT, help="Port to listen on (0: any free port)")
-@click.option("--no-watch", is_flag=True, help="Do not keep the cache live (`plexcache watch` beside the server)")
+@click.option(
+    "--port",
+    default=5765,
+    show_default=True,
+    type=PORT,
+    help="Port to listen on (0: any free port)",
+)
+@click.option(
+    "--no-watch",
+    is_flag=True,
+    help="Do not keep the cache live (`plexcache watch` beside the server)",
+)
 def serve(db, url, token, host, port, no_watch):
     """Browse the cache in Datasette, with sync status and controls"""
     from .serve import open_server
@@ -433,7 +503,9 @@ def _run_server(server, banner: str | None = None) -> None:
         click.echo(banner)
     click.echo(f"Serving {server.db_path} at {server.url}")
     if not server.configured:
-        click.echo("No Plex server configured (--url/--token or PLEX_URL/PLEX_TOKEN): browsing only.")
+        click.echo(
+            "No Plex server configured (--url/--token or PLEX_URL/PLEX_TOKEN): browsing only."
+        )
     click.echo("Press Ctrl-C to stop.")
     sys.stdout.flush()
     stopped = server.run()
@@ -443,11 +515,29 @@ def _run_server(server, banner: str | None = None) -> None:
 
 @cli.command()
 @click.option(
-    "--tracks", default=18432, show_default=True, type=whole(0, 10_000_000), help="Tracks in the simulated library"
+    "--tracks",
+    default=18432,
+    show_default=True,
+    type=whole(0, 10_000_000),
+    help="Tracks in the simulated library",
 )
-@click.option("--port", default=5765, show_default=True, type=PORT, help="Port for Datasette (0: any free port)")
-@click.option("--seed", default=1, show_default=True, type=whole(-(2**63), 2**63 - 1), help="Seed of the simulated library")
-@click.option("--db", "db", type=DB_PATH, help="Demo database, reset at every start [default data/demo.db]")
+@click.option(
+    "--port",
+    default=5765,
+    show_default=True,
+    type=PORT,
+    help="Port for Datasette (0: any free port)",
+)
+@click.option(
+    "--seed",
+    default=1,
+    show_default=True,
+    type=whole(-(2**63), 2**63 - 1),
+    help="Seed of the simulated library",
+)
+@click.option(
+    "--db", "db", type=DB_PATH, help="Demo database, reset at every start [default data/demo.db]"
+)
 def demo(tracks, port, seed, db):
     """Try everything on a built-in simulated Plex server
 

@@ -112,7 +112,11 @@ ALBUMS = Table(
         _c("studio", "TEXT", "Record label"),
         _c("added_at", "TIMESTAMP", "When the album was added to the Plex library (UTC)"),
         _c("updated_at", "TIMESTAMP", "When Plex last changed the album's metadata (UTC)"),
-        _c("artist_rating_key", "TEXT REFERENCES artists(rating_key)", "The album artist (artists.rating_key)"),
+        _c(
+            "artist_rating_key",
+            "TEXT REFERENCES artists(rating_key)",
+            "The album artist (artists.rating_key)",
+        ),
         _c("section_id", "INTEGER REFERENCES sections(id)", "The Plex music library (sections.id)"),
     ),
 )
@@ -148,7 +152,12 @@ TRACKS = Table(
             "INTEGER",
             "Your rating, 0-10 (Plex stores half stars; 10 = five stars); empty when unrated",
         ),
-        _c("is_live", "BOOLEAN", "1 when the album is marked as a live recording in Plex", "coalesce(al.is_live, 0)"),
+        _c(
+            "is_live",
+            "BOOLEAN",
+            "1 when the album is marked as a live recording in Plex",
+            "coalesce(al.is_live, 0)",
+        ),
         _c("updated_at", "TIMESTAMP", "When Plex last changed this track's metadata (UTC)"),
         _c(
             "album_artist",
@@ -172,8 +181,16 @@ TRACKS = Table(
         _c("added_at", "TIMESTAMP", "When the track was added to the Plex library (UTC)"),
         _c("codec", "TEXT", "Audio codec of the first media file, e.g. flac, mp3, aac"),
         _c("bitrate", "INTEGER", "Bitrate of the first media file, kbit/s"),
-        _c("album_rating_key", "TEXT REFERENCES albums(rating_key)", "The album (albums.rating_key)"),
-        _c("artist_rating_key", "TEXT REFERENCES artists(rating_key)", "The album artist (artists.rating_key)"),
+        _c(
+            "album_rating_key",
+            "TEXT REFERENCES albums(rating_key)",
+            "The album (albums.rating_key)",
+        ),
+        _c(
+            "artist_rating_key",
+            "TEXT REFERENCES artists(rating_key)",
+            "The album artist (artists.rating_key)",
+        ),
         _c("section_id", "INTEGER REFERENCES sections(id)", "The Plex music library (sections.id)"),
     ),
 )
@@ -207,7 +224,9 @@ STAGE_TRACK_COLUMNS = (
     "artist_rating_key",
     "section_id",
 )
-_unstaged = [c.name for c in TRACKS.columns if c.value is None and c.name not in STAGE_TRACK_COLUMNS]
+_unstaged = [
+    c.name for c in TRACKS.columns if c.value is None and c.name not in STAGE_TRACK_COLUMNS
+]
 assert not _unstaged, f"tracks columns staged as is must be in STAGE_TRACK_COLUMNS: {_unstaged}"
 
 SYNC_STATE = Table(
@@ -232,7 +251,11 @@ SYNC_RUNS = Table(
             "TEXT NOT NULL",
             "full (re-read everything), incremental (only what changed) or live (only what Plex announced)",
         ),
-        _c("status", "TEXT NOT NULL", "running, succeeded, failed or interrupted (the process died)"),
+        _c(
+            "status",
+            "TEXT NOT NULL",
+            "running, succeeded, failed or interrupted (the process died)",
+        ),
         _c(
             "phase",
             "TEXT",
@@ -242,7 +265,11 @@ SYNC_RUNS = Table(
         _c("progress_total", "INTEGER NOT NULL DEFAULT 0", "Tracks to process"),
         _c("tracks_added", "INTEGER NOT NULL DEFAULT 0", "Tracks new in the cache"),
         _c("tracks_updated", "INTEGER NOT NULL DEFAULT 0", "Tracks whose data changed"),
-        _c("tracks_removed", "INTEGER NOT NULL DEFAULT 0", "Tracks gone from Plex and removed from the cache"),
+        _c(
+            "tracks_removed",
+            "INTEGER NOT NULL DEFAULT 0",
+            "Tracks gone from Plex and removed from the cache",
+        ),
         _c("http_requests", "INTEGER NOT NULL DEFAULT 0", "Requests sent to the Plex server"),
         _c("duration_ms", "INTEGER", "How long the run took, in milliseconds"),
         _c("error", "TEXT", "Why the run failed (never contains the token)"),
@@ -268,8 +295,16 @@ WATCH_STATE = Table(
         _c("since", "TIMESTAMP", "When it entered that state (UTC)"),
         _c("detail", "TEXT", "Why it is disconnected or polling (never contains the token)"),
         _c("last_event_at", "TIMESTAMP", "When the last notification from Plex arrived (UTC)"),
-        _c("last_change_at", "TIMESTAMP", "When the last announced change was applied to the cache (UTC)"),
-        _c("events", "INTEGER NOT NULL DEFAULT 0", "Notifications received since the watcher started"),
+        _c(
+            "last_change_at",
+            "TIMESTAMP",
+            "When the last announced change was applied to the cache (UTC)",
+        ),
+        _c(
+            "events",
+            "INTEGER NOT NULL DEFAULT 0",
+            "Notifications received since the watcher started",
+        ),
         _c("pid", "INTEGER", "Process id of the watcher"),
         _c("started_at", "TIMESTAMP", "When the watcher started (UTC)"),
     ),
@@ -304,7 +339,11 @@ LISTING_FACTS = Table(
     "listing_facts",
     (
         _c("server_id", "TEXT NOT NULL", "The Plex server's machine identifier"),
-        _c("version", "TEXT NOT NULL", "Its Plex Media Server version; another version is learned again"),
+        _c(
+            "version",
+            "TEXT NOT NULL",
+            "Its Plex Media Server version; another version is learned again",
+        ),
         _c("item_type", "TEXT NOT NULL", "The listed items: track"),
         _c("tag", "TEXT NOT NULL", "The kind of tag: Genre"),
         _c(
@@ -318,7 +357,11 @@ LISTING_FACTS = Table(
             "INTEGER",
             "The most tags a listing showed of an item that has exactly those (empty: none compared)",
         ),
-        _c("compared", "INTEGER NOT NULL DEFAULT 0", "Items whose listing was compared with their full item"),
+        _c(
+            "compared",
+            "INTEGER NOT NULL DEFAULT 0",
+            "Items whose listing was compared with their full item",
+        ),
         _c("learned_at", "TIMESTAMP", "When this server version was first seen (UTC)"),
         _c("checked_at", "TIMESTAMP", "The last sync that used or refined these facts (UTC)"),
     ),
@@ -330,13 +373,21 @@ LISTING_FACTS = Table(
 PLAYS = Table(
     "plays",
     (
-        _c("history_id", "INTEGER PRIMARY KEY", "Plex's id for the play (the number at the end of historyKey)"),
+        _c(
+            "history_id",
+            "INTEGER PRIMARY KEY",
+            "Plex's id for the play (the number at the end of historyKey)",
+        ),
         _c(
             "rating_key",
             "TEXT",
             "The track played (tracks.rating_key); kept when the track is deleted, empty when Plex never sent it",
         ),
-        _c("account_id", "INTEGER REFERENCES accounts(id)", "Who played it (accounts.id; 1 is the server owner)"),
+        _c(
+            "account_id",
+            "INTEGER REFERENCES accounts(id)",
+            "Who played it (accounts.id; 1 is the server owner)",
+        ),
         _c(
             "device_id",
             "INTEGER REFERENCES devices(id)",
@@ -355,7 +406,11 @@ PLAYS = Table(
 ACCOUNTS = Table(
     "accounts",
     (
-        _c("id", "INTEGER PRIMARY KEY", "Plex's account id on this server (1 is the owner, 0 a system account)"),
+        _c(
+            "id",
+            "INTEGER PRIMARY KEY",
+            "Plex's account id on this server (1 is the owner, 0 a system account)",
+        ),
         _c("name", "TEXT", "Account name"),
         _c("thumb", "TEXT", "Avatar URL, when Plex has one"),
         _c("default_audio_language", "TEXT", "The account's preferred audio language"),
@@ -403,7 +458,11 @@ HISTORY_SYNC = Table(
 OVERVIEW_COUNTS = Table(
     "overview_counts",
     (
-        _c("metric", "TEXT NOT NULL", "tracks (how many), duration_ms (their total length) or added_month"),
+        _c(
+            "metric",
+            "TEXT NOT NULL",
+            "tracks (how many), duration_ms (their total length) or added_month",
+        ),
         _c("key", "TEXT NOT NULL", "For added_month: the month, YYYY-MM; empty for the totals"),
         _c("n", "INTEGER NOT NULL", "The number: tracks, milliseconds, or tracks added that month"),
     ),
@@ -427,8 +486,20 @@ OVERVIEW_STATE = Table(
 
 #: The cache's tables, in creation order; the precounted ones are created by
 #: facet_counts.py and overview.py (with their triggers)
-TABLES = (SECTIONS, ARTISTS, ALBUMS, TRACKS, SYNC_STATE, SYNC_RUNS, PLAYS, ACCOUNTS, DEVICES, HISTORY_SYNC,
-          WATCH_STATE, LISTING_FACTS)
+TABLES = (
+    SECTIONS,
+    ARTISTS,
+    ALBUMS,
+    TRACKS,
+    SYNC_STATE,
+    SYNC_RUNS,
+    PLAYS,
+    ACCOUNTS,
+    DEVICES,
+    HISTORY_SYNC,
+    WATCH_STATE,
+    LISTING_FACTS,
+)
 FACET_TABLES = (FACET_COUNTS, FACET_COUNTS_STATE)
 OVERVIEW_TABLES = (OVERVIEW_COUNTS, OVERVIEW_STATE)
 

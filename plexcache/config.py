@@ -62,14 +62,20 @@ def invalid(setting: str, expected: str, got: object = None, *, hint: str = "") 
 # ---- plain values -------------------------------------------------------------
 
 
-def parse_number(value, setting: str, *, above: float = 0.0, at_most: float, unit: str, example: str) -> float:
+def parse_number(
+    value, setting: str, *, above: float = 0.0, at_most: float, unit: str, example: str
+) -> float:
     "A finite number in (above, at_most]"
     try:
         number = float(value) if isinstance(value, int | float) else float(str(value).strip())
     except ValueError:
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or not above < number <= at_most:
-        raise invalid(setting, f"a number of {unit} above {above:g} and at most {at_most:g} (like {example})", value)
+        raise invalid(
+            setting,
+            f"a number of {unit} above {above:g} and at most {at_most:g} (like {example})",
+            value,
+        )
     return number
 
 
@@ -80,7 +86,11 @@ def parse_timeout(value, setting: str = "PLEXCACHE_TIMEOUT") -> float:
 def parse_int(value, setting: str, lo: int, hi: int | None = None) -> int:
     "A whole number in [lo, hi] (no upper bound when ``hi`` is None)"
     text = str(value).strip().replace("_", "") if not isinstance(value, int) else str(value)
-    if isinstance(value, bool) or not re.fullmatch(r"[+-]?\d+", text) or len(text.lstrip("+-")) > 19:
+    if (
+        isinstance(value, bool)
+        or not re.fullmatch(r"[+-]?\d+", text)
+        or len(text.lstrip("+-")) > 19
+    ):
         number = None
     else:
         number = int(text)
@@ -126,7 +136,9 @@ def check_db_path(value, setting: str = "--db") -> Path:
     text = os.fspath(value) if value is not None else ""
     if not str(text).strip():
         raise invalid(setting, "the path of a database file (like data/library_cache.db)", text)
-    path = Path(text).expanduser()  # PLEXCACHE_DB="~/music.db" (quoted, so the shell did not expand it)
+    path = Path(
+        text
+    ).expanduser()  # PLEXCACHE_DB="~/music.db" (quoted, so the shell did not expand it)
     if path.is_dir() or str(text).endswith(("/", os.sep)):
         raise ConfigError(
             f"Invalid value for {setting}: {str(text)!r} is a directory; expected a database file, "
@@ -291,7 +303,9 @@ def resolve_plex_config(
     elif os.environ.get("PLEX_TOKEN", "").strip():
         token = check_token(os.environ["PLEX_TOKEN"], "PLEX_TOKEN")
     else:
-        token = check_token(_plexapi_setting("auth.server_token"), _plexapi_name("auth.server_token"))
+        token = check_token(
+            _plexapi_setting("auth.server_token"), _plexapi_name("auth.server_token")
+        )
     if timeout is None:
         env = os.environ.get("PLEXCACHE_TIMEOUT", "")
         timeout = parse_timeout(env) if env.strip() else DEFAULT_TIMEOUT

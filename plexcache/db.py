@@ -191,7 +191,9 @@ def _refuse_foreign(conn: sqlite3.Connection, db_path) -> None:
     reason = _foreign_reason(conn)
     if reason:
         conn.close()
-        raise CacheError(f"{db_path} is not a plexcache cache: {reason}; plexcache leaves it alone: {OTHER_FILE}")
+        raise CacheError(
+            f"{db_path} is not a plexcache cache: {reason}; plexcache leaves it alone: {OTHER_FILE}"
+        )
 
 
 def claim(conn: sqlite3.Connection, db_path) -> None:
@@ -316,7 +318,9 @@ class ResetResult:
 def check_resettable(info: CacheFile) -> None:
     "Raise ``CacheError`` when ``reset`` must not touch what is at ``info.path``"
     if info.kind in ("foreign", "directory"):
-        raise CacheError(f"{info.path} is not a plexcache cache: {info.reason}; refusing to reset it")
+        raise CacheError(
+            f"{info.path} is not a plexcache cache: {info.reason}; refusing to reset it"
+        )
 
 
 def reset(db_path) -> ResetResult:
@@ -332,7 +336,11 @@ def reset(db_path) -> ResetResult:
     info = inspect_cache(db_path)
     check_resettable(info)
     if info.kind in ("missing", "empty"):
-        what = f"No cache at {db_path}" if info.kind == "missing" else f"{db_path} is an empty database, not yet a cache"
+        what = (
+            f"No cache at {db_path}"
+            if info.kind == "missing"
+            else f"{db_path} is an empty database, not yet a cache"
+        )
         return ResetResult(db_path, "none", 0, f"{what}: nothing to reset")
     with SyncLock(db_path):
         _remove(Path(f"{db_path}-stage"))
@@ -343,7 +351,9 @@ def reset(db_path) -> ResetResult:
             try:
                 _empty(conn)
                 return ResetResult(
-                    db_path, "emptied", info.tracks,
+                    db_path,
+                    "emptied",
+                    info.tracks,
                     f"Emptied the cache at {db_path}: removed {info.tracks:,} tracks; the next sync is a full one",
                 )
             except sqlite3.DatabaseError as e:
@@ -355,7 +365,9 @@ def reset(db_path) -> ResetResult:
             for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
                 _remove(path)
             return ResetResult(
-                db_path, "removed", 0,
+                db_path,
+                "removed",
+                0,
                 f"Removed the damaged cache at {db_path}; the next sync builds a new one",
             )
     return ResetResult(db_path, "none", 0, f"No cache at {db_path}: nothing to reset")

@@ -25,7 +25,9 @@ _ROOT_TAG = re.compile(rb"<([A-Za-z][\w:.-]*)")
 FIRST_REQUESTS = ("/", "/library/sections")  # what sync and status ask first; every PMS has both
 
 
-def not_plex_message(base_url: str, timeout: float = 5.0, path: str = "/", got: str | bytes = "something else") -> str:
+def not_plex_message(
+    base_url: str, timeout: float = 5.0, path: str = "/", got: str | bytes = "something else"
+) -> str:
     """The one message for 'this URL answers, but not as Plex', for sync and
     status alike; ``got`` (what ``path`` answered) names garbage from a server
     that is Plex after all, or on a later request"""
@@ -38,8 +40,14 @@ def not_plex_message(base_url: str, timeout: float = 5.0, path: str = "/", got: 
             )
     if isinstance(got, bytes):  # the start of the body
         head = got.lstrip()[:16].lower()
-        got = "an HTML page" if head.startswith((b"<html", b"<!doctype")) else "something that is not XML"
-    return f"Plex at {display_url(base_url)} answered {path} with {server_text(got, 60)}, not Plex XML"
+        got = (
+            "an HTML page"
+            if head.startswith((b"<html", b"<!doctype"))
+            else "something that is not XML"
+        )
+    return (
+        f"Plex at {display_url(base_url)} answered {path} with {server_text(got, 60)}, not Plex XML"
+    )
 
 
 def identify(base_url: str, timeout: float = 5.0) -> tuple[bool, str]:
@@ -87,7 +95,9 @@ def _describe(response, body: bytes) -> str:
     if "json" in kind or head[:1] in (b"{", b"["):
         return "its / answers JSON"
     if head.startswith(b"<"):
-        tag = _ROOT_TAG.search(body.lstrip().split(b"?>", 1)[-1] if head.startswith(b"<?xml") else body)
+        tag = _ROOT_TAG.search(
+            body.lstrip().split(b"?>", 1)[-1] if head.startswith(b"<?xml") else body
+        )
         name = tag.group(1).decode("ascii", "replace")[:40] if tag else "?"
         return f"its / answers XML without a MediaContainer (<{name}>)"
     if not body.strip():

@@ -285,7 +285,13 @@ def describe_request_error(e: BaseException, url: str | None = None) -> str:
         if isinstance(item, ssl.SSLError):
             reason = (item.reason or "").upper()
             if https and (
-                reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST")
+                reason
+                in (
+                    "WRONG_VERSION_NUMBER",
+                    "RECORD_LAYER_FAILURE",
+                    "UNKNOWN_PROTOCOL",
+                    "HTTP_REQUEST",
+                )
                 or "wrong version number" in str(item).lower()
             ):
                 return f"it answers plain HTTP, not TLS: use {_swap_scheme(shown)} instead"
@@ -302,7 +308,10 @@ def describe_request_error(e: BaseException, url: str | None = None) -> str:
     text = " ".join(str(item) for item in chain)
     for needle, reason in (
         ("Connection refused", _ERRNO_REASONS[errno.ECONNREFUSED]),
-        ("Name or service not known", "unknown host (the name does not resolve: check the address)"),
+        (
+            "Name or service not known",
+            "unknown host (the name does not resolve: check the address)",
+        ),
         ("nodename nor servname", "unknown host (the name does not resolve: check the address)"),
         ("No route to host", "no route to host"),
         ("Connection reset", "the server closed the connection"),

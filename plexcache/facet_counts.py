@@ -166,7 +166,9 @@ def _counts_sql(schema: str, keys_sql: str | None) -> str:
     source = t
     if keys_sql is not None:
         # keys_sql appears once, so its parameters bind once
-        prefix = f"with k as (select {', '.join(FACETS)} from {t} where rating_key in ({keys_sql})) "
+        prefix = (
+            f"with k as (select {', '.join(FACETS)} from {t} where rating_key in ({keys_sql})) "
+        )
         source = "k"
     parts = [
         f"select '{col}' as facet, {col} as value, count(*) as n from {source} where {col} is not null group by {col}"

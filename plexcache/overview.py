@@ -98,7 +98,9 @@ def read(conn: sqlite3.Connection, top: int = TOP) -> dict:
             "order by metric, key"
         ).fetchall()
     else:
-        stored = conn.execute(f"select * from ({_counts_sql('main', None)}) order by metric, key").fetchall()
+        stored = conn.execute(
+            f"select * from ({_counts_sql('main', None)}) order by metric, key"
+        ).fetchall()
     duration_ms = sum(n for m, _, n in stored if m == "duration_ms")
     facets_usable = _facets_usable(conn, tracks)
     return {
@@ -209,6 +211,9 @@ def _count(conn, table: str) -> int:
 
 
 def _has_table(conn, name: str) -> bool:
-    return conn.execute(
-        "select 1 from sqlite_master where type in ('table', 'view') and name = ?", (name,)
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "select 1 from sqlite_master where type in ('table', 'view') and name = ?", (name,)
+        ).fetchone()
+        is not None
+    )

@@ -91,7 +91,9 @@ class Precount:
         triggers of ``tracks`` on purpose and restores them itself"""
         existing = {
             r[0]
-            for r in conn.execute(f"select name from {schema}.sqlite_master where type in ('table', 'index', 'trigger')")
+            for r in conn.execute(
+                f"select name from {schema}.sqlite_master where type in ('table', 'index', 'trigger')"
+            )
         }
         for name, sql in self.tables_sql.items():
             if name not in existing:
@@ -108,12 +110,16 @@ class Precount:
         """
         self.create_tables(conn, schema)
         conn.execute(f"delete from {schema}.{self.counts}")
-        conn.execute(f"insert into {schema}.{self.counts} ({self._columns}) {self.counts_sql(schema, None)}")
+        conn.execute(
+            f"insert into {schema}.{self.counts} ({self._columns}) {self.counts_sql(schema, None)}"
+        )
         total = conn.execute(f"select count(*) from {schema}.{TABLE}").fetchone()[0]
         self._set_state(conn, schema, "current", total)
         self._unmark(conn)
 
-    def subtract(self, conn: sqlite3.Connection, keys_sql: str, params: Iterable = (), schema: str = "main") -> None:
+    def subtract(
+        self, conn: sqlite3.Connection, keys_sql: str, params: Iterable = (), schema: str = "main"
+    ) -> None:
         """Take the tracks ``keys_sql`` selects out of the numbers, before they change.
 
         ``keys_sql`` is a subquery yielding ``rating_key`` values (e.g.
@@ -140,7 +146,9 @@ class Precount:
             return
         self._apply_delta(conn, keys_sql, params, schema, "-")
 
-    def add(self, conn: sqlite3.Connection, keys_sql: str, params: Iterable = (), schema: str = "main") -> None:
+    def add(
+        self, conn: sqlite3.Connection, keys_sql: str, params: Iterable = (), schema: str = "main"
+    ) -> None:
         """Count the tracks ``keys_sql`` selects, after they were written, and
         mark the numbers current.
 
@@ -169,7 +177,10 @@ class Precount:
 
     def stored(self, conn: sqlite3.Connection, schema: str = "main") -> dict[tuple, int]:
         "What the counts table holds: {(key1, key2): n}"
-        return {(a, b): n for a, b, n in conn.execute(f"select {self._columns} from {schema}.{self.counts}")}
+        return {
+            (a, b): n
+            for a, b, n in conn.execute(f"select {self._columns} from {schema}.{self.counts}")
+        }
 
     def live(self, conn: sqlite3.Connection, schema: str = "main") -> dict[tuple, int]:
         "What ``recount`` would store, computed now: {(key1, key2): n}"
@@ -195,7 +206,9 @@ class Precount:
         changed = conn.execute(
             f"select count(*) from {schema}.{TABLE} where rating_key in ({keys_sql})", params
         ).fetchone()[0]
-        conn.execute(f"update {schema}.{self.state_table} set total = total {op} ? where id = 1", (changed,))
+        conn.execute(
+            f"update {schema}.{self.state_table} set total = total {op} ? where id = 1", (changed,)
+        )
 
     def _total_matches(self, conn, schema: str) -> bool:
         "12 ms at 1,000,000 tracks"
@@ -220,7 +233,10 @@ class Precount:
         )
 
     def _marked(self, conn) -> bool:
-        return conn.execute("select 1 from temp.sqlite_master where name = ?", (self.mark,)).fetchone() is not None
+        return (
+            conn.execute("select 1 from temp.sqlite_master where name = ?", (self.mark,)).fetchone()
+            is not None
+        )
 
     def _unmark(self, conn) -> None:
         if self._marked(conn):

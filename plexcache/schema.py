@@ -164,7 +164,9 @@ def ensure_shape(db) -> None:
         overview.create(conn)
     # The FTS table and its triggers together: a process killed in between
     # leaves a search index nothing keeps current, so recreate both.
-    if _fts_sql() != _schema_of(conn, "tracks_fts") or not FTS_TRIGGERS <= _names(conn, "trigger", "tracks"):
+    if _fts_sql() != _schema_of(conn, "tracks_fts") or not FTS_TRIGGERS <= _names(
+        conn, "trigger", "tracks"
+    ):
         with conn:
             for trigger in FTS_TRIGGERS:
                 conn.execute(f"DROP TRIGGER IF EXISTS {_q(trigger)}")
@@ -201,11 +203,21 @@ def _q(name: str) -> str:
 
 
 def _exists(conn: sqlite3.Connection, kind: str, name: str) -> bool:
-    return conn.execute("select 1 from sqlite_master where type = ? and name = ?", (kind, name)).fetchone() is not None
+    return (
+        conn.execute(
+            "select 1 from sqlite_master where type = ? and name = ?", (kind, name)
+        ).fetchone()
+        is not None
+    )
 
 
 def _names(conn: sqlite3.Connection, kind: str, table: str) -> set[str]:
-    return {r[0] for r in conn.execute("select name from sqlite_master where type = ? and tbl_name = ?", (kind, table))}
+    return {
+        r[0]
+        for r in conn.execute(
+            "select name from sqlite_master where type = ? and tbl_name = ?", (kind, table)
+        )
+    }
 
 
 def _schema_of(conn: sqlite3.Connection, name: str) -> str | None:
@@ -215,8 +227,12 @@ def _schema_of(conn: sqlite3.Connection, name: str) -> str | None:
 
 def _index_sql(table: str, columns: list[str]) -> str:
     "sqlite-utils' ``create_index(columns, if_not_exists=True)``"
-    name = "idx_{}_{}".format(table.replace(" ", "_"), "_".join(c.replace(" ", "_") for c in columns))
-    return f"CREATE INDEX IF NOT EXISTS {_q(name)}\n    ON {_q(table)} ({', '.join(map(_q, columns))})"
+    name = "idx_{}_{}".format(
+        table.replace(" ", "_"), "_".join(c.replace(" ", "_") for c in columns)
+    )
+    return (
+        f"CREATE INDEX IF NOT EXISTS {_q(name)}\n    ON {_q(table)} ({', '.join(map(_q, columns))})"
+    )
 
 
 def _fts_sql() -> str:
@@ -275,6 +291,15 @@ def _in_shape(conn: sqlite3.Connection) -> bool:
         return False
     names = {
         r[0]
-        for r in conn.execute("select name from sqlite_master where type in ('table', 'view', 'trigger')")
+        for r in conn.execute(
+            "select name from sqlite_master where type in ('table', 'view', 'trigger')"
+        )
     }
-    return names >= {*TABLES_SQL, *VIEWS, "tracks_fts", *FTS_TRIGGERS, *facet_counts.NAMES, *overview.NAMES}
+    return names >= {
+        *TABLES_SQL,
+        *VIEWS,
+        "tracks_fts",
+        *FTS_TRIGGERS,
+        *facet_counts.NAMES,
+        *overview.NAMES,
+    }

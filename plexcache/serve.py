@@ -226,7 +226,11 @@ def demo(
     """
     from .simulator.process import start_simulator, stop_process
 
-    latency = env_int("PLEXCACHE_DEMO_LATENCY_MS", DEMO_LATENCY_MS, 0, 60_000) if latency_ms is None else latency_ms
+    latency = (
+        env_int("PLEXCACHE_DEMO_LATENCY_MS", DEMO_LATENCY_MS, 0, 60_000)
+        if latency_ms is None
+        else latency_ms
+    )
     db_path = Path(db_path) if db_path else DEMO_DB_PATH
     check_demo_path(db_path)
     sock = bind(host, port)  # before the demo cache is reset or the simulator started

@@ -63,7 +63,11 @@ def get_status(
         for _ in range(LOOKS):
             seen = _read(db_path)
             syncing = is_locked(db_path)  # after the read: see the docstring
-            orphaned = seen.running is not None and not syncing and _still_running(db_path, seen.running[0])
+            orphaned = (
+                seen.running is not None
+                and not syncing
+                and _still_running(db_path, seen.running[0])
+            )
             if seen.running is None or syncing or orphaned:
                 break
             # That run finished between the read and the probe: read again.
@@ -118,7 +122,8 @@ def _read(db_path: Path) -> _Seen:
                 "where status = 'running' order by id desc limit 1",
             )
             seen.finished = _one(
-                conn, "select status, error from sync_runs where status != 'running' order by id desc limit 1"
+                conn,
+                "select status, error from sync_runs where status != 'running' order by id desc limit 1",
             )
         finally:
             conn.close()

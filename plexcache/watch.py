@@ -61,7 +61,15 @@ from .lock import SyncLock, is_locked
 from .sync import LiveChanges, SyncResult, sync
 from .timeutil import utc_now_iso
 
-__all__ = ["Watcher", "WatchOptions", "Notice", "Malformed", "parse", "read_state", "watcher_running"]
+__all__ = [
+    "Watcher",
+    "WatchOptions",
+    "Notice",
+    "Malformed",
+    "parse",
+    "read_state",
+    "watcher_running",
+]
 
 log = logging.getLogger("plexcache.watch")
 
@@ -95,7 +103,9 @@ class WatchOptions:
     lock_wait: float = 0.5  # a sync holds the lock: try again this much later
     state_interval: float = 1.0  # the last-event time is written at most this often
     parent_pid: int | None = None  # stop when this process (e.g. `plexcache serve`) is gone
-    wait_for_first_sync: bool = False  # start once someone else filled the cache (the web's first load)
+    wait_for_first_sync: bool = (
+        False  # start once someone else filled the cache (the web's first load)
+    )
 
 
 # ---- messages -------------------------------------------------------------------------
@@ -279,7 +289,12 @@ class Pending:
             self.deleted.discard(key)
         for key, _ in changed:
             del self.changed[key]
-        by_kind: dict[str, set[str]] = {"track": set(), "album": set(), "artist": set(), "item": set()}
+        by_kind: dict[str, set[str]] = {
+            "track": set(),
+            "album": set(),
+            "artist": set(),
+            "item": set(),
+        }
         for key, kind in changed:
             by_kind[kind].add(key)
         changes = LiveChanges(
@@ -351,7 +366,9 @@ class StateRecorder:
     write that finds the cache busy is left for the next one)"""
 
     def __init__(self, db_path):
-        self.conn = sqlite3.connect(db_path, timeout=1.0, isolation_level=None, check_same_thread=False)
+        self.conn = sqlite3.connect(
+            db_path, timeout=1.0, isolation_level=None, check_same_thread=False
+        )
         self.conn.execute("pragma busy_timeout = 1000")
         self.lock = threading.Lock()
         now = utc_now_iso()
@@ -483,7 +500,9 @@ class Watcher:
         on_sync: Callable[[SyncResult, str], None] | None = None,
     ):
         if not config.configured:
-            raise ConfigError("no Plex server configured: pass --url/--token or set PLEX_URL and PLEX_TOKEN")
+            raise ConfigError(
+                "no Plex server configured: pass --url/--token or set PLEX_URL and PLEX_TOKEN"
+            )
         self.db_path = Path(db_path)
         self.config = config
         self.options = options or WatchOptions()
@@ -521,12 +540,16 @@ class Watcher:
         try:
             lock.acquire(timeout=0)
         except SyncAlreadyRunning:
-            raise PlexcacheError(f"another plexcache watch is already following {self.db_path}") from None
+            raise PlexcacheError(
+                f"another plexcache watch is already following {self.db_path}"
+            ) from None
         try:
             open_cache(self.db_path).close()  # the cache and its watch_state table exist
             self.state = StateRecorder(self.db_path)
             self.state.set("starting")
-            self._listener = threading.Thread(target=self._listen, name="plexcache-watch-listener", daemon=True)
+            self._listener = threading.Thread(
+                target=self._listen, name="plexcache-watch-listener", daemon=True
+            )
             self._listener.start()
             # The first sync starts after the first connect (when there is
             # one), so it covers everything announced before it.
@@ -551,7 +574,9 @@ class Watcher:
     def idle(self) -> bool:
         "Nothing announced is waiting, and no sync is due or running"
         with self.cond:
-            return not (len(self.pending) or self.sync_wanted or self.scan_due is not None or self.busy)
+            return not (
+                len(self.pending) or self.sync_wanted or self.scan_due is not None or self.busy
+            )
 
     def stop(self) -> None:
         self.stopping.set()
@@ -631,7 +656,10 @@ class Watcher:
                 return self._sync, 0
             deadlines.append(self.sync_not_before)
         if len(self.pending):
-            due = max(min(self.pending.last + o.quiet, self.pending.first + o.max_wait), self.apply_not_before)
+            due = max(
+                min(self.pending.last + o.quiet, self.pending.first + o.max_wait),
+                self.apply_not_before,
+            )
             if now >= due:
                 return self._apply, 0
             deadlines.append(due)
@@ -720,7 +748,9 @@ class Watcher:
 
     def _failed(self, taken: LiveChanges | None, reason: str, error: PlexcacheError) -> None:
         self.failures += 1
-        delay = min(self.options.backoff_max, self.options.backoff_initial * 2 ** min(self.failures - 1, 16))
+        delay = min(
+            self.options.backoff_max, self.options.backoff_initial * 2 ** min(self.failures - 1, 16)
+        )
         log.warning("%s; trying again in %.0f s", self.config.redact(str(error)), delay)
         self._retry(taken, "retry" if reason == "live" else reason, delay)
 
@@ -755,13 +785,17 @@ class Watcher:
             except InvalidStatus as e:
                 status = e.response.status_code
                 if status in (429, 500, 502, 503, 504):
-                    self._disconnected(f"Plex answered HTTP {status} to the notification websocket", backoff)
+                    self._disconnected(
+                        f"Plex answered HTTP {status} to the notification websocket", backoff
+                    )
                 else:
                     self._unsupported(f"HTTP {status}")
                 continue
             except (OSError, TimeoutError) as e:
                 if session.started is None:
-                    self._disconnected(f"cannot reach Plex at {self.config.url}: {_reason(e)}", backoff)
+                    self._disconnected(
+                        f"cannot reach Plex at {self.config.url}: {_reason(e)}", backoff
+                    )
                     continue
                 session.why = f"notification websocket failed: {_reason(e)}"
             except WebSocketException as e:
@@ -791,7 +825,9 @@ class Watcher:
             session.why = f"Plex closed the notification websocket (code {code})"
         except (OSError, TimeoutError, ValueError, KeyError, TypeError, sqlite3.Error) as e:
             # the listener must outlive any one bad moment: reconnect and sync
-            session.why = f"notification websocket failed: {self.config.redact(str(e)) or type(e).__name__}"
+            session.why = (
+                f"notification websocket failed: {self.config.redact(str(e)) or type(e).__name__}"
+            )
         finally:
             self._ws = None
 
@@ -878,4 +914,3 @@ _REASONS = {
 def _reason(e: BaseException) -> str:
     text = str(e) or type(e).__name__
     return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
-

@@ -26,7 +26,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+]
 VIEWPORT = {"width": 1280, "height": 900}
 
 
@@ -85,7 +91,11 @@ def photograph(url: str, out: Path) -> list[Path]:
         for name, path, wait_for in (
             ("web-overview", "/", "figure.plexcache-chart[data-chart-state=drawn]"),
             ("web-tracks", "/library_cache/tracks", "table.rows-and-columns"),
-            ("web-progress-chart", "/-/plexcache", "figure.plexcache-chart[data-chart-state=drawn]"),
+            (
+                "web-progress-chart",
+                "/-/plexcache",
+                "figure.plexcache-chart[data-chart-state=drawn]",
+            ),
         ):
             page.goto(url + path)
             page.wait_for_selector(wait_for)

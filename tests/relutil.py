@@ -183,7 +183,16 @@ class CaptureAll(logging.Handler):
             return "\n".join(self.lines)
 
 
-DEBUG_LOGGERS = ("", "urllib3", "requests", "plexcache", "tenacity", "datasette", "httpx", "asyncio")
+DEBUG_LOGGERS = (
+    "",
+    "urllib3",
+    "requests",
+    "plexcache",
+    "tenacity",
+    "datasette",
+    "httpx",
+    "asyncio",
+)
 
 
 def capture_all_logs():
@@ -235,7 +244,9 @@ def cli_env(tmp_path, sim=None, url=None, token=None, **extra) -> dict:
     hook = Path(tmp_path) / "_sitecustomize"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLEX_", "PLEXAPI_", "PLEXCACHE_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PLEX_", "PLEXAPI_", "PLEXCACHE_"))
+    }
     env["PLEXAPI_CONFIG_PATH"] = "/nonexistent/plexapi.ini"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
     env["RELTEST_LOG"] = str(Path(tmp_path) / "cli-debug.log")
@@ -249,7 +260,9 @@ def cli_env(tmp_path, sim=None, url=None, token=None, **extra) -> dict:
     return env
 
 
-def cli(args, env, timeout=120, scanner: SecretScanner | None = None) -> subprocess.CompletedProcess:
+def cli(
+    args, env, timeout=120, scanner: SecretScanner | None = None
+) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "plexcache", *map(str, args)],
         env=env,
@@ -264,7 +277,9 @@ def cli(args, env, timeout=120, scanner: SecretScanner | None = None) -> subproc
     return done
 
 
-def cli_many(jobs, timeout=120, scanner: SecretScanner | None = None) -> list[subprocess.CompletedProcess]:
+def cli_many(
+    jobs, timeout=120, scanner: SecretScanner | None = None
+) -> list[subprocess.CompletedProcess]:
     "Run several `python -m plexcache ...` (args, env) at once; results in order"
     procs = [spawn_cli(args, env) for args, env in jobs]
     results = []
@@ -282,7 +297,9 @@ def one_line_error(done: subprocess.CompletedProcess, *needles: str) -> str:
     Progress lines (INFO, the spec's log lines when stderr is not a terminal)
     may precede it; warnings and tracebacks may not."""
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("INFO:")]
+    lines = [
+        line for line in done.stderr.splitlines() if line.strip() and not line.startswith("INFO:")
+    ]
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("Error: "), done.stderr
     assert "Traceback" not in done.stderr + done.stdout

@@ -53,7 +53,12 @@ class Cache:
 
     def album(self, key: int, *, artist_key=10, section=1, **values):
         row = dict.fromkeys(ALBUMS.names)
-        row.update(rating_key=str(key), title=f"Album {key}", artist_rating_key=str(artist_key), section_id=section)
+        row.update(
+            rating_key=str(key),
+            title=f"Album {key}",
+            artist_rating_key=str(artist_key),
+            section_id=section,
+        )
         row.update(genres="[]", subformats="[]", is_live=0)
         row.update(values)
         self.stage.add_items([row], [])
@@ -66,10 +71,19 @@ class Cache:
         self.stage.add_items([], [row])
         return self
 
-    def apply(self, *sections, scanned=(), previous=None, replacing=False, allow_mass_delete=False, server_id="server-a"):
+    def apply(
+        self,
+        *sections,
+        scanned=(),
+        previous=None,
+        replacing=False,
+        allow_mass_delete=False,
+        server_id="server-a",
+    ):
         "One apply, committed, as the sync runs it: returns its Changes"
         plans = tuple(
-            SectionPlan(section=s, incremental=False, previous=(previous or {}).get(s.id)) for s in sections
+            SectionPlan(section=s, incremental=False, previous=(previous or {}).get(s.id))
+            for s in sections
         )
         plan = SyncPlan(sections=plans, server_id=server_id, replacing=replacing, server_time=0)
         with apply.transaction(self.conn):
@@ -84,7 +98,12 @@ class Cache:
         return [tuple(r) for r in self.conn.execute(sql, params)]
 
     def keys(self, table="tracks"):
-        return [r[0] for r in self.rows(f"select rating_key from {table} order by cast(rating_key as integer)")]
+        return [
+            r[0]
+            for r in self.rows(
+                f"select rating_key from {table} order by cast(rating_key as integer)"
+            )
+        ]
 
 
 @pytest.fixture
@@ -97,7 +116,9 @@ def cache(tmp_path):
 
 def ten_tracks(cache: Cache) -> Cache:
     "10 tracks in 'Music', all listed (a first full sync)"
-    cache.begin().artist(10, "Björk", genres='["Electronic"]').album(100, title="Homogenic", year=1997)
+    cache.begin().artist(10, "Björk", genres='["Electronic"]').album(
+        100, title="Homogenic", year=1997
+    )
     for key in range(1, 11):
         cache.track(key)
     cache.stage.mark_listed(1)
@@ -108,11 +129,20 @@ def ten_tracks(cache: Cache) -> Cache:
 def test_first_apply_derives_columns_from_albums_and_artists(cache):
     cache.begin()
     cache.artist(10, "Björk", genres='["Electronic"]')
-    cache.album(100, title="Homogenic", year=1997, genres='["Art Pop"]', is_live=1, artist="(listed name)")
+    cache.album(
+        100, title="Homogenic", year=1997, genres='["Art Pop"]', is_live=1, artist="(listed name)"
+    )
     cache.album(101, title="Debut", year=1993)
     cache.track(1, album_title="listed album", album_artist="listed artist", own_year=1998)
     cache.track(2, album_key=101, own_genres='["Dance"]', track_artist="Guest")
-    cache.track(3, album_key=None, artist_key=None, album_title="Loose", album_artist="Someone", parent_year=2001)
+    cache.track(
+        3,
+        album_key=None,
+        artist_key=None,
+        album_title="Loose",
+        album_artist="Someone",
+        parent_year=2001,
+    )
     cache.stage.mark_listed(1)
     changes = cache.apply(MUSIC, scanned=[1])
     assert changes == apply.Changes(added=3, updated=0, removed=0, warning=None)
@@ -128,12 +158,12 @@ def test_first_apply_derives_columns_from_albums_and_artists(cache):
         ("100", "Björk"),
         ("101", "Björk"),
     ]
-    assert cache.rows("select id, uuid, title, content_changed_at, track_count, synced_at from sections") == [
-        (1, "uuid-1", "Music", 1000, 3, LATER)
-    ]
-    assert cache.rows("select id, plex_server_id, last_sync_at, track_count, sync_duration_ms from sync_state") == [
-        (1, "server-a", FINISHED, 3, 1234)
-    ]
+    assert cache.rows(
+        "select id, uuid, title, content_changed_at, track_count, synced_at from sections"
+    ) == [(1, "uuid-1", "Music", 1000, 3, LATER)]
+    assert cache.rows(
+        "select id, plex_server_id, last_sync_at, track_count, sync_duration_ms from sync_state"
+    ) == [(1, "server-a", FINISHED, 3, 1234)]
     assert facet_counts.is_current(cache.conn)
     assert facet_counts.stored_counts(cache.conn) == facet_counts.live_counts(cache.conn)
 
@@ -250,7 +280,9 @@ def test_replacing_another_server(cache):
     ten_tracks(cache)
     cache.begin()
     cache.artist(50, "Other").album(500, artist_key=50)
-    cache.track(1, section=2, album_key=500, artist_key=50).track(77, section=2, album_key=500, artist_key=50)
+    cache.track(1, section=2, album_key=500, artist_key=50).track(
+        77, section=2, album_key=500, artist_key=50
+    )
     changes = cache.apply(JAZZ, replacing=True, server_id="server-b")
     assert changes == apply.Changes(added=1, updated=1, removed=9)
     assert cache.keys() == ["1", "77"]
@@ -266,7 +298,9 @@ def test_a_failed_apply_changes_nothing(cache):
     cache.begin()
     cache.track(1, title="Changed")
     cache.stage.add_gone(["2"])
-    plan = SyncPlan(sections=(SectionPlan(MUSIC, False, None),), server_id="s", replacing=False, server_time=0)
+    plan = SyncPlan(
+        sections=(SectionPlan(MUSIC, False, None),), server_id="s", replacing=False, server_time=0
+    )
     with pytest.raises(RuntimeError), apply.transaction(cache.conn):
         apply.apply_staged(cache.conn, plan, [], allow_mass_delete=False, synced_at=LATER)
         raise RuntimeError("the run record failed")

@@ -13,7 +13,9 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright i
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"
+    ),
 ]
 
 expect = playwright_api.expect
@@ -63,7 +65,9 @@ def test_a_page_with_a_focused_input_does_not_reload(server, page):
     search.type("half-typed")
     before = page.locator("#plexcache-footer .plexcache-count").inner_text()
     mutate(server, "add_tracks", n=1)
-    expect(page.locator("#plexcache-footer .plexcache-count")).not_to_have_text(before, timeout=20000)
+    expect(page.locator("#plexcache-footer .plexcache-count")).not_to_have_text(
+        before, timeout=20000
+    )
     assert page.evaluate("window.plexcacheBeforeChange") is True  # the reader's typing is safe
     assert search.input_value() == "half-typed"
 

@@ -20,7 +20,9 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright i
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"
+    ),
 ]
 
 expect = playwright_api.expect
@@ -121,10 +123,19 @@ def test_overview_draws_its_charts_from_the_cache(page, server):
     ids = page.locator("figure.plexcache-chart").evaluate_all("fs => fs.map(f => f.id)")
     assert ids == [f"chart-{c}" for c in CHARTS]
     decades = query(
-        db, "select (year / 10) * 10 as d, count(*) from tracks where year is not null group by d order by d"
+        db,
+        "select (year / 10) * 10 as d, count(*) from tracks where year is not null group by d order by d",
     )
-    months = query(db, "select count(distinct substr(added_at, 1, 7)) from tracks where added_at is not null")[0][0]
-    expected_bars = {"decades": len(decades), "genres": 15, "added": months, "artists": 15, "plays": 3}
+    months = query(
+        db, "select count(distinct substr(added_at, 1, 7)) from tracks where added_at is not null"
+    )[0][0]
+    expected_bars = {
+        "decades": len(decades),
+        "genres": 15,
+        "added": months,
+        "artists": 15,
+        "plays": 3,
+    }
     for chart_id, n in expected_bars.items():
         expect(bars(page, chart_id)).to_have_count(n)
     # the bars carry the cache's numbers (Vega's ARIA labels: "decade: 1990s; tracks: 312")
@@ -150,7 +161,7 @@ def test_each_charts_link_leads_to_rows(page, server):
         expect(table.first).to_be_visible()
         assert table.count() > 0, chart
         if "#facet-" in href:  # a facet of the tracks table: its box is on the page
-            expect(page.locator(href[href.index("#"):])).to_be_visible()
+            expect(page.locator(href[href.index("#") :])).to_be_visible()
 
 
 def test_a_click_on_a_bar_shows_its_rows(page, server):

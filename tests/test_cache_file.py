@@ -81,13 +81,18 @@ def test_foreign_databases_are_never_written(tmp_path, sim):
     cases = {
         "photos.db": ["create table photos (id integer primary key)"],
         "view-only.db": ["create view v as select 1"],
-        "tracks-only.db": ["create table tracks (id integer)", "create table playlists (id integer)"],
+        "tracks-only.db": [
+            "create table tracks (id integer)",
+            "create table playlists (id integer)",
+        ],
         "other-app.db": ["pragma application_id = 42"],
     }
     for name, statements in cases.items():
         db = make_db(tmp_path / name, *statements)
         before = db.read_bytes()
-        with pytest.raises(CacheError, match=r"is not a plexcache cache: .*plexcache leaves it alone"):
+        with pytest.raises(
+            CacheError, match=r"is not a plexcache cache: .*plexcache leaves it alone"
+        ):
             sync(db, config_for(sim))
         with pytest.raises(CacheError, match="refusing to reset it"):
             reset(db)
@@ -103,8 +108,17 @@ def test_inspect_cache(tmp_path, sim):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "zero.db").touch()
     sync(tmp_path / "c.db", config_for(sim))
-    kinds = {name: inspect_cache(tmp_path / name).kind for name in ("none.db", "dir", "notes.txt", "zero.db", "c.db")}
-    assert kinds == {"none.db": "missing", "dir": "directory", "notes.txt": "foreign", "zero.db": "empty", "c.db": "cache"}
+    kinds = {
+        name: inspect_cache(tmp_path / name).kind
+        for name in ("none.db", "dir", "notes.txt", "zero.db", "c.db")
+    }
+    assert kinds == {
+        "none.db": "missing",
+        "dir": "directory",
+        "notes.txt": "foreign",
+        "zero.db": "empty",
+        "c.db": "cache",
+    }
     assert inspect_cache(tmp_path / "c.db").tracks == sim.library.track_count()
     assert not (tmp_path / "none.db").exists()
 
@@ -122,7 +136,10 @@ def test_reset_empties_in_place_and_says_so(tmp_path, sim):
         f"Emptied the cache at {db}: removed {sim.library.track_count():,} tracks; the next sync is a full one"
     )
     assert db.stat().st_ino == inode and app_id(db) == APPLICATION_ID
-    assert reset(db).message == f"Emptied the cache at {db}: removed 0 tracks; the next sync is a full one"
+    assert (
+        reset(db).message
+        == f"Emptied the cache at {db}: removed 0 tracks; the next sync is a full one"
+    )
 
 
 def test_reset_refuses_while_a_sync_runs(tmp_path, sim):
@@ -172,15 +189,22 @@ def test_holders_that_unlink_never_let_two_processes_in(tmp_path):
     lines = Path(log).read_text().splitlines()
     assert len(lines) == 6 * 40 * 2
     for i in range(0, len(lines), 2):
-        assert lines[i].startswith("in ") and lines[i + 1] == "out " + lines[i][3:], lines[i : i + 2]
+        assert lines[i].startswith("in ") and lines[i + 1] == "out " + lines[i][3:], lines[
+            i : i + 2
+        ]
     assert not lock_path_for(db).exists()
 
 
 def test_a_killed_holders_lock_file_is_reused_and_then_removed(tmp_path):
     db = tmp_path / "c.db"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from plexcache.lock import SyncLock; import time; SyncLock({str(db)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"from plexcache.lock import SyncLock; import time; SyncLock({str(db)!r}).acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     assert is_locked(db)

@@ -87,7 +87,17 @@ def test_plexcache_timeout_never_becomes_a_failed_run(run, sim, tmp_path):
     assert not db.exists() and locks_in(tmp_path) == []
     # empty means unset; a good value is used
     for value in ("", " ", "2.5"):
-        result = run("sync", "-q", "--db", db, "--url", sim.url, "--token", sim.token, env={"PLEXCACHE_TIMEOUT": value})
+        result = run(
+            "sync",
+            "-q",
+            "--db",
+            db,
+            "--url",
+            sim.url,
+            "--token",
+            sim.token,
+            env={"PLEXCACHE_TIMEOUT": value},
+        )
         assert result.exit_code == 0, result.output
 
 
@@ -148,15 +158,36 @@ URL_CASES = [
         f"expected an address starting with http:// or https://, {EXAMPLE}, got 'plex.local:32400'; "
         "did you mean 'http://plex.local:32400'?",
     ),
-    ("ftp://host.example", f"expected an address starting with http:// or https://, {EXAMPLE}, got 'ftp://host.example'"),
-    ("not a url", f"expected an address starting with http:// or https://, {EXAMPLE}, got 'not a url'"),
+    (
+        "ftp://host.example",
+        f"expected an address starting with http:// or https://, {EXAMPLE}, got 'ftp://host.example'",
+    ),
+    (
+        "not a url",
+        f"expected an address starting with http:// or https://, {EXAMPLE}, got 'not a url'",
+    ),
     ("http://", f"expected an address with a host name or IP address, {EXAMPLE}, got 'http://'"),
-    ("http://my host:32400", f"expected an address with a host name or IP address, {EXAMPLE}, got 'http://my host:32400'"),
-    ("http://host.example:0", f"expected the server's address with a port from 1 to 65535, {EXAMPLE}, got 'http://host.example:0'"),
-    ("http://host.example:99999", f"expected the server's address with a port from 1 to 65535, {EXAMPLE}, got 'http://host.example:99999'"),
-    ("http://host.example:abc", f"expected the server's address with a port from 1 to 65535, {EXAMPLE}, got 'http://host.example:abc'"),
+    (
+        "http://my host:32400",
+        f"expected an address with a host name or IP address, {EXAMPLE}, got 'http://my host:32400'",
+    ),
+    (
+        "http://host.example:0",
+        f"expected the server's address with a port from 1 to 65535, {EXAMPLE}, got 'http://host.example:0'",
+    ),
+    (
+        "http://host.example:99999",
+        f"expected the server's address with a port from 1 to 65535, {EXAMPLE}, got 'http://host.example:99999'",
+    ),
+    (
+        "http://host.example:abc",
+        f"expected the server's address with a port from 1 to 65535, {EXAMPLE}, got 'http://host.example:abc'",
+    ),
     # the token pasted where the URL goes: not echoed
-    ("Zkfs-Rel_t0ken-9x_QQ", f"expected an address starting with http:// or https://, {EXAMPLE}, got a value that looks like a token"),
+    (
+        "Zkfs-Rel_t0ken-9x_QQ",
+        f"expected an address starting with http:// or https://, {EXAMPLE}, got a value that looks like a token",
+    ),
 ]
 
 
@@ -178,7 +209,9 @@ def test_plexapi_settings_are_named(run):
 
 
 def test_url_with_spaces_and_trailing_slash_is_accepted(run, sim, tmp_path):
-    result = run("sync", "-q", "--db", tmp_path / "c.db", "--url", f"  {sim.url}/  ", "--token", sim.token)
+    result = run(
+        "sync", "-q", "--db", tmp_path / "c.db", "--url", f"  {sim.url}/  ", "--token", sim.token
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -191,12 +224,20 @@ def test_malformed_token_is_refused_without_echoing_it(run, token):
         "punctuation), got a value with spaces, line breaks or non-ASCII characters"
     )
     result = run("status", env={"PLEX_URL": "http://127.0.0.1:9", "PLEX_TOKEN": token})
-    assert error_line(result, 2).startswith("Error: Invalid value for PLEX_TOKEN: expected a Plex token")
+    assert error_line(result, 2).startswith(
+        "Error: Invalid value for PLEX_TOKEN: expected a Plex token"
+    )
 
 
 def test_token_with_a_trailing_newline_works(run, sim, tmp_path):
     "PLEX_TOKEN=$(cat token.txt) keeps the file's newline"
-    result = run("sync", "-q", "--db", tmp_path / "c.db", env={"PLEX_URL": sim.url, "PLEX_TOKEN": sim.token + "\n"})
+    result = run(
+        "sync",
+        "-q",
+        "--db",
+        tmp_path / "c.db",
+        env={"PLEX_URL": sim.url, "PLEX_TOKEN": sim.token + "\n"},
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -204,11 +245,31 @@ def test_db_setting(run, tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "notes.txt").write_text("notes")
     cases = [
-        (["--db", "folder"], {}, "Invalid value for --db: 'folder' is a directory; expected a database file, like 'folder/library_cache.db'"),
-        ([], {"PLEXCACHE_DB": "folder"}, "Invalid value for PLEXCACHE_DB: 'folder' is a directory; expected a database file, like 'folder/library_cache.db'"),
-        ([], {"PLEXCACHE_DB": "new/"}, "Invalid value for PLEXCACHE_DB: 'new/' is a directory; expected a database file, like 'new/library_cache.db'"),
-        (["--db", "notes.txt/c.db"], {}, "Invalid value for --db: 'notes.txt' is a file, not a folder, so 'notes.txt/c.db' cannot be created"),
-        (["--db", ""], {}, "Invalid value for --db: expected the path of a database file (like data/library_cache.db), got ''"),
+        (
+            ["--db", "folder"],
+            {},
+            "Invalid value for --db: 'folder' is a directory; expected a database file, like 'folder/library_cache.db'",
+        ),
+        (
+            [],
+            {"PLEXCACHE_DB": "folder"},
+            "Invalid value for PLEXCACHE_DB: 'folder' is a directory; expected a database file, like 'folder/library_cache.db'",
+        ),
+        (
+            [],
+            {"PLEXCACHE_DB": "new/"},
+            "Invalid value for PLEXCACHE_DB: 'new/' is a directory; expected a database file, like 'new/library_cache.db'",
+        ),
+        (
+            ["--db", "notes.txt/c.db"],
+            {},
+            "Invalid value for --db: 'notes.txt' is a file, not a folder, so 'notes.txt/c.db' cannot be created",
+        ),
+        (
+            ["--db", ""],
+            {},
+            "Invalid value for --db: expected the path of a database file (like data/library_cache.db), got ''",
+        ),
     ]
     for command in (["status"], ["sync"], ["reset", "--yes"], ["serve", "--port", "0"]):
         for args, env, expected in cases:
@@ -221,13 +282,34 @@ def test_db_setting(run, tmp_path):
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["serve", "--port", "70000"], "Invalid value for --port: expected a whole number from 0 to 65,535, got '70000'"),
-        (["serve", "--port", "http"], "Invalid value for --port: expected a whole number from 0 to 65,535, got 'http'"),
-        (["serve", "--host", "http://0.0.0.0"], "Invalid value for --host: expected a host name or IP address to listen on, like 127.0.0.1 or 0.0.0.0, got 'http://0.0.0.0'"),
-        (["serve", "--host", ""], "Invalid value for --host: expected a host name or IP address to listen on, like 127.0.0.1 or 0.0.0.0, got ''"),
-        (["demo", "--tracks", "-5"], "Invalid value for --tracks: expected a whole number from 0 to 10,000,000, got '-5'"),
-        (["demo", "--port", "-1"], "Invalid value for --port: expected a whole number from 0 to 65,535, got '-1'"),
-        (["simulate", "--latency-ms", "fast"], "Invalid value for --latency-ms: expected a whole number from 0 to 60,000, got 'fast'"),
+        (
+            ["serve", "--port", "70000"],
+            "Invalid value for --port: expected a whole number from 0 to 65,535, got '70000'",
+        ),
+        (
+            ["serve", "--port", "http"],
+            "Invalid value for --port: expected a whole number from 0 to 65,535, got 'http'",
+        ),
+        (
+            ["serve", "--host", "http://0.0.0.0"],
+            "Invalid value for --host: expected a host name or IP address to listen on, like 127.0.0.1 or 0.0.0.0, got 'http://0.0.0.0'",
+        ),
+        (
+            ["serve", "--host", ""],
+            "Invalid value for --host: expected a host name or IP address to listen on, like 127.0.0.1 or 0.0.0.0, got ''",
+        ),
+        (
+            ["demo", "--tracks", "-5"],
+            "Invalid value for --tracks: expected a whole number from 0 to 10,000,000, got '-5'",
+        ),
+        (
+            ["demo", "--port", "-1"],
+            "Invalid value for --port: expected a whole number from 0 to 65,535, got '-1'",
+        ),
+        (
+            ["simulate", "--latency-ms", "fast"],
+            "Invalid value for --latency-ms: expected a whole number from 0 to 60,000, got 'fast'",
+        ),
         (["sync", "--section", " "], "Invalid value for --section: expected a name, got ' '"),
     ],
 )
@@ -295,7 +377,9 @@ def test_not_a_plex_server_one_message_for_sync_and_status(run, tinyweb, tmp_pat
     )
     sync = run("sync", "--db", tmp_path / "c.db", "--url", tinyweb, "--token", "tok-ABCDEFGH")
     assert error_line(sync, 1) == f"Error: {expected}"
-    status = run("status", "--json", "--db", tmp_path / "c.db", "--url", tinyweb, "--token", "tok-ABCDEFGH")
+    status = run(
+        "status", "--json", "--db", tmp_path / "c.db", "--url", tinyweb, "--token", "tok-ABCDEFGH"
+    )
     assert status.exit_code == 0
     assert json.loads(status.stdout)["error"] == expected
     text = run("status", "--db", tmp_path / "c.db", "--url", tinyweb)
@@ -331,7 +415,15 @@ def test_closed_port(run, tmp_path):
 
 
 def test_unknown_host(run, tmp_path):
-    result = run("sync", "--db", tmp_path / "c.db", "--url", "http://plex.invalid:32400", "--token", "tok-ABCDEFGH")
+    result = run(
+        "sync",
+        "--db",
+        tmp_path / "c.db",
+        "--url",
+        "http://plex.invalid:32400",
+        "--token",
+        "tok-ABCDEFGH",
+    )
     assert error_line(result, 1) == (
         "Error: cannot reach Plex at http://plex.invalid:32400: unknown host (the name does not resolve: check the address)"
     )
@@ -351,7 +443,11 @@ def test_sync_refuses_a_foreign_database_and_leaves_it_as_it_was(run, sim, tmp_p
         f"Error: {photos} is not a plexcache cache: it is another SQLite database (holding photos); "
         f"plexcache leaves it alone: {OTHER_FILE}"
     )
-    for command in (["sync", "--url", sim.url, "--token", sim.token], ["status", "--no-plex"], ["serve", "--port", "0"]):
+    for command in (
+        ["sync", "--url", sim.url, "--token", sim.token],
+        ["status", "--no-plex"],
+        ["serve", "--port", "0"],
+    ):
         assert error_line(run(*command, "--db", photos), 1) == expected, command
     assert error_line(run("reset", "--yes", "--db", photos), 1) == (
         f"Error: {photos} is not a plexcache cache: it is another SQLite database (holding photos); refusing to reset it"
@@ -380,7 +476,10 @@ def test_text_file_is_never_recommended_for_reset_nor_reset(run, sim, tmp_path):
     )
     assert "reset" not in line
     result = run("reset", "--yes", "--db", notes)
-    assert error_line(result, 1) == f"Error: {notes} is not a plexcache cache: it is not a SQLite database; refusing to reset it"
+    assert (
+        error_line(result, 1)
+        == f"Error: {notes} is not a plexcache cache: it is not a SQLite database; refusing to reset it"
+    )
     assert notes.read_text() == "my notes\n" * 20
     assert locks_in(tmp_path) == []
 
@@ -393,7 +492,10 @@ def test_empty_sqlite_file_becomes_a_cache(run, sim, tmp_path):
         else:  # SQLite, with a page but nothing in it
             make_db(db, "pragma user_version = 1")
             assert db.stat().st_size > 0
-        assert run("reset", "--db", db).stdout == f"{db} is an empty database, not yet a cache: nothing to reset\n"
+        assert (
+            run("reset", "--db", db).stdout
+            == f"{db} is an empty database, not yet a cache: nothing to reset\n"
+        )
         result = run("sync", "-q", "--db", db, "--url", sim.url, "--token", sim.token)
         assert result.exit_code == 0, result.output
         conn = sqlite3.connect(db)
@@ -411,11 +513,16 @@ def test_reset_needs_a_terminal_or_yes(run, sim, tmp_path):
     )
     assert error_line(run("reset", "--db", db), 2) == expected  # < /dev/null
     assert error_line(run("reset", "--db", db, input="n\n"), 2) == expected  # echo n |
-    assert error_line(run("reset", "--db", db, input="y\n"), 2) == expected  # echo y | : still not a person
+    assert (
+        error_line(run("reset", "--db", db, input="y\n"), 2) == expected
+    )  # echo y | : still not a person
     assert count_tracks(db) == n
     result = run("reset", "--db", db, "--yes")
     assert result.exit_code == 0 and result.stderr == ""
-    assert result.stdout == f"Emptied the cache at {db}: removed {n:,} tracks; the next sync is a full one\n"
+    assert (
+        result.stdout
+        == f"Emptied the cache at {db}: removed {n:,} tracks; the next sync is a full one\n"
+    )
     assert count_tracks(db) == 0
     assert locks_in(tmp_path) == []
 
@@ -432,7 +539,10 @@ def test_reset_asks_on_a_terminal_and_no_means_no(sim, tmp_path):
         master, slave = pty.openpty()
         proc = subprocess.Popen(
             [sys.executable, "-m", "plexcache", "reset", "--db", str(db)],
-            stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            close_fds=True,
             env={k: v for k, v in os.environ.items() if not k.startswith(("PLEX_", "PLEXCACHE_"))},
         )
         os.close(slave)
@@ -445,7 +555,10 @@ def test_reset_asks_on_a_terminal_and_no_means_no(sim, tmp_path):
         if code:
             assert f"Nothing changed: {db} is as it was." in out
         else:
-            assert f"Emptied the cache at {db}: removed {n:,} tracks; the next sync is a full one" in out
+            assert (
+                f"Emptied the cache at {db}: removed {n:,} tracks; the next sync is a full one"
+                in out
+            )
         assert count_tracks(db) == tracks
 
 
@@ -490,7 +603,9 @@ def test_damaged_cache_is_named_and_reset_removes_it(run, sim, tmp_path):
     conn.execute("pragma wal_checkpoint(truncate)")
     conn.close()
     data = bytearray(db.read_bytes())
-    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page, after the header: SQLite cannot read it
+    data[100:4096] = b"\xff" * (
+        4096 - 100
+    )  # the schema page, after the header: SQLite cannot read it
     db.write_bytes(bytes(data))
     result = run("status", "--no-plex", "--db", db)
     assert error_line(result, 1) == (
@@ -506,14 +621,19 @@ def test_damaged_cache_is_named_and_reset_removes_it(run, sim, tmp_path):
 def test_read_only_location(run, sim, tmp_path):
     mnt = tmp_path / "ro"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here (not root?)")
     try:
         db = mnt / "c.db"
         assert run("sync", "-q", "--db", db, "--url", sim.url, "--token", sim.token).exit_code == 0
         assert subprocess.run(["mount", "-o", "remount,ro", str(mnt)]).returncode == 0
         expected = f"Error: cannot write to {db}: {mnt} is on a read-only file system; {WRITABLE}"
-        assert error_line(run("sync", "--db", db, "--url", sim.url, "--token", sim.token), 1) == expected
+        assert (
+            error_line(run("sync", "--db", db, "--url", sim.url, "--token", sim.token), 1)
+            == expected
+        )
         assert error_line(run("reset", "--yes", "--db", db), 1) == expected
         assert error_line(run("sync", "--db", mnt / "new" / "c.db", "--url", sim.url), 1) == (
             f"Error: cannot create {mnt / 'new' / 'c.db'}: {mnt} is on a read-only file system; {WRITABLE}"
@@ -540,7 +660,10 @@ def test_unwritable_folder(run, sim, tmp_path):
         undo = ["chmod", "755", str(folder)]
     try:
         result = run("sync", "--db", db, "--url", sim.url, "--token", sim.token)
-        assert error_line(result, 1) == f"Error: cannot write to {db}: the folder {folder} is not writable; {WRITABLE}"
+        assert (
+            error_line(result, 1)
+            == f"Error: cannot write to {db}: the folder {folder} is not writable; {WRITABLE}"
+        )
     finally:
         subprocess.run(undo)
 
@@ -555,7 +678,18 @@ def test_section_full_summary_counts_what_the_run_did(run, sim, tmp_path):
     section = music[1]
     n, total = sim.library.track_count(section["id"]), sim.library.track_count()
     assert n < total
-    result = run("sync", "--db", db, "--url", sim.url, "--token", sim.token, "--section", section["title"], "--full")
+    result = run(
+        "sync",
+        "--db",
+        db,
+        "--url",
+        sim.url,
+        "--token",
+        sim.token,
+        "--section",
+        section["title"],
+        "--full",
+    )
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
         rf"Synced {n:,} tracks \(full\) from '{re.escape(section['title'])}': 0 added, 0 updated, 0 removed; "
@@ -571,8 +705,14 @@ def test_status_without_plex_says_it_was_not_checked(run, sim, tmp_path):
     assert "Plex connected: not checked (--no-plex)\n" in text
     data = json.loads(run("status", "--no-plex", "--json", "--db", db, "--url", sim.url).stdout)
     assert data["plex_connected"] is False  # the spec's boolean
-    assert "Plex connected: no server configured (--url or PLEX_URL)\n" in run("status", "--db", db).stdout
-    assert "Plex connected: yes\n" in run("status", "--db", db, "--url", sim.url, "--token", sim.token).stdout
+    assert (
+        "Plex connected: no server configured (--url or PLEX_URL)\n"
+        in run("status", "--db", db).stdout
+    )
+    assert (
+        "Plex connected: yes\n"
+        in run("status", "--db", db, "--url", sim.url, "--token", sim.token).stdout
+    )
 
 
 def test_help_documents_every_option(run):
@@ -592,7 +732,15 @@ def test_help_documents_every_option(run):
 def test_no_lock_files_after_failures_or_successes(run, sim, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     run("sync", "--db", tmp_path / "notes.txt", "--url", sim.url, "--token", sim.token)
-    run("sync", "--db", tmp_path / "c.db", "--url", f"http://127.0.0.1:{closed_port()}", "--token", "tok-ABCDEFGH")
+    run(
+        "sync",
+        "--db",
+        tmp_path / "c.db",
+        "--url",
+        f"http://127.0.0.1:{closed_port()}",
+        "--token",
+        "tok-ABCDEFGH",
+    )
     run("reset", "--db", tmp_path / "none.db", "--yes")
     run("status", "--db", tmp_path / "none.db")
     run("sync", "-q", "--db", tmp_path / "ok.db", "--url", sim.url, "--token", sim.token)
@@ -603,7 +751,12 @@ def test_no_lock_files_after_failures_or_successes(run, sim, tmp_path):
 
 def test_garbage_from_a_real_plex_is_not_called_not_plex(run, sim, tmp_path):
     "Plex (its / carries X-Plex-Protocol) sending an HTML page where XML belongs: named as such"
-    sim.inject_fault("body", path=r"^/library/sections$", times=50, body=b"<html><title>Maintenance</title></html>")
+    sim.inject_fault(
+        "body",
+        path=r"^/library/sections$",
+        times=50,
+        body=b"<html><title>Maintenance</title></html>",
+    )
     result = run("sync", "--db", tmp_path / "c.db", "--url", sim.url, "--token", sim.token)
     assert error_line(result, 1) == (
         f"Error: Plex at {sim.url} answered /library/sections with an HTML page, not Plex XML"
@@ -613,9 +766,18 @@ def test_garbage_from_a_real_plex_is_not_called_not_plex(run, sim, tmp_path):
 @pytest.mark.parametrize(
     "env, expected",
     [
-        ({"PLEXCACHE_TIMEOUT": "0"}, f"Invalid value for PLEXCACHE_TIMEOUT: {TIMEOUT_EXPECTED}, got '0'"),
-        ({"PLEXCACHE_TIMEOUT": "abc"}, f"Invalid value for PLEXCACHE_TIMEOUT: {TIMEOUT_EXPECTED}, got 'abc'"),
-        ({"PLEX_URL": "http://h.example:32400/web"}, f"Invalid value for PLEX_URL: expected the server's address alone, {EXAMPLE}, got 'http://h.example:32400/web'; drop '/web': Plex answers at the root"),
+        (
+            {"PLEXCACHE_TIMEOUT": "0"},
+            f"Invalid value for PLEXCACHE_TIMEOUT: {TIMEOUT_EXPECTED}, got '0'",
+        ),
+        (
+            {"PLEXCACHE_TIMEOUT": "abc"},
+            f"Invalid value for PLEXCACHE_TIMEOUT: {TIMEOUT_EXPECTED}, got 'abc'",
+        ),
+        (
+            {"PLEX_URL": "http://h.example:32400/web"},
+            f"Invalid value for PLEX_URL: expected the server's address alone, {EXAMPLE}, got 'http://h.example:32400/web'; drop '/web': Plex answers at the root",
+        ),
     ],
 )
 def test_web_status_names_the_bad_setting(tmp_path, monkeypatch, sim, env, expected):
@@ -643,15 +805,26 @@ def test_web_status_names_the_bad_setting(tmp_path, monkeypatch, sim, env, expec
 @pytest.mark.parametrize(
     "plugin, expected",
     [
-        ({"stale_after_hours": "soon"}, "Invalid value for stale_after_hours (plexcache plugin config): expected a number of hours above 0 and at most 8760 (like 24), got 'soon'"),
-        ({"sync_on_start": "sometimes"}, "Invalid value for sync_on_start (plexcache plugin config): expected 1 or 0 (or true/false, yes/no, on/off), got 'sometimes'"),
-        ({"plex_url": "plex.local:32400"}, f"Invalid value for plex_url (plexcache plugin config): expected an address starting with http:// or https://, {EXAMPLE}, got 'plex.local:32400'; did you mean 'http://plex.local:32400'?"),
+        (
+            {"stale_after_hours": "soon"},
+            "Invalid value for stale_after_hours (plexcache plugin config): expected a number of hours above 0 and at most 8760 (like 24), got 'soon'",
+        ),
+        (
+            {"sync_on_start": "sometimes"},
+            "Invalid value for sync_on_start (plexcache plugin config): expected 1 or 0 (or true/false, yes/no, on/off), got 'sometimes'",
+        ),
+        (
+            {"plex_url": "plex.local:32400"},
+            f"Invalid value for plex_url (plexcache plugin config): expected an address starting with http:// or https://, {EXAMPLE}, got 'plex.local:32400'; did you mean 'http://plex.local:32400'?",
+        ),
     ],
 )
 def test_plugin_config_is_checked_too(tmp_path, plugin, expected):
     from datasette_plexcache import service
 
-    settings = service.settings_from_config({"plex_url": "http://h.example:32400", **plugin}, {"library_cache": str(tmp_path / "c.db")})
+    settings = service.settings_from_config(
+        {"plex_url": "http://h.example:32400", **plugin}, {"library_cache": str(tmp_path / "c.db")}
+    )
     assert settings.config_error == expected
 
 
@@ -676,7 +849,9 @@ def test_more_bad_inputs(run, sim, tmp_path, monkeypatch):
     assert len(line) < 400 and line.endswith("...': Plex answers at the root")
     # "~" in a quoted PLEXCACHE_DB means the home folder, not a folder named "~"
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    result = run("sync", "-q", "--url", sim.url, "--token", sim.token, env={"PLEXCACHE_DB": "~/music.db"})
+    result = run(
+        "sync", "-q", "--url", sim.url, "--token", sim.token, env={"PLEXCACHE_DB": "~/music.db"}
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "home" / "music.db").exists() and not (tmp_path / "~").exists()
     with socket.socket() as busy:
@@ -684,7 +859,10 @@ def test_more_bad_inputs(run, sim, tmp_path, monkeypatch):
         busy.listen(1)
         port = busy.getsockname()[1]
         result = run("serve", "--db", tmp_path / "c.db", "--port", port)
-        assert error_line(result, 1) == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        assert (
+            error_line(result, 1)
+            == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+        )
 
 
 def test_a_busy_port_creates_nothing(run, tmp_path):
@@ -699,9 +877,16 @@ def test_a_busy_port_creates_nothing(run, tmp_path):
         busy.listen(1)
         port = busy.getsockname()[1]
         message = f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
-        assert error_line(run("serve", "--db", tmp_path / "new" / "cache.db", "--port", port), 1) == message
-        assert error_line(run("serve", "--port", port), 1) == message  # the default data/library_cache.db
-        assert error_line(run("demo", "--db", demo_db, "--port", port, "--tracks", 10), 1) == message
+        assert (
+            error_line(run("serve", "--db", tmp_path / "new" / "cache.db", "--port", port), 1)
+            == message
+        )
+        assert (
+            error_line(run("serve", "--port", port), 1) == message
+        )  # the default data/library_cache.db
+        assert (
+            error_line(run("demo", "--db", demo_db, "--port", port, "--tracks", 10), 1) == message
+        )
         assert error_line(run("demo", "--port", port, "--tracks", 10), 1) == message  # data/demo.db
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert demo_db.read_bytes() == b""
@@ -717,8 +902,24 @@ def tls_server(tmp_path):
         pytest.skip("no openssl command to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=plex.example", "-addext", "subjectAltName=DNS:plex.example"],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=plex.example",
+            "-addext",
+            "subjectAltName=DNS:plex.example",
+        ],
         capture_output=True,
     )
     if made.returncode:
@@ -741,8 +942,16 @@ def test_tls_certificates_in_the_users_words(run, tls_server, tmp_path):
         "trusted: use http:// on your own network"
     )
     # trusted, but for another name: what https://192.168.1.10:32400 gives with Plex's own certificate
-    result = run("sync", "--db", tmp_path / "c.db", "--url", url, "--token", "tok-ABCDEFGH",
-                 env={"REQUESTS_CA_BUNDLE": str(cert)})
+    result = run(
+        "sync",
+        "--db",
+        tmp_path / "c.db",
+        "--url",
+        url,
+        "--token",
+        "tok-ABCDEFGH",
+        env={"REQUESTS_CA_BUNDLE": str(cert)},
+    )
     assert error_line(result, 1) == (
         f"Error: TLS error talking to Plex at {url}: its TLS certificate is not for this address (IP address "
         "mismatch, certificate is not valid for '127.0.0.1'): Plex's certificates are for its "

@@ -19,7 +19,9 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 def command_rows() -> dict[str, str]:
     "README's command table: command name -> its row"
-    return {m.group(1): m.group(0) for m in re.finditer(r"^\| `plexcache (\S+)[^\n]*$", README, re.M)}
+    return {
+        m.group(1): m.group(0) for m in re.finditer(r"^\| `plexcache (\S+)[^\n]*$", README, re.M)
+    }
 
 
 def visible_options(command: click.Command) -> list[list[str]]:
@@ -75,5 +77,9 @@ def test_every_column_of_a_real_cache_is_in_the_spec():
 
 
 def test_the_readme_names_every_tracks_column():
-    schema = README[README.index("## The cache: schema and column rules") : README.index("## How a sync works")]
-    assert [c for c in columns.TRACKS.names if f"`{c}" not in schema and f" {c}," not in schema] == []
+    schema = README[
+        README.index("## The cache: schema and column rules") : README.index("## How a sync works")
+    ]
+    assert [
+        c for c in columns.TRACKS.names if f"`{c}" not in schema and f" {c}," not in schema
+    ] == []

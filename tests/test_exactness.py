@@ -32,11 +32,15 @@ GENRES = ["Rock", "Jazz", "Ambient", "Folk", "Pop", "Soul", "Techno", "Dub", "No
 
 
 def simulator(profile: str, tracks: int = 1200, seed: int = 5, sections: int = 2) -> Simulator:
-    return Simulator(tracks=tracks, seed=seed, token=TOKEN, profile=profile, music_sections=sections)
+    return Simulator(
+        tracks=tracks, seed=seed, token=TOKEN, profile=profile, music_sections=sections
+    )
 
 
 def sim_machine_id(sim) -> str:
-    return ET.fromstring(requests.get(sim.url + "/identity", timeout=10).content).get("machineIdentifier")
+    return ET.fromstring(requests.get(sim.url + "/identity", timeout=10).content).get(
+        "machineIdentifier"
+    )
 
 
 def facts(db) -> list[tuple]:
@@ -59,14 +63,18 @@ def mutate(sim, rng: random.Random, steps: int) -> list[str]:
         keys = lib.track_keys()
         key = rng.choice(keys)
         t = lib.track(key)
-        op = rng.choice(["title", "genres", "artist", "add", "delete", "play", "rate", "album", "artist_edit"])
+        op = rng.choice(
+            ["title", "genres", "artist", "add", "delete", "play", "rate", "album", "artist_edit"]
+        )
         done.append(f"{op} {key}")
         if op == "title":
             sim.edit_track(key, title=f"{t['title']} ({rng.randint(1, 999)})")
         elif op == "genres":
             sim.edit_track(key, genres=rng.sample(GENRES, rng.randint(0, 5)))
         elif op == "artist":  # the track artist tag names the album artist, or someone else
-            sim.edit_track(key, originalTitle=rng.choice([t["grandparentTitle"], "Guest Star", None]))
+            sim.edit_track(
+                key, originalTitle=rng.choice([t["grandparentTitle"], "Guest Star", None])
+            )
         elif op == "add":
             sim.add_tracks(rng.randint(1, 4), section_id=t["librarySectionID"],
                            album_key=rng.choice([None, t["parentRatingKey"]]))  # fmt: skip
@@ -212,7 +220,9 @@ def test_random_libraries_and_mutations(tmp_path, profile, seed):
         for round_ in range(rng.randint(2, 4)):
             done = mutate(sim, rng, rng.randint(1, 30))
             sync(db, config_for(sim))
-            assert diff_cache(db, sim.expected_cache()) == NO_DIFF, f"{where}, round {round_}: {done}"
+            assert diff_cache(db, sim.expected_cache()) == NO_DIFF, (
+                f"{where}, round {round_}: {done}"
+            )
 
 
 # -- another server version: learned again -------------------------------------------------------------
@@ -223,12 +233,18 @@ def test_a_new_server_version_is_learned_again(tmp_path):
     with simulator("listing-alltags", tracks=900, sections=1) as sim:
         db = tmp_path / "c.db"
         sync(db, config_for(sim))
-        assert [r[1:] for r in facts(db)] == [(PROFILES["listing-alltags"].version, "track", "Genre", None, 4)]
+        assert [r[1:] for r in facts(db)] == [
+            (PROFILES["listing-alltags"].version, "track", "Genre", None, 4)
+        ]
         # the same server, now cutting track listings at one genre
         sim.set_profile("listing-1tag")
         sim.reset_counts()
         quiet = sync(db, config_for(sim))  # nothing changed: the version is not even asked
-        assert quiet.mode == "incremental" and sim.total_requests <= 5 and "root" not in sim.request_counts
+        assert (
+            quiet.mode == "incremental"
+            and sim.total_requests <= 5
+            and "root" not in sim.request_counts
+        )
         key = sim.library.track_keys()[10]
         sim.advance_clock(5)
         sim.edit_track(key, genres=["Rock", "Jazz", "Dub"])  # listed as ["Rock"] now

@@ -150,7 +150,9 @@ def builtin_datasette(path) -> Datasette:
 
 def plexcache_datasette(path) -> Datasette:
     "Datasette as `plexcache serve` builds it"
-    return build_datasette(path, PlexConfig(url=None, token=None), plugin_extra={"sync_on_start": False})
+    return build_datasette(
+        path, PlexConfig(url=None, token=None), plugin_extra={"sync_on_start": False}
+    )
 
 
 async def facets_of(ds, query: str = "") -> dict:
@@ -180,7 +182,9 @@ def path_of(url: str) -> str:
 def tamper(path, facet: str, value, extra: int) -> None:
     "Change a stored count behind the state's back: shows where a page's numbers come from"
     conn = connect(path)
-    conn.execute("update facet_counts set n = n + ? where facet = ? and value = ?", (extra, facet, value))
+    conn.execute(
+        "update facet_counts set n = n + ? where facet = ? and value = ?", (extra, facet, value)
+    )
     conn.close()
 
 
@@ -284,7 +288,9 @@ def test_writes_that_skip_the_counts_mark_them_stale(cache):
     conn = connect(cache)
     key = conn.execute("select rating_key from tracks limit 1").fetchone()[0]
     # columns no facet shows do not matter
-    conn.execute("update tracks set play_count = play_count + 1, title = 'x' where rating_key = ?", (key,))
+    conn.execute(
+        "update tracks set play_count = play_count + 1, title = 'x' where rating_key = ?", (key,)
+    )
     assert state(conn)["status"] == "current"
     for sql in (
         "update tracks set year = 1901 where rating_key = ?",
@@ -380,9 +386,9 @@ def test_ensure_shape_recounts_after_another_version_wrote(cache):
     ensure_shape(conn)
     assert facet_counts.is_current(conn)
     assert facet_counts.stored_counts(conn) == reference_counts(conn)
-    assert {r[0] for r in conn.execute("select name from sqlite_master where type = 'trigger'")} >= set(
-        facet_counts.TRIGGERS_SQL
-    )
+    assert {
+        r[0] for r in conn.execute("select name from sqlite_master where type = 'trigger'")
+    } >= set(facet_counts.TRIGGERS_SQL)
 
 
 def test_ensure_shape_fast_path_does_not_recount(cache):
@@ -430,7 +436,9 @@ def test_real_syncs_keep_the_counts_current(tmp_path):
             for key in rng.sample(keys, 10):
                 sim.edit_track(key, genres=rng.sample(["Rock", "Dub", "Zydeco"], rng.randint(0, 2)))
             album = lib.track(rng.choice(keys))["parentRatingKey"]
-            sim.edit_album(album, year=rng.randint(1960, 2024), subformats=rng.choice([["Live"], []]))
+            sim.edit_album(
+                album, year=rng.randint(1960, 2024), subformats=rng.choice([["Live"], []])
+            )
             sim.add_tracks(3)
             sim.delete_tracks(rng.sample(keys, 4))
             sim.advance_clock(1)
@@ -573,15 +581,24 @@ async def test_toggle_urls_filter_and_unfilter(cache):
     selected = [r for r in facets["artist"]["results"] if r["selected"]]
     assert [r["value"] for r in selected] == [top_artist["value"]]
     assert selected[0]["count"] == top_artist["count"]
-    assert conn.execute("select count(*) from tracks where artist = ?", (top_artist["value"],)).fetchone()[0] == top_artist["count"]
+    assert (
+        conn.execute(
+            "select count(*) from tracks where artist = ?", (top_artist["value"],)
+        ).fetchone()[0]
+        == top_artist["count"]
+    )
     # and back: the selected value's toggle removes the filter
     assert await facets_at(ds, path_of(selected[0]["toggle_url"])) == page
     # an array facet value: genres__arraycontains=...
     top_genre = page["genres"]["results"][0]
-    assert ("genres__arraycontains", top_genre["value"]) in parse_qsl(urlsplit(top_genre["toggle_url"]).query)
+    assert ("genres__arraycontains", top_genre["value"]) in parse_qsl(
+        urlsplit(top_genre["toggle_url"]).query
+    )
     facets = await facets_at(ds, path_of(top_genre["toggle_url"]))
     selected = [r for r in facets["genres"]["results"] if r["selected"]]
-    assert [(r["value"], r["count"]) for r in selected] == [(top_genre["value"], top_genre["count"])]
+    assert [(r["value"], r["count"]) for r in selected] == [
+        (top_genre["value"], top_genre["count"])
+    ]
 
 
 @pytest.mark.asyncio

@@ -25,7 +25,12 @@ PLAY_COLUMNS = ("history_id", "rating_key", "account_id", "device_id", "viewed_a
                 "album", "track_number", "disc_number")  # fmt: skip
 
 
-SIM = {"tracks": 2500, "seed": 21, "token": TOKEN, "history": 4000}  # the module's shared simulator (conftest)
+SIM = {
+    "tracks": 2500,
+    "seed": 21,
+    "token": TOKEN,
+    "history": 4000,
+}  # the module's shared simulator (conftest)
 
 
 def fresh(sim_factory, **kwargs) -> Simulator:
@@ -142,19 +147,27 @@ def mutate_history(sim, rng: random.Random, steps: int) -> None:
             sim.play_track(key, account_id=rng.choice(others))
         elif op == "late":
             # an offline play uploaded late: recent, or among the oldest plays (far below the first page)
-            when = rng.choice([sim.now() - rng.randint(1, 400) * 86400, rng.randint(1_400_000_000, 1_600_000_000)])
+            when = rng.choice(
+                [sim.now() - rng.randint(1, 400) * 86400, rng.randint(1_400_000_000, 1_600_000_000)]
+            )
             sim.add_play(key, account_id=rng.choice([1, *others]), viewed_at=when)
         elif op == "delete_track":
-            played = [e["ratingKey"] for e in h.entries(sort="viewedAt:desc")[:200] if e.get("ratingKey")]
+            played = [
+                e["ratingKey"] for e in h.entries(sort="viewedAt:desc")[:200] if e.get("ratingKey")
+            ]
             sim.delete_tracks(rng.sample(played, min(len(played), rng.randint(1, 3))))
         elif op == "account":
             account = sim.add_account(f"Guest {rng.randint(1, 9999)}")
             sim.play_track(key, account_id=account["id"])
         elif op == "device":
-            device = sim.add_device(f"Speaker {rng.randint(1, 99)}", "Sonos", account_id=rng.choice(others))
+            device = sim.add_device(
+                f"Speaker {rng.randint(1, 99)}", "Sonos", account_id=rng.choice(others)
+            )
             sim.play_track(key, account_id=rng.choice(others), device_id=device["id"])
         else:
-            sim.delete_history(rng.choice(h.entries(sort="viewedAt:desc")[:300])["historyKey"].rsplit("/", 1)[1])
+            sim.delete_history(
+                rng.choice(h.entries(sort="viewedAt:desc")[:300])["historyKey"].rsplit("/", 1)[1]
+            )
         if rng.random() < 0.3:
             sim.advance_clock(rng.randint(1, 900))
 
@@ -207,7 +220,9 @@ def test_other_accounts_plays_and_late_uploads_are_found(tmp_path, sim_factory):
     result = sync(db, cfg)
     cached = plays(db)
     assert cached[late]["viewed_at"] == epoch_to_iso(when)
-    assert [p["account_id"] for p in cached.values() if p["rating_key"] == key].count(other["id"]) == 1
+    assert [p["account_id"] for p in cached.values() if p["rating_key"] == key].count(
+        other["id"]
+    ) == 1
     assert rows(db, "accounts")[other["id"]]["name"] == "Lodger"
     assert result.plays_added == 2
     assert rows(db, "tracks", "rating_key")[key]["play_count"] == before  # not the owner's play
@@ -240,12 +255,18 @@ def test_marked_played_waits_for_the_next_play(tmp_path, sim_factory):
     sim.library.play_track(marked)  # play state only, no history entry
     sim.advance_clock(300)
     sync(db, cfg)
-    assert rows(db, "tracks", "rating_key")[marked]["play_count"] != sim.library.track(marked)["viewCount"]
+    assert (
+        rows(db, "tracks", "rating_key")[marked]["play_count"]
+        != sim.library.track(marked)["viewCount"]
+    )
     sim.advance_clock(300)
     sim.play_track(played, account_id=[a["id"] for a in sim.history.accounts() if a["id"] > 1][0])
     sim.advance_clock(3)
     sync(db, cfg)
-    assert rows(db, "tracks", "rating_key")[marked]["play_count"] == sim.library.track(marked)["viewCount"]
+    assert (
+        rows(db, "tracks", "rating_key")[marked]["play_count"]
+        == sim.library.track(marked)["viewCount"]
+    )
 
 
 def test_a_deleted_track_keeps_its_plays_and_their_key(tmp_path, sim_factory):
@@ -303,7 +324,9 @@ def test_a_refused_history_leaves_the_tracks_syncing(tmp_path, sim_factory, mode
     sim.library.play_track(key)
     sim.advance_clock(3)
     assert sync(db, cfg).warnings == [warning]
-    assert rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
+    assert (
+        rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
+    )
 
 
 def test_a_managed_token_keeps_its_own_plays_with_a_warning(tmp_path, sim_factory):
@@ -343,7 +366,10 @@ def test_a_history_page_failing_midway_fails_the_run(tmp_path, sim_factory):
     sim.inject_fault("status", path=r"^/status/sessions/history", nth=3, times=50, status=500)
     with pytest.raises(PlexError) as e:
         sync(db, cfg, full=True, page_size=200, retries=1)
-    assert str(e.value) == f"Plex at {sim.url} answered 500 Internal Server Error for /status/sessions/history/all"
+    assert (
+        str(e.value)
+        == f"Plex at {sim.url} answered 500 Internal Server Error for /status/sessions/history/all"
+    )
     assert (fingerprint(db), plays(db)) == before
     run = runs(db)[-1]
     assert (run["status"], run["phase"]) == ("failed", "history")
@@ -359,7 +385,9 @@ def test_a_sync_killed_in_the_history_phase_loses_nothing(tmp_path, sim_factory)
         sim.play_track(key)
     sim.advance_clock(3)
     sim.set_latency(40)
-    proc = spawn_cli(["sync", "--db", db, "--full", "--page-size", "50", "-q"], cli_env(tmp_path, sim))
+    proc = spawn_cli(
+        ["sync", "--db", db, "--full", "--page-size", "50", "-q"], cli_env(tmp_path, sim)
+    )
     deadline = time.monotonic() + 60
     phase = None
     while proc.poll() is None and time.monotonic() < deadline and phase != "history":
@@ -391,11 +419,16 @@ def test_no_history_then_history_then_reset(tmp_path, sim):
     out = run_cli(["sync", "--db", db, "--no-history", "-q"], sim)
     assert out.returncode == 0, out.stderr
     assert "history" not in sim.request_counts and "accounts" not in sim.request_counts
-    assert plays(db) == {} and rows(db, "history_sync", "section_id").keys() == set(music_sections(sim))
+    assert plays(db) == {} and rows(db, "history_sync", "section_id").keys() == set(
+        music_sections(sim)
+    )
     assert all(s["listed"] is None for s in rows(db, "history_sync", "section_id").values())
     out = run_cli(["sync", "--db", db], sim)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1] == f"{len(expected_plays(sim)):,} new plays in the listening history"
+    assert (
+        out.stdout.splitlines()[-1]
+        == f"{len(expected_plays(sim)):,} new plays in the listening history"
+    )
     assert runs(db)[-1]["mode"] == "incremental" and plays(db) == expected_plays(sim)
     assert reset_cache(db)
     conn = ro(db)
@@ -420,7 +453,9 @@ def test_history_only_sync_leaves_the_tracks_alone(tmp_path, sim_factory):
     assert fingerprint(db) == before and rows(db, "sync_state") == state
     assert plays(db) == expected_plays(sim)
     sync(db, cfg)  # the play count follows with the next full-library sync
-    assert rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
+    assert (
+        rows(db, "tracks", "rating_key")[key]["play_count"] == sim.library.track(key)["viewCount"]
+    )
 
 
 def test_malformed_entries_are_skipped_and_counted(tmp_path, sim_factory):

@@ -69,7 +69,9 @@ async def test_tables_and_views_are_browsable_with_facets(cache, data):
     assert {"account_id", "device_id"} <= facet_names(page)
     html = (await ds.client.get("/library_cache/plays")).text
     assert "Every play Plex" in html and "Who played it" in html
-    listening = await get_json(ds, "/library_cache/listening.json?_extra=facet_results&_extra=count")
+    listening = await get_json(
+        ds, "/library_cache/listening.json?_extra=facet_results&_extra=count"
+    )
     assert listening.get("count", listening.get("filtered_table_rows_count")) == len(plays)
     assert {"account", "device", "year", "month"} <= facet_names(listening)
     acc = await get_json(ds, "/library_cache/accounts.json?_shape=array")
@@ -117,12 +119,16 @@ async def test_canned_queries_answer_what_people_ask(cache, data):
     assert [r["plays"] for r in top] == [n for _, n in by_track.most_common(len(top))]
     assert top[0]["plays"] == by_track.most_common(1)[0][1]
 
-    artists = await get_json(ds, f"/library_cache/top_artists_of_year.json?year={year}&_shape=array")
+    artists = await get_json(
+        ds, f"/library_cache/top_artists_of_year.json?year={year}&_shape=array"
+    )
     by_artist = Counter(p["artist"] for p in in_year)
     assert [r["plays"] for r in artists] == [n for _, n in by_artist.most_common(len(artists))]
     assert all(by_artist[r["artist"]] == r["plays"] for r in artists)
 
-    minutes = await get_json(ds, "/library_cache/minutes_per_month_per_account.json?_shape=array&_size=max")
+    minutes = await get_json(
+        ds, "/library_cache/minutes_per_month_per_account.json?_shape=array&_size=max"
+    )
     want = defaultdict(float)
     for p in plays:
         t = tracks.get(p["rating_key"])
@@ -142,7 +148,9 @@ async def test_canned_queries_answer_what_people_ask(cache, data):
             last[p["rating_key"]] = max(last.get(p["rating_key"], ""), p["viewed_at"])
     expected = {k for k, n in counts.items() if n >= 5 and last[k] < cutoff}
     assert {r["rating_key"] for r in forgotten} <= expected
-    assert [r["plays"] for r in forgotten] == sorted((counts[k] for k in expected), reverse=True)[:100]
+    assert [r["plays"] for r in forgotten] == sorted((counts[k] for k in expected), reverse=True)[
+        :100
+    ]
     recent = {p["rating_key"] for p in plays if p["viewed_at"] >= cutoff}
     assert recent and not recent & expected
 

@@ -37,7 +37,11 @@ SPEC_SYNC_STATE = [
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-SIM = {"tracks": 1500, "seed": 3, "token": "spec-token-x_Y-1"}  # one simulator for the module (conftest.sim)
+SIM = {
+    "tracks": 1500,
+    "seed": 3,
+    "token": "spec-token-x_Y-1",
+}  # one simulator for the module (conftest.sim)
 
 
 @pytest.fixture
@@ -161,7 +165,10 @@ def test_cli_sync_status_reset(tmp_path, sim):
     assert "(incremental)" in again.stdout
     reset = run_cli(["reset", "--db", db, "--yes"])
     assert reset.returncode == 0 and "Emptied" in reset.stdout
-    assert json.loads(run_cli(["status", "--db", db, "--json", "--no-plex"]).stdout)["track_count"] == 0
+    assert (
+        json.loads(run_cli(["status", "--db", db, "--json", "--no-plex"]).stdout)["track_count"]
+        == 0
+    )
     # a file that is not SQLite is refused, --yes or not (issue #13); so is another SQLite database
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite" * 50)

@@ -117,7 +117,10 @@ def test_listening_notebooks_read_the_plays(library, no_plex):
     text = printed(execute(NOTEBOOK_DIR / "03-listening-habits.ipynb", cwd=NOTEBOOK_DIR))
     assert f"{plays:,} plays from {first[:10]} to {last[:10]} by {accounts} accounts" in text
     text = printed(execute(NOTEBOOK_DIR / "05-library-and-listening.ipynb", cwd=NOTEBOOK_DIR))
-    assert f"{played:,} of {tracks:,} tracks ({played / tracks:.0%}) have at least one play in the history" in text
+    assert (
+        f"{played:,} of {tracks:,} tracks ({played / tracks:.0%}) have at least one play in the history"
+        in text
+    )
 
 
 @by_name

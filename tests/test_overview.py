@@ -59,7 +59,9 @@ def reference(conn) -> dict:
     "What the overview numbers must be, from plain SQL over tracks"
     counts = {
         ("tracks", ""): conn.execute("select count(*) from tracks").fetchone()[0],
-        ("duration_ms", ""): conn.execute("select coalesce(sum(duration_ms), 0) from tracks").fetchone()[0],
+        ("duration_ms", ""): conn.execute(
+            "select coalesce(sum(duration_ms), 0) from tracks"
+        ).fetchone()[0],
     }
     for month, n in conn.execute(
         "select substr(added_at, 1, 7), count(*) from tracks where added_at is not null group by 1"
@@ -70,7 +72,9 @@ def reference(conn) -> dict:
 
 def insert_track(conn, key: str, **values):
     "test_facets' track, with a duration and an added_at"
-    facets_insert_track(conn, key, **{"duration_ms": 200_000, "added_at": "2019-04-02T10:00:00Z", **values})
+    facets_insert_track(
+        conn, key, **{"duration_ms": 200_000, "added_at": "2019-04-02T10:00:00Z", **values}
+    )
 
 
 def maintained(conn, keys: list[str], write):
@@ -100,7 +104,9 @@ def add_plays(conn, rows):
 
 def datasette_for(path):
     "Datasette as `plexcache serve` builds it"
-    return build_datasette(path, PlexConfig(url=None, token=None), plugin_extra={"sync_on_start": False})
+    return build_datasette(
+        path, PlexConfig(url=None, token=None), plugin_extra={"sync_on_start": False}
+    )
 
 
 def path_of(url: str) -> str:
@@ -128,19 +134,31 @@ def test_read_matches_plain_sql(cache):
     assert data["artists"] == conn.execute("select count(*) from artists").fetchone()[0]
     hours = conn.execute("select sum(duration_ms) / 3600000.0 from tracks").fetchone()[0]
     assert data["hours"] == round(hours, 1)
-    assert data["decades"] == conn.execute(
-        "select (year / 10) * 10 as d, count(*) from tracks where year is not null group by d order by d"
-    ).fetchall()
-    assert data["artists_top"] == conn.execute(
-        "select artist, count(*) as n from tracks group by artist order by n desc, artist limit 15"
-    ).fetchall()
-    assert data["genres"] == conn.execute(
-        "select j.value, count(*) as n from tracks, json_each(tracks.genres) j "
-        "group by j.value order by n desc, j.value limit 15"
-    ).fetchall()
-    assert data["added_months"] == conn.execute(
-        "select substr(added_at, 1, 7) as m, count(*) from tracks where added_at is not null group by m order by m"
-    ).fetchall()
+    assert (
+        data["decades"]
+        == conn.execute(
+            "select (year / 10) * 10 as d, count(*) from tracks where year is not null group by d order by d"
+        ).fetchall()
+    )
+    assert (
+        data["artists_top"]
+        == conn.execute(
+            "select artist, count(*) as n from tracks group by artist order by n desc, artist limit 15"
+        ).fetchall()
+    )
+    assert (
+        data["genres"]
+        == conn.execute(
+            "select j.value, count(*) as n from tracks, json_each(tracks.genres) j "
+            "group by j.value order by n desc, j.value limit 15"
+        ).fetchall()
+    )
+    assert (
+        data["added_months"]
+        == conn.execute(
+            "select substr(added_at, 1, 7) as m, count(*) from tracks where added_at is not null group by m order by m"
+        ).fetchall()
+    )
     assert len(data["added_months"]) > 1 and len(data["decades"]) > 1
     assert data["plays_months"] is None
 
@@ -158,7 +176,11 @@ def test_subtract_add_follow_random_changes(cache):
             for key in changed:
                 conn.execute(
                     "update tracks set duration_ms = ?, added_at = ? where rating_key = ?",
-                    (rng.choice([None, 1000, 345_000]), rng.choice([None, "2001-02-03T00:00:00Z"]), key),
+                    (
+                        rng.choice([None, 1000, 345_000]),
+                        rng.choice([None, "2001-02-03T00:00:00Z"]),
+                        key,
+                    ),
                 )
             conn.executemany("delete from tracks where rating_key = ?", [(k,) for k in deleted])
             for key in added:
@@ -166,17 +188,27 @@ def test_subtract_add_follow_random_changes(cache):
 
         conn.execute("update overview_state set counted_at = 'before'")
         maintained(conn, changed + deleted + added, write)
-        assert overview.state(conn) == {"status": "current", "total": len(keys) - len(deleted) + len(added),
-                                        "counted_at": "before"}, round_no
+        assert overview.state(conn) == {
+            "status": "current",
+            "total": len(keys) - len(deleted) + len(added),
+            "counted_at": "before",
+        }, round_no
         assert overview.stored(conn) == reference(conn), round_no
     # a month whose last track went is gone, not left at 0
-    assert conn.execute("select count(*) from overview_counts where n <= 0 and metric = 'added_month'").fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "select count(*) from overview_counts where n <= 0 and metric = 'added_month'"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_writes_that_skip_the_numbers_mark_them_stale(cache):
     conn = connect(cache)
     key = conn.execute("select rating_key from tracks limit 1").fetchone()[0]
-    conn.execute("update tracks set play_count = play_count + 1, title = 'x' where rating_key = ?", (key,))
+    conn.execute(
+        "update tracks set play_count = play_count + 1, title = 'x' where rating_key = ?", (key,)
+    )
     assert overview.state(conn)["status"] == "current"
     for sql in (
         "update tracks set duration_ms = 1 where rating_key = ?",
@@ -189,7 +221,9 @@ def test_writes_that_skip_the_numbers_mark_them_stale(cache):
         # a reader computes live and is still right
         data = overview.read(conn)
         assert data["precounted"] is False
-        assert data["added_months"] == sorted((k, n) for (m, k), n in reference(conn).items() if m == "added_month")
+        assert data["added_months"] == sorted(
+            (k, n) for (m, k), n in reference(conn).items() if m == "added_month"
+        )
     insert_track(conn, "unmaintained")
     maintained(conn, ["m1"], lambda c: insert_track(c, "m1"))
     assert overview.state(conn)["status"] == "current"
@@ -264,7 +298,14 @@ def test_plays_by_month(cache):
     assert overview.plays_by_month(conn) is None
     add_plays(conn, [])
     assert overview.plays_by_month(conn) is None  # a table, but no plays yet
-    add_plays(conn, [("1", "2024-01-03T10:00:00Z"), ("2", "2024-01-31T23:00:00Z"), ("1", "2024-03-01T00:00:00Z")])
+    add_plays(
+        conn,
+        [
+            ("1", "2024-01-03T10:00:00Z"),
+            ("2", "2024-01-31T23:00:00Z"),
+            ("1", "2024-03-01T00:00:00Z"),
+        ],
+    )
     assert overview.plays_by_month(conn) == [("2024-01", 2), ("2024-03", 1)]
     assert overview.read(conn)["plays_months"] == [("2024-01", 2), ("2024-03", 1)]
 
@@ -286,7 +327,11 @@ def chart_specs(html: str) -> dict:
         r'<figure class="plexcache-chart" id="chart-([a-z]+)"(.*?)</figure>', html, re.S
     ):
         link = re.search(r'class="plexcache-chart-link" href="([^"]+)"', body).group(1)
-        spec = re.search(r'<script type="application/json" class="plexcache-chart-spec">(.*?)</script>', body, re.S)
+        spec = re.search(
+            r'<script type="application/json" class="plexcache-chart-spec">(.*?)</script>',
+            body,
+            re.S,
+        )
         found[chart_id] = (unescape(link), json.loads(spec.group(1)))
     return found
 
@@ -306,7 +351,12 @@ async def test_home_page_is_the_overview(cache):
         "hours of music": f"{hours:,.0f}",
     }
     specs = chart_specs(html)
-    assert list(specs) == ["decades", "genres", "added", "artists"]  # no plays table: no listening chart
+    assert list(specs) == [
+        "decades",
+        "genres",
+        "added",
+        "artists",
+    ]  # no plays table: no listening chart
     decades = specs["decades"][1]["data"]["values"]
     assert [(v["decade"], v["tracks"]) for v in decades] == [
         (f"{d}s", n) for d, n in overview.read(conn)["decades"]
@@ -343,7 +393,9 @@ async def test_each_chart_link_and_bar_leads_to_rows(cache):
         body = rows.json()
         count = body.get("count", body.get("filtered_table_rows_count"))
         assert count == bar[measure], (chart_id, bar)
-    assert parse_qs(urlsplit(specs["genres"][1]["data"]["values"][0]["href"]).query).keys() == {"genres__arraycontains"}
+    assert parse_qs(urlsplit(specs["genres"][1]["data"]["values"][0]["href"]).query).keys() == {
+        "genres__arraycontains"
+    }
 
 
 @pytest.mark.asyncio
@@ -353,7 +405,12 @@ async def test_overview_json(cache):
     assert response.status_code == 200
     data = response.json()
     assert data["precounted"] is True
-    assert [f["label"] for f in data["figures"]] == ["tracks", "albums", "artists", "hours of music"]
+    assert [f["label"] for f in data["figures"]] == [
+        "tracks",
+        "albums",
+        "artists",
+        "hours of music",
+    ]
     assert [c["id"] for c in data["charts"]] == ["decades", "genres", "added", "artists"]
 
 
@@ -417,7 +474,9 @@ async def test_overview_hidden_from_who_may_not_see_the_cache(cache):
 
     blocks = {"databases": {DB: {"allow": {"id": "root"}}}}
     key = "metadata" if datasette_version.startswith("0.") else "config"
-    ds = Datasette([str(cache)], plugin_config={"plexcache": {"sync_on_start": False}}, **{key: blocks})
+    ds = Datasette(
+        [str(cache)], plugin_config={"plexcache": {"sync_on_start": False}}, **{key: blocks}
+    )
     html = (await ds.client.get("/")).text
     assert "plexcache-overview" not in html and "plexcache-chart" not in html
     denied = await ds.client.get("/-/plexcache/overview.json")
@@ -435,4 +494,7 @@ async def test_overview_json_without_a_cache(tmp_path):
     sqlite3.connect(other).execute("create table t (x)").connection.close()
     ds = Datasette([str(other)])
     response = await ds.client.get("/-/plexcache/overview.json")
-    assert (response.status_code, response.json()) == (404, {"error": "no cache database is attached"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"error": "no cache database is attached"},
+    )

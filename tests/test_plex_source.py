@@ -89,7 +89,9 @@ def test_next_page_is_asked_for_while_the_caller_holds_the_previous(sim_factory)
                 while sim.request_counts.get("all", 0) < n + 1 and time.monotonic() < deadline:
                     time.sleep(0.005)
                 # (up to two pages ahead: one waiting for us, one being fetched)
-                assert n + 1 <= sim.request_counts.get("all", 0) <= n + 2, f"page {n + 1} not asked for during page {n}"
+                assert n + 1 <= sim.request_counts.get("all", 0) <= n + 2, (
+                    f"page {n + 1} not asked for during page {n}"
+                )
         assert got == want
         time.sleep(0.1)
         assert sim.request_counts == {"all": pages}
@@ -156,7 +158,13 @@ def test_a_wrong_guess_is_thrown_away(sim_factory):
         sim.inject_fault("body", path=PAGES_OF_SECTION_1, nth=2, body=shuffled)
         sim.reset_counts()
         got = listed(src)
-        assert got == want[:size] + want[size : 2 * size - 2] + [want[2 * size - 1], want[2 * size - 2]] + want[2 * size :]
+        assert (
+            got
+            == want[:size]
+            + want[size : 2 * size - 2]
+            + [want[2 * size - 1], want[2 * size - 2]]
+            + want[2 * size :]
+        )
         # the request(s) sent on the wrong guess (one, or two if the
         # lookahead went on before the parse caught it) are waited for and counted
         assert sim.request_counts["all"] - math.ceil(len(want) / size) in (1, 2)
@@ -181,7 +189,9 @@ def test_a_server_that_never_sorts_pages_stops_the_guessing():
             page[-1], page[-2] = page[-2], page[-1]
         served.append(after and int(after.group(1)))
         items = "".join(f'<Track ratingKey="{k}" title="t{k}"/>' for k in page)
-        body = f'<MediaContainer size="{len(page)}" totalSize="{len(rest)}">{items}</MediaContainer>'
+        body = (
+            f'<MediaContainer size="{len(page)}" totalSize="{len(rest)}">{items}</MediaContainer>'
+        )
         conn.sendall(http_response(body.encode(), headers={"Content-Type": "text/xml"}))
 
     with RawServer(handler) as server:
@@ -261,7 +271,10 @@ def test_metadata_batches_in_order_with_faults(sim_factory):
 
 
 def page(total, keys, tag="Track") -> bytes:
-    items = "".join(f'<{tag} ratingKey="{k}" title="t&lt;{k}&gt;" parentRatingKey="7"><Media bitrate="1"/></{tag}>\n' for k in keys)
+    items = "".join(
+        f'<{tag} ratingKey="{k}" title="t&lt;{k}&gt;" parentRatingKey="7"><Media bitrate="1"/></{tag}>\n'
+        for k in keys
+    )
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<MediaContainer size="{len(keys)}" totalSize="{total}" '
         f'offset="0" title1="a &gt; b">\n{items}</MediaContainer>\n'
@@ -281,7 +294,10 @@ def test_next_after_reads_the_last_key():
     assert _next_after(page(10, [3, 5, 8]).replace(b' totalSize="10"', b"")) is None
     assert _next_after(b"") is None
     assert _next_after(b"<html><body>Welcome</body></html>") is None
-    assert _next_after(b'{"MediaContainer": {"totalSize": 10, "Metadata": [{"ratingKey": "8"}]}}') is None
+    assert (
+        _next_after(b'{"MediaContainer": {"totalSize": 10, "Metadata": [{"ratingKey": "8"}]}}')
+        is None
+    )
     body = page(10, [3, 5, 8])
     cut = body[: body.rindex(b'ratingKey="8"') + len(b'ratingKey="8')]
     assert _next_after(cut) is None  # a truncated body that ends inside the key
@@ -300,8 +316,11 @@ def test_next_after_on_real_pages(sim_factory):
                 response = src.session.get(
                     sim.url + "/library/sections/1/all",
                     params={"type": TRACK, "sort": "id", **LISTING_TRIM},
-                    headers={"X-Plex-Container-Start": "0", "X-Plex-Container-Size": str(size),
-                             "Accept-Encoding": encoding},
+                    headers={
+                        "X-Plex-Container-Start": "0",
+                        "X-Plex-Container-Size": str(size),
+                        "Accept-Encoding": encoding,
+                    },
                 )
                 assert _next_after(response.content) == expected, (size, encoding)
 
@@ -473,7 +492,12 @@ TRACK_ATTRS = ["ratingKey", "title", "originalTitle", "grandparentTitle", "paren
 
 def test_track_row_matches_the_reference_on_odd_values():
     rng = random.Random(5)
-    base = {"ratingKey": "12", "title": "Song", "grandparentTitle": "Artist", "parentTitle": "Album"}
+    base = {
+        "ratingKey": "12",
+        "title": "Song",
+        "grandparentTitle": "Artist",
+        "parentTitle": "Album",
+    }
     for attr in TRACK_ATTRS:
         for value in ODD_VALUES + ["a" * 2500, "  padded  "]:
             same_row(ET.Element("Track", {**base, attr: value}))
@@ -496,7 +520,10 @@ def test_track_row_matches_the_reference_on_odd_values():
             ET.SubElement(el, tag, attrs)
         same_row(el)
     for _ in range(3000):
-        attrs = {a: rng.choice(ODD_VALUES) for a in rng.sample(TRACK_ATTRS, rng.randint(0, len(TRACK_ATTRS)))}
+        attrs = {
+            a: rng.choice(ODD_VALUES)
+            for a in rng.sample(TRACK_ATTRS, rng.randint(0, len(TRACK_ATTRS)))
+        }
         el = ET.Element("Track", attrs)
         for tag, child in rng.choice(children):
             ET.SubElement(el, tag, child)

@@ -824,7 +824,13 @@ def test_metadata_has_every_column_described(cache):
                  "history_sync"):  # fmt: skip
         missing = set(db[name].columns_dict) - set(tables[name]["columns"])
         assert not missing, (name, missing)
-    for name in ("track_details", "artist_summary", "album_summary", "listening", "plays_per_month"):
+    for name in (
+        "track_details",
+        "artist_summary",
+        "album_summary",
+        "listening",
+        "plays_per_month",
+    ):
         missing = {c.name for c in db[name].columns} - set(tables[name]["columns"])
         assert not missing, (name, missing)
 

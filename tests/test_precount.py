@@ -76,16 +76,27 @@ def status(conn):
 
 
 def marked(conn):
-    return conn.execute("select 1 from temp.sqlite_master where name = 'album_counts_applying'").fetchone()
+    return conn.execute(
+        "select 1 from temp.sqlite_master where name = 'album_counts_applying'"
+    ).fetchone()
 
 
 def test_create_recount_and_deltas_keep_the_counts_right(conn):
     assert ALBUMS.create(conn) is True  # never counted: the caller recounts
     transaction(conn, lambda: ALBUMS.recount(conn))
     assert ALBUMS.create(conn) is False
-    assert ALBUMS.stored(conn) == ALBUMS.live(conn) == {
-        ("A0", 0): 2, ("A0", 1): 2, ("A1", 0): 1, ("A1", 1): 2, ("A2", 0): 2, ("A2", 1): 1,
-    }
+    assert (
+        ALBUMS.stored(conn)
+        == ALBUMS.live(conn)
+        == {
+            ("A0", 0): 2,
+            ("A0", 1): 2,
+            ("A1", 0): 1,
+            ("A1", 1): 2,
+            ("A2", 0): 2,
+            ("A2", 1): 1,
+        }
+    )
     assert status(conn) == ("current", 10)
     assert ALBUMS.read_state(conn)["counted_at"]
 
@@ -95,9 +106,18 @@ def test_create_recount_and_deltas_keep_the_counts_right(conn):
         insert(conn, "new", "B", 1)
 
     maintained(conn, ["k0", "k1", "k2", "k5", "k8", "new"], write)
-    assert ALBUMS.stored(conn) == ALBUMS.live(conn) == {
-        ("A0", 0): 1, ("A0", 1): 2, ("A1", 0): 1, ("A1", 1): 1, ("B", 0): 1, ("B", 1): 2,
-    }
+    assert (
+        ALBUMS.stored(conn)
+        == ALBUMS.live(conn)
+        == {
+            ("A0", 0): 1,
+            ("A0", 1): 2,
+            ("A1", 0): 1,
+            ("A1", 1): 1,
+            ("B", 0): 1,
+            ("B", 1): 2,
+        }
+    )
     assert status(conn) == ("current", 8)
     assert not marked(conn)
 
@@ -113,7 +133,9 @@ def test_a_write_behind_its_back_is_caught(conn):
     insert(conn, "k99", "A0")
     assert status(conn) == ("stale", 10)
     # the next maintained apply does not trust them: subtract leaves them, add recounts
-    maintained(conn, ["k3"], lambda: conn.execute("update tracks set album = 'C' where rating_key = 'k3'"))
+    maintained(
+        conn, ["k3"], lambda: conn.execute("update tracks set album = 'C' where rating_key = 'k3'")
+    )
     assert status(conn) == ("current", 11)
     assert ALBUMS.stored(conn) == ALBUMS.live(conn)
 

@@ -74,7 +74,9 @@ def report_tally(request):
         report_line(
             request.config,
             "reliability: {fault_steps} fault-injected sync steps ({faults_injected} faults armed), "
-            "{kills} SIGKILLs, {bad_inputs} bad inputs, {reader_checks} reader checks".format(**TALLY),
+            "{kills} SIGKILLs, {bad_inputs} bad inputs, {reader_checks} reader checks".format(
+                **TALLY
+            ),
         )
 
 
@@ -136,7 +138,9 @@ def mutate(sim, rng: random.Random, steps: int) -> None:
         if op == "edit":
             sim.edit_track(key, title=f"{t['title'][:40]} ~{rng.randint(1, 9999)}")
         elif op == "add":
-            sim.add_tracks(rng.randint(1, 4), section_id=1, album_key=rng.choice([None, t["parentRatingKey"]]))
+            sim.add_tracks(
+                rng.randint(1, 4), section_id=1, album_key=rng.choice([None, t["parentRatingKey"]])
+            )
         elif op == "delete":
             sim.delete_tracks(rng.sample(keys, rng.randint(1, 4)))
         elif op == "play":
@@ -147,8 +151,11 @@ def mutate(sim, rng: random.Random, steps: int) -> None:
             if rng.random() < 0.5:
                 sim.edit_album(t["parentRatingKey"], title=f"Album ~{rng.randint(1, 999)}")
             else:
-                sim.edit_album(t["parentRatingKey"], subformats=rng.choice([["Live"], []]),
-                               genres=rng.sample(["Rock", "Jazz", "Folk"], rng.randint(0, 2)))
+                sim.edit_album(
+                    t["parentRatingKey"],
+                    subformats=rng.choice([["Live"], []]),
+                    genres=rng.sample(["Rock", "Jazz", "Folk"], rng.randint(0, 2)),
+                )
         else:
             sim.edit_artist(t["grandparentRatingKey"], title=f"Artist ~{rng.randint(1, 999)}")
         if rng.random() < 0.3:
@@ -207,8 +214,12 @@ def random_faults(sim, rng: random.Random) -> list[dict]:
         kind = rng.choice(["status", "status", "drop", "stall", "truncate", "malformed", "body"])
         path = rng.choice(FAULT_PATHS)
         once = path.startswith("^")  # asked once per sync (or twice): hit it early
-        fault = {"kind": kind, "path": path, "nth": rng.randint(1, 2 if once else 6),
-                 "times": rng.choice([1, 1, 2, 50])}
+        fault = {
+            "kind": kind,
+            "path": path,
+            "nth": rng.randint(1, 2 if once else 6),
+            "times": rng.choice([1, 1, 2, 50]),
+        }
         if kind == "status":
             fault["status"] = rng.choice([500, 502, 503, 504, 429, 429])
             if fault["status"] == 429 or rng.random() < 0.2:
@@ -270,7 +281,9 @@ def check_step(db, before: dict, ref: dict, outcome, run_count_before: int, scan
 # ---- promise 1: a failed sync loses nothing ------------------------------------------
 
 
-def run_fault_sequence(tmp_path, sim, scanner, seed: int, steps: int, concurrent: bool = False) -> list:
+def run_fault_sequence(
+    tmp_path, sim, scanner, seed: int, steps: int, concurrent: bool = False
+) -> list:
     """``steps`` rounds of: mutate the library, arm random faults, sync, check.
     With ``concurrent``, the library also changes while the sync pages
     through it (then only convergence is checked for a success)."""
@@ -292,12 +305,19 @@ def run_fault_sequence(tmp_path, sim, scanner, seed: int, steps: int, concurrent
         mutator = None
         if concurrent:
             sim.set_latency(3)
-            mutator = threading.Thread(target=mutate_until, args=(sim, random.Random(rng.random()), stop),
-                                       daemon=True)
+            mutator = threading.Thread(
+                target=mutate_until, args=(sim, random.Random(rng.random()), stop), daemon=True
+            )
             mutator.start()
         try:
-            outcome = sync(db, config(sim), full=full, page_size=page_size, batch_size=40,
-                           retries=rng.choice([1, 2, 3]))
+            outcome = sync(
+                db,
+                config(sim),
+                full=full,
+                page_size=page_size,
+                batch_size=40,
+                retries=rng.choice([1, 2, 3]),
+            )
             if not concurrent:
                 assert sim.total_requests == outcome.requests, "requests counted wrongly"
         except PlexcacheError as e:
@@ -316,18 +336,25 @@ def run_fault_sequence(tmp_path, sim, scanner, seed: int, steps: int, concurrent
                 check_cache(db)
                 assert runs(db)[-1]["status"] == "succeeded"
                 before = fingerprint(db)
-            elif not isinstance(outcome, Exception) and any("not removing" in w for w in outcome.warnings):
+            elif not isinstance(outcome, Exception) and any(
+                "not removing" in w for w in outcome.warnings
+            ):
                 # The mass-delete guard held (e.g. every answer said "empty"):
                 # by design nothing is deleted and the sync says so; the
                 # guarded sections are re-read in full next time (below).
                 check_cache(db)
-                assert runs(db)[-1]["status"] == "succeeded" and "not removing" in runs(db)[-1]["warning"]
+                assert (
+                    runs(db)[-1]["status"] == "succeeded"
+                    and "not removing" in runs(db)[-1]["warning"]
+                )
                 old_keys = {r[0] for r in before["tracks"]}
                 now = fingerprint(db)
                 assert old_keys <= {r[0] for r in now["tracks"]}, "the guard let tracks go"
                 before = now
             else:
-                ref = None if isinstance(outcome, Exception) else reference(sim, tmp_path / "ref.db")
+                ref = (
+                    None if isinstance(outcome, Exception) else reference(sim, tmp_path / "ref.db")
+                )
                 before = check_step(db, before, ref, outcome, count_before, scanner)
         except AssertionError as e:
             raise AssertionError(f"{context}: {e}") from e
@@ -364,7 +391,9 @@ def test_random_faults_never_lose_data_soak(tmp_path, sims, scanner, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(2000 + SEED_SHIFT, 2015 + SEED_SHIFT))
 def test_random_faults_while_the_library_changes_soak(tmp_path, sims, scanner, seed):
-    run_fault_sequence(tmp_path, sims(seed=seed, tracks=1500), scanner, seed, steps=8, concurrent=True)
+    run_fault_sequence(
+        tmp_path, sims(seed=seed, tracks=1500), scanner, seed, steps=8, concurrent=True
+    )
 
 
 # ---- promise 1: a killed sync loses nothing ---------------------------------------------
@@ -390,7 +419,12 @@ def kill_at(proc, db, point: str, rng: random.Random, deadline: float = 30.0) ->
                 ).fetchone()
             except sqlite3.Error:
                 row = None
-            if row and row[1] == "running" and row[0] in order and order.index(row[0]) >= order.index(point):
+            if (
+                row
+                and row[1] == "running"
+                and row[0] in order
+                and order.index(row[0]) >= order.index(point)
+            ):
                 break
             if row and row[1] != "running" and point == "done":
                 break
@@ -435,7 +469,9 @@ def run_kill_sequence(tmp_path, sim, scanner, seed: int, kills: int) -> dict:
             rows = runs(db)
             new = rows[count_before:]
             context = f"seed {seed} kill {i} at {point} ({args[4:]}): rc={proc.returncode}"
-            assert now in (before, ref), f"{context}: the cache is neither the old nor the new snapshot"
+            assert now in (before, ref), (
+                f"{context}: the cache is neither the old nor the new snapshot"
+            )
             if now == ref and ref != before:
                 seen["new"] += 1
                 assert new and new[-1]["status"] == "succeeded", f"{context}: committed but {new}"
@@ -487,8 +523,12 @@ def test_listing_that_ends_early_loses_nothing(tmp_path, sims, scanner):
     sync(db, config(sim, timeout=10))
     before = fingerprint(db)
     for page in (2, 3):  # a lie on page 2 (most of section 1 unseen), on page 3 (a third)
-        sim.inject_fault("body", path=r"/library/sections/1/all\?.*sort=id.*track\.id", nth=page - 1,
-                         body=GARBAGE["empty_listing"])
+        sim.inject_fault(
+            "body",
+            path=r"/library/sections/1/all\?.*sort=id.*track\.id",
+            nth=page - 1,
+            body=GARBAGE["empty_listing"],
+        )
         try:
             sync(db, config(sim), full=True, page_size=250, retries=0)
         except PlexcacheError as e:
@@ -505,8 +545,12 @@ def test_listing_that_ends_early_loses_nothing(tmp_path, sims, scanner):
     for key in sim.library.track_keys()[::3]:
         sim.edit_track(key, title=f"edited {key}")
     sim.advance_clock(2)
-    sim.inject_fault("body", path=r"/all\?.*sort=id.*updatedAt.*track\.id%3E%3E", nth=1,
-                     body=GARBAGE["empty_listing"])
+    sim.inject_fault(
+        "body",
+        path=r"/all\?.*sort=id.*updatedAt.*track\.id%3E%3E",
+        nth=1,
+        body=GARBAGE["empty_listing"],
+    )
     sync(db, config(sim), page_size=100, retries=0)
     assert sim.faults[0]["fired"] == 1
     assert fingerprint(db) == reference(sim, tmp_path / "ref.db")
@@ -557,7 +601,9 @@ def test_metadata_answers_that_leave_albums_out(tmp_path, sims, scanner):
     artist = sim.library.track(new[0])["grandparentRatingKey"]
     sim.advance_clock(2)
     before = fingerprint(db)
-    sim.inject_fault("body", path=rf"/library/metadata/{artist}(\?|$)", times=50, body=GARBAGE["empty_listing"])
+    sim.inject_fault(
+        "body", path=rf"/library/metadata/{artist}(\?|$)", times=50, body=GARBAGE["empty_listing"]
+    )
     with pytest.raises(PlexcacheError, match="does not return"):
         sync(db, config(sim), retries=0, batch_size=1)
     sim.clear_faults()
@@ -584,14 +630,18 @@ def test_a_library_that_comes_back_empty_loses_no_edits(tmp_path, sims, scanner)
     key = sim.library.track_keys()[3]
     sim.edit_track(key, title="Edited an hour before Plex went blank")
     sim.advance_clock(3600)  # older than any incremental overlap
-    sim.inject_fault("body", path=r"/library/sections/\d+/all", times=1000, body=GARBAGE["empty_listing"])
+    sim.inject_fault(
+        "body", path=r"/library/sections/\d+/all", times=1000, body=GARBAGE["empty_listing"]
+    )
     guarded = sync(db, config(sim), retries=0)
     assert any("not removing" in w for w in guarded.warnings), guarded.warnings
     assert generation(db)[1] == 300
     sim.clear_faults()
     sim.advance_clock(60)
     sync(db, config(sim, timeout=10))
-    assert fingerprint(db) == reference(sim, tmp_path / "ref.db"), "an edit was lost behind the guard"
+    assert fingerprint(db) == reference(sim, tmp_path / "ref.db"), (
+        "an edit was lost behind the guard"
+    )
     TALLY["bad_inputs"] += 1
 
 
@@ -623,15 +673,19 @@ def test_trickling_server_cannot_hold_a_sync_forever(tmp_path, scanner):
 
             results["status"] = plex_reachable(cfg, ttl=0)
 
-        threads = [threading.Thread(target=run_sync, daemon=True),
-                   threading.Thread(target=run_status, daemon=True)]
+        threads = [
+            threading.Thread(target=run_sync, daemon=True),
+            threading.Thread(target=run_status, daemon=True),
+        ]
         started = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=20)
         elapsed = time.monotonic() - started
-        assert not any(t.is_alive() for t in threads), f"still waiting after {elapsed:.0f}s: {results}"
+        assert not any(t.is_alive() for t in threads), (
+            f"still waiting after {elapsed:.0f}s: {results}"
+        )
     assert "stalled" in results["sync"] or "did not answer" in results["sync"], results
     assert results["status"][0] is False and results["status"][1], results
     scanner.add("errors", repr(results))
@@ -643,7 +697,9 @@ def test_trickling_server_cannot_hold_a_sync_forever(tmp_path, scanner):
 # ---- promise 4: bad input gets a clear error --------------------------------------------
 
 
-def run_measured(jobs, tmp_path, limit_mb: int = 3000) -> list[tuple[subprocess.CompletedProcess, int]]:
+def run_measured(
+    jobs, tmp_path, limit_mb: int = 3000
+) -> list[tuple[subprocess.CompletedProcess, int]]:
     """Run `python -m plexcache ...` processes (args, env) at once and return
     (result, peak RSS in MB) for each, read with wait4 for that very process.
     An address-space limit keeps a runaway parse from taking the machine
@@ -657,8 +713,14 @@ def run_measured(jobs, tmp_path, limit_mb: int = 3000) -> list[tuple[subprocess.
     for i, (args, env) in enumerate(jobs):
         out, err = tmp_path / f"measured{i}.out", tmp_path / f"measured{i}.err"
         with open(out, "w") as o, open(err, "w") as e:
-            proc = subprocess.Popen([sys.executable, "-m", "plexcache", *map(str, args)], env=env,
-                                    stdout=o, stderr=e, preexec_fn=limit, cwd=tmp_path)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "plexcache", *map(str, args)],
+                env=env,
+                stdout=o,
+                stderr=e,
+                preexec_fn=limit,
+                cwd=tmp_path,
+            )
         started.append((args, proc, out, err))
     results = []
     for args, proc, out, err in started:
@@ -683,8 +745,12 @@ def serve_bytes(payload: bytes, status="200 OK", **headers) -> RawServer:
 
 # 400 MB of tiny elements in about 400 KB of gzip; 3 million elements in 12 MB.
 BOMBS = {
-    "gzip_bomb": gzip_members((b"<MediaContainer>", 1), (b"<a/>" * (1 << 18), 400), (b"</MediaContainer>", 1)),
-    "tag_flood": gzip_members((b"<MediaContainer>", 1), (b"<a/>" * 1_000_000, 3), (b"</MediaContainer>", 1)),
+    "gzip_bomb": gzip_members(
+        (b"<MediaContainer>", 1), (b"<a/>" * (1 << 18), 400), (b"</MediaContainer>", 1)
+    ),
+    "tag_flood": gzip_members(
+        (b"<MediaContainer>", 1), (b"<a/>" * 1_000_000, 3), (b"</MediaContainer>", 1)
+    ),
 }
 
 
@@ -693,10 +759,17 @@ def test_response_bombs_are_refused_in_bounded_memory(tmp_path, scanner):
     expands to gigabytes of XML: refused with one line, not an out-of-memory.
     `plexcache status` goes the way the web status endpoint goes."""
     xml = {"Content-Type": "text/xml;charset=utf-8", "Content-Encoding": "gzip"}
-    with serve_bytes(b"", status="401 Unauthorized") as refusing, \
-            serve_bytes(BOMBS["gzip_bomb"], **xml) as gzip_bomb, \
-            serve_bytes(BOMBS["tag_flood"], **xml) as tag_flood:
-        jobs = [(["sync", "--db", tmp_path / "base.db"], cli_env(tmp_path, url=refusing.url, token=TOKEN))]
+    with (
+        serve_bytes(b"", status="401 Unauthorized") as refusing,
+        serve_bytes(BOMBS["gzip_bomb"], **xml) as gzip_bomb,
+        serve_bytes(BOMBS["tag_flood"], **xml) as tag_flood,
+    ):
+        jobs = [
+            (
+                ["sync", "--db", tmp_path / "base.db"],
+                cli_env(tmp_path, url=refusing.url, token=TOKEN),
+            )
+        ]
         for server in (gzip_bomb, tag_flood):
             env = cli_env(tmp_path, url=server.url, token=TOKEN)
             jobs.append((["sync", "--db", tmp_path / f"{server.url[-5:]}.db"], env))
@@ -725,7 +798,9 @@ ENTITY_BODIES = {
     b'<MediaContainer size="0"/>',
     # UTF-16 without a byte-order mark: a byte search for "<!DOCTYPE" misses it
     "utf16_entities": '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY e "EVIL">]>'
-    '<MediaContainer size="1"><Directory key="1" type="artist" uuid="u" title="&e;"/></MediaContainer>'.encode("utf-16-le"),
+    '<MediaContainer size="1"><Directory key="1" type="artist" uuid="u" title="&e;"/></MediaContainer>'.encode(
+        "utf-16-le"
+    ),
 }
 
 
@@ -755,8 +830,12 @@ def real_page(sim, section: int = 1) -> bytes:
     r = requests.get(
         f"{sim.url}/library/sections/{section}/all",
         params={"type": 10, "sort": "id"},
-        headers={"X-Plex-Token": sim.token, "X-Plex-Container-Start": "0",
-                 "X-Plex-Container-Size": "1000", "Accept-Encoding": "identity"},
+        headers={
+            "X-Plex-Token": sim.token,
+            "X-Plex-Container-Start": "0",
+            "X-Plex-Container-Size": "1000",
+            "Accept-Encoding": "identity",
+        },
         timeout=10,
     )
     r.raise_for_status()
@@ -774,11 +853,17 @@ BAD_ITEMS = {
     "empty_rating_key": (b'<Track ratingKey="" title="empty key"/>', 1),
     "text_rating_key": (b'<Track ratingKey="abc" title="letters"/>', 1),
     "negative_rating_key": (b'<Track ratingKey="-5" title="negative"/>', 1),
-    "unicode_digit_key": ('<Track ratingKey="\u0661\u0662\u0663" title="arabic-indic digits"/>'.encode(), 1),
+    "unicode_digit_key": (
+        '<Track ratingKey="\u0661\u0662\u0663" title="arabic-indic digits"/>'.encode(),
+        1,
+    ),
     "huge_rating_key": (b'<Track ratingKey="999999999999999999999999999999" title="huge key"/>', 1),
     "no_title": (b'<Track ratingKey="990001"/>', 1),
     "blank_title": (b'<Track ratingKey="990002" title="   "/>', 1),
-    "duplicate_key": (b'<Track ratingKey="990003" title="first"/><Track ratingKey="990003" title="second"/>', 1),
+    "duplicate_key": (
+        b'<Track ratingKey="990003" title="first"/><Track ratingKey="990003" title="second"/>',
+        1,
+    ),
 }
 # Items that are cached with the absurd values dropped (NULL / 0) or cut
 ABSURD = (
@@ -788,7 +873,13 @@ ABSURD = (
     b'lastRatedAt="inf" parentRatingKey="99999999999999999999999999999" grandparentRatingKey="1.5" '
     b'librarySectionID="99999999999999999999999"><Media bitrate="-1" audioCodec=""/></Track>'
 )
-HUGE = b'<Track ratingKey="990011" title="' + b"T" * 5_000_000 + b'" grandparentTitle="' + b"A" * 1_000_000 + b'"/>'
+HUGE = (
+    b'<Track ratingKey="990011" title="'
+    + b"T" * 5_000_000
+    + b'" grandparentTitle="'
+    + b"A" * 1_000_000
+    + b'"/>'
+)
 
 
 def test_bad_items_are_skipped_and_counted(tmp_path, sims, scanner):
@@ -814,11 +905,25 @@ def test_bad_items_are_skipped_and_counted(tmp_path, sims, scanner):
     keys = {r[0] for r in conn.execute("select rating_key from tracks")}
     ref_keys = {r[0] for r in ref["tracks"]}
     assert keys - ref_keys == {"990003", "990010", "990011"}, keys - ref_keys
-    assert conn.execute("select title from tracks where rating_key = '990003'").fetchone()[0] == "first"
+    assert (
+        conn.execute("select title from tracks where rating_key = '990003'").fetchone()[0]
+        == "first"
+    )
     absurd = dict(conn.execute("select * from tracks where rating_key = '990010'").fetchone())
-    for column in ("duration_ms", "year", "user_rating", "track_number", "disc_number",
-                   "added_at", "updated_at", "last_played_at", "last_rated_at", "bitrate",
-                   "album_rating_key", "artist_rating_key"):
+    for column in (
+        "duration_ms",
+        "year",
+        "user_rating",
+        "track_number",
+        "disc_number",
+        "added_at",
+        "updated_at",
+        "last_played_at",
+        "last_rated_at",
+        "bitrate",
+        "album_rating_key",
+        "artist_rating_key",
+    ):
         assert absurd[column] is None, (column, absurd[column])
     assert absurd["play_count"] == 0 and absurd["skip_count"] == 0, absurd
     huge = dict(conn.execute("select * from tracks where rating_key = '990011'").fetchone())
@@ -863,14 +968,22 @@ def test_redirect_never_carries_the_token_elsewhere(tmp_path, scanner):
         conn.sendall(http_response(b"<html>login</html>", headers={"Content-Type": "text/html"}))
 
     with RawServer(elsewhere) as other:
+
         def redirect(conn, request, stop):
-            conn.sendall(http_response(b"", status="302 Found", headers={"Location": other.url + "/login"}))
+            conn.sendall(
+                http_response(b"", status="302 Found", headers={"Location": other.url + "/login"})
+            )
 
         with RawServer(redirect) as server:
             with pytest.raises(PlexcacheError) as err:
-                sync(tmp_path / "c.db", PlexConfig(url=server.url, token=TOKEN, timeout=2), retries=0)
-            done = cli(["sync", "--db", tmp_path / "c.db"], cli_env(tmp_path, url=server.url, token=TOKEN),
-                       scanner=scanner)
+                sync(
+                    tmp_path / "c.db", PlexConfig(url=server.url, token=TOKEN, timeout=2), retries=0
+                )
+            done = cli(
+                ["sync", "--db", tmp_path / "c.db"],
+                cli_env(tmp_path, url=server.url, token=TOKEN),
+                scanner=scanner,
+            )
     scanner.add("exception", str(err.value))
     for request in seen:
         assert TOKEN not in request, "the token followed a redirect to another server"
@@ -959,14 +1072,17 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
     page_size = conn.execute("pragma page_size").fetchone()[0]
     conn.close()
     damaged = bytearray(dbs["corrupt"].read_bytes())
-    damaged[(root - 1) * page_size: root * page_size] = random.Random(6).randbytes(page_size)
+    damaged[(root - 1) * page_size : root * page_size] = random.Random(6).randbytes(page_size)
     dbs["corrupt"].write_bytes(bytes(damaged))
 
     # another program holds an exclusive lock: the sync waits out its busy
     # timeout (10 s) and gives up; the other cases run meanwhile
     holder = sqlite3.connect(dbs["locked"], isolation_level=None)
     holder.execute("begin exclusive")
-    jobs = {"locked": ["sync", "--db", dbs["locked"]], "corrupt": ["sync", "--db", dbs["corrupt"], "--full"]}
+    jobs = {
+        "locked": ["sync", "--db", dbs["locked"]],
+        "corrupt": ["sync", "--db", dbs["corrupt"], "--full"],
+    }
     expect = {"locked": "locked by another program", "corrupt": "is a damaged plexcache cache"}
     mnt = tmp_path / "romnt"
     mnt.mkdir()
@@ -982,8 +1098,13 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
             jobs["rofs"] = ["sync", "--db", mnt / "cache.db"]
             expect["rofs"] = f"{mnt} is on a read-only file system"
     try:
-        results = dict(zip(jobs, cli_many([(args, env) for args in jobs.values()], scanner=scanner),
-                           strict=True))
+        results = dict(
+            zip(
+                jobs,
+                cli_many([(args, env) for args in jobs.values()], scanner=scanner),
+                strict=True,
+            )
+        )
     finally:
         holder.execute("rollback")
         holder.close()
@@ -995,7 +1116,10 @@ def test_unwritable_locked_and_corrupt_caches(tmp_path, sims, scanner, request):
         assert json.loads(results["immutable-status"].stdout)["track_count"] == 200
     # nothing made worse: the damaged page is as it was, the readable tables too
     after = dbs["corrupt"].read_bytes()
-    assert after[(root - 1) * page_size: root * page_size] == damaged[(root - 1) * page_size: root * page_size]
+    assert (
+        after[(root - 1) * page_size : root * page_size]
+        == damaged[(root - 1) * page_size : root * page_size]
+    )
     from syncutil import snapshot
 
     now = snapshot(dbs["corrupt"], tables=("albums", "artists"))
@@ -1019,14 +1143,32 @@ def test_wrong_server_one_line_errors(tmp_path, sims, scanner):
     is refused before any request: tests/test_cli_errors.py)"""
     sim = sims(tracks=20)
     cases = [
-        ({"url": sim.url.replace("http://", "https://"), "token": TOKEN}, ("TLS", "it answers plain HTTP, not TLS")),
+        (
+            {"url": sim.url.replace("http://", "https://"), "token": TOKEN},
+            ("TLS", "it answers plain HTTP, not TLS"),
+        ),
     ]
-    with serve_bytes(b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>',
-                     **{"Content-Type": "text/xml"}) as rss, serve_bytes(b"", status="403 Forbidden") as forbidden:
-        cases.append(({"url": rss.url, "token": TOKEN}, ("does not look like a Plex Media Server",
-                                                         "its / answers XML without a MediaContainer (<rss>)")))
+    with (
+        serve_bytes(
+            b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>',
+            **{"Content-Type": "text/xml"},
+        ) as rss,
+        serve_bytes(b"", status="403 Forbidden") as forbidden,
+    ):
+        cases.append(
+            (
+                {"url": rss.url, "token": TOKEN},
+                (
+                    "does not look like a Plex Media Server",
+                    "its / answers XML without a MediaContainer (<rss>)",
+                ),
+            )
+        )
         cases.append(({"url": forbidden.url, "token": TOKEN}, ("403",)))
-        jobs = [(["sync", "--db", tmp_path / f"c{i}.db"], cli_env(tmp_path, **kw)) for i, (kw, _) in enumerate(cases)]
+        jobs = [
+            (["sync", "--db", tmp_path / f"c{i}.db"], cli_env(tmp_path, **kw))
+            for i, (kw, _) in enumerate(cases)
+        ]
         results = cli_many(jobs, scanner=scanner)
     for (_, needles), done in zip(cases, results, strict=True):
         one_line_error(done, *needles)
@@ -1058,7 +1200,9 @@ def test_crash_between_fts_table_and_its_triggers(tmp_path, sims, scanner):
     sync(db, config(sim, timeout=10))
     check_cache(db)
     conn = ro(db)
-    hits = conn.execute("select count(*) from tracks_fts where tracks_fts match 'Zanzibarian'").fetchone()[0]
+    hits = conn.execute(
+        "select count(*) from tracks_fts where tracks_fts match 'Zanzibarian'"
+    ).fetchone()[0]
     conn.close()
     assert hits == 5
 
@@ -1135,7 +1279,9 @@ def test_readers_see_whole_generations_only(tmp_path, sims, scanner):
                 reads["datasette"] += 1
                 scanner.add(f"datasette {path}", response.text)
                 if response.status_code != 200:
-                    problems.append(f"datasette {path}: {response.status_code} {response.text[:200]}")
+                    problems.append(
+                        f"datasette {path}: {response.status_code} {response.text[:200]}"
+                    )
                     continue
                 if i % len(paths) == 1:
                     row = response.json()[0]
@@ -1178,7 +1324,9 @@ def test_readers_see_whole_generations_only(tmp_path, sims, scanner):
     assert not problems, problems[:5]
     assert reads["sqlite"] > 50 and reads["datasette"] > 20, reads
     strays = set(seen) - generations
-    assert not strays, f"reads that match no generation: {sorted(strays)[:3]} (generations {generations})"
+    assert not strays, (
+        f"reads that match no generation: {sorted(strays)[:3]} (generations {generations})"
+    )
     assert len(generations) >= 4
 
 
@@ -1206,7 +1354,9 @@ def test_status_never_calls_a_starting_sync_interrupted(tmp_path):
                     "insert into sync_runs (started_at, mode, status) values ('t', 'full', 'running')"
                 ).lastrowid
                 time.sleep(0.002)
-                status = conn.execute("select status from sync_runs where id = ?", (run,)).fetchone()[0]
+                status = conn.execute(
+                    "select status from sync_runs where id = ?", (run,)
+                ).fetchone()[0]
                 if status != "running":
                     seen_interrupted.append(run)
                 conn.execute("update sync_runs set status = 'succeeded' where id = ?", (run,))
@@ -1227,7 +1377,9 @@ def test_status_never_calls_a_starting_sync_interrupted(tmp_path):
         stop.set()
         thread.join()
     assert calls > 100
-    assert not wrong, f"{len(wrong)} of {calls} status reads called a live sync interrupted: {wrong[0]}"
+    assert not wrong, (
+        f"{len(wrong)} of {calls} status reads called a live sync interrupted: {wrong[0]}"
+    )
     assert not seen_interrupted, f"{len(seen_interrupted)} live runs were marked interrupted"
 
 
@@ -1282,9 +1434,17 @@ def test_status_never_calls_syncs_handing_over_at_its_probe_interrupted(tmp_path
         for _ in range(5):
             status = get_status(db, None)
             assert status["error"] is None, status
-        statuses = {r[0] for r in syncs.conn.execute("select status from sync_runs where id < ?", (syncs.run,))}
+        statuses = {
+            r[0]
+            for r in syncs.conn.execute("select status from sync_runs where id < ?", (syncs.run,))
+        }
         assert statuses == {"succeeded"}
-        assert syncs.conn.execute("select status from sync_runs where id = ?", (syncs.run,)).fetchone()[0] == "running"
+        assert (
+            syncs.conn.execute(
+                "select status from sync_runs where id = ?", (syncs.run,)
+            ).fetchone()[0]
+            == "running"
+        )
     finally:
         syncs.close()
     monkeypatch.undo()
@@ -1292,7 +1452,10 @@ def test_status_never_calls_syncs_handing_over_at_its_probe_interrupted(tmp_path
     status = get_status(db, None)
     assert (status["error"], status["is_syncing"]) == (INTERRUPTED_MESSAGE, False)
     conn = sqlite3.connect(db)
-    assert conn.execute("select status from sync_runs where id = ?", (syncs.run,)).fetchone()[0] == "interrupted"
+    assert (
+        conn.execute("select status from sync_runs where id = ?", (syncs.run,)).fetchone()[0]
+        == "interrupted"
+    )
     conn.close()
 
 
@@ -1311,7 +1474,9 @@ def test_reset_while_datasette_has_the_cache_open(tmp_path, sims):
     ds = Datasette([str(db)])
 
     async def datasette_count():
-        response = await ds.client.get("/library_cache.json?sql=select+count(*)+as+n+from+tracks&_shape=array")
+        response = await ds.client.get(
+            "/library_cache.json?sql=select+count(*)+as+n+from+tracks&_shape=array"
+        )
         return response.json()[0]["n"]
 
     assert asyncio.run(datasette_count()) == 200

@@ -125,7 +125,11 @@ def test_secrets_in_every_form_stay_out_of_every_output(tmp_path, scanner, monke
         assert done.returncode == 0, done.stderr
         # the URL brings the secret: options, environment, plexapi's config
         for i, url in enumerate(secret_urls):
-            for command in (["sync", "--db", db], ["status", "--db", db], ["status", "--json", "--db", db]):
+            for command in (
+                ["sync", "--db", db],
+                ["status", "--db", db],
+                ["status", "--json", "--db", db],
+            ):
                 done = cli([*command, "--url", url, "--token", TOKEN], env, scanner=scanner)
                 codes[f"--url {i} {command[0]}"] = done.returncode
             done = cli(["sync", "--db", db], {**env, "PLEX_URL": url}, scanner=scanner)
@@ -133,18 +137,37 @@ def test_secrets_in_every_form_stay_out_of_every_output(tmp_path, scanner, monke
             done = cli(["serve", "--db", db, "--port", "0", "--url", url], env, scanner=scanner)
             codes[f"serve {i}"] = done.returncode
         plexapi_env = {k: v for k, v in env.items() if k not in ("PLEX_URL", "PLEX_TOKEN")}
-        done = cli(["status", "--db", db], {**plexapi_env, "PLEXAPI_CONFIG_PATH": str(ini)}, scanner=scanner)
+        done = cli(
+            ["status", "--db", db],
+            {**plexapi_env, "PLEXAPI_CONFIG_PATH": str(ini)},
+            scanner=scanner,
+        )
         codes["plexapi config.ini"] = done.returncode
-        done = cli(["sync", "--db", db], {**plexapi_env, "PLEXAPI_AUTH_SERVER_BASEURL": secret_urls[3]}, scanner=scanner)
+        done = cli(
+            ["sync", "--db", db],
+            {**plexapi_env, "PLEXAPI_AUTH_SERVER_BASEURL": secret_urls[3]},
+            scanner=scanner,
+        )
         codes["PLEXAPI_AUTH_SERVER_BASEURL"] = done.returncode
         # the server talks back with secrets; failed runs are recorded in the cache
-        for url in (refusing.url, html.url, sim.url.replace("http://", "https://"), "http://127.0.0.1:9"):
-            for command in (["sync", "--db", db], ["sync", "--full", "--db", db], ["status", "--json", "--db", db]):
+        for url in (
+            refusing.url,
+            html.url,
+            sim.url.replace("http://", "https://"),
+            "http://127.0.0.1:9",
+        ):
+            for command in (
+                ["sync", "--db", db],
+                ["sync", "--full", "--db", db],
+                ["status", "--json", "--db", db],
+            ):
                 done = cli([*command, "--url", url], env, scanner=scanner)
                 codes[f"{url} {command}"] = done.returncode
         # serve failing to listen, reset refusing and succeeding, with the token about
         port = listening.getsockname()[1]
-        done = cli(["serve", "--db", db, "--port", port, "--url", refusing.url], env, scanner=scanner)
+        done = cli(
+            ["serve", "--db", db, "--port", port, "--url", refusing.url], env, scanner=scanner
+        )
         codes["serve busy port"] = done.returncode
         (work / "notes.txt").write_text("notes")
         for args in (["reset", "--db", work / "notes.txt", "--yes"], ["reset", "--db", db]):
@@ -162,10 +185,14 @@ def test_secrets_in_every_form_stay_out_of_every_output(tmp_path, scanner, monke
         listening.close()
     # every failure above failed (and cleanly: one Error line each, scanned)
     assert codes.pop("reset --db " + str(db)) == 2  # not on a terminal
-    assert all(code in (1, 2) or "status" in name and "--url" not in name for name, code in codes.items()), codes
+    assert all(
+        code in (1, 2) or "status" in name and "--url" not in name for name, code in codes.items()
+    ), codes
     errors = [r["error"] for r in runs(db) if r["status"] == "failed"]
     assert len(errors) >= 8, errors
-    assert any("answered 403" in e for e in errors) and any("does not look like a Plex" in e for e in errors)
+    assert any("answered 403" in e for e in errors) and any(
+        "does not look like a Plex" in e for e in errors
+    )
     assert (work / "library_cache.db.sync.log").exists()
 
 
@@ -176,7 +203,8 @@ async def web_pages(db: Path, url: str, env: dict, scanner, monkeypatch):
         monkeypatch.setenv(name, env[name])
     monkeypatch.setenv("PLEX_TOKEN", TOKEN)  # build_datasette sets it; restored afterwards
     ds = build_datasette(
-        db, PlexConfig(url=url, token=TOKEN, timeout=5),
+        db,
+        PlexConfig(url=url, token=TOKEN, timeout=5),
         plugin_extra={"sync_on_start": False, "bind_host": "127.0.0.1"},
     )
     started = await ds.client.post("/api/library/sync", json={})
@@ -192,7 +220,10 @@ async def web_pages(db: Path, url: str, env: dict, scanner, monkeypatch):
     status = (await ds.client.get("/api/library/status")).json()
     # status asks / (a login page there), the sync asked /library/sections (a 403)
     assert status["plex_connected"] is False and "titled 'Login [token]'" in status["error"], status
-    assert "answered 403 Denied [token] X-Plex-Token=[token] [token] for /library/sections" in runs(db)[-1]["error"]
+    assert (
+        "answered 403 Denied [token] X-Plex-Token=[token] [token] for /library/sections"
+        in runs(db)[-1]["error"]
+    )
 
 
 async def plugin_config_with_secrets(db: Path, url: str, scanner, monkeypatch):
@@ -211,7 +242,9 @@ async def plugin_config_with_secrets(db: Path, url: str, scanner, monkeypatch):
     ds = Datasette([str(db)], **datasette_kwargs("library_cache", plugin_config=plugin))
     await scan_pages(ds, scanner, "plugin config")
     status = (await ds.client.get("/api/library/status")).json()
-    assert status["error"].startswith("Invalid value for plex_url (plexcache plugin config): "), status
+    assert status["error"].startswith("Invalid value for plex_url (plexcache plugin config): "), (
+        status
+    )
     refused = await ds.client.post("/api/library/sync", json={})
     scanner.add("POST with a bad plugin config", refused.text)
     assert refused.status_code == 400

@@ -764,14 +764,24 @@ def _golden_requests(lib, after=False):
             _paged(0, 100))  # fmt: skip
         add(p + "trimmed.keyset.end", base, {"type": 10, "sort": "id", **LISTING_TRIM,
                                              "track.id>>": tracks[-1]}, _paged(0, 1000))  # fmt: skip
-        add(p + "keys-only", base, {"type": 10, "sort": "id", **LISTING_TRIM, **KEYS_ONLY}, _paged(0, 5000))
+        add(
+            p + "keys-only",
+            base,
+            {"type": 10, "sort": "id", **LISTING_TRIM, **KEYS_ONLY},
+            _paged(0, 5000),
+        )
         add(p + "keys-only.keyset", base, {"type": 10, "sort": "id", **KEYS_ONLY, "track.id>>": mid},
             _paged(0, 50))  # fmt: skip
         add(p + "full", base, {"type": 10})
         add(p + "full.params-paged.guids", base, {"type": 10, "includeGuids": 1, "X-Plex-Container-Start": 7,
                                                   "X-Plex-Container-Size": 50})  # fmt: skip
         add(p + "full.json", base, {"type": 10}, {**JSON, **_paged(3, 40)})
-        add(p + "trimmed.json", base, {"type": 10, "sort": "id", **LISTING_TRIM}, {**JSON, **_paged(0, 60)})
+        add(
+            p + "trimmed.json",
+            base,
+            {"type": 10, "sort": "id", **LISTING_TRIM},
+            {**JSON, **_paged(0, 60)},
+        )
         add(p + "excl.mixed", base, {"type": 10, "excludeElements": "Media,Genre", "excludeFields": "summary,thumb"},
             _paged(0, 80))  # fmt: skip
         add(p + "excl.part-only", base, {"type": 10, "excludeElements": "Part"}, _paged(10, 80))
@@ -784,20 +794,40 @@ def _golden_requests(lib, after=False):
         add(p + "albums.json", base, {"type": 9}, {**JSON, **_paged(0, 30)})
         add(p + "artists", base)
         add(p + "artists.trimmed", base, {"type": 8, "sort": "id", **LISTING_TRIM}, _paged(0, 1000))
-        add(p + "artists.guids.json", base, {"type": 8, "includeGuids": 1}, {**JSON, **_paged(0, 30)})
+        add(
+            p + "artists.guids.json",
+            base,
+            {"type": 8, "includeGuids": 1},
+            {**JSON, **_paged(0, 30)},
+        )
         add(p + "meta", base, {"includeMeta": 1}, _paged(0, 0))
         add(p + "meta.tracks", base, {"type": 10, "includeMeta": 1}, _paged(0, 5))
         add(p + "meta.json", base, {"type": 10, "includeMeta": 1}, {**JSON, **_paged(0, 2)})
         add(p + "live.tracks", base, {"type": 10, "album.subformat": "Live", "resolveTags": 1})
         add(p + "live.albums.id", base, {"type": 9, "subformat": "90101"})
         add(p + "genre.albums", base, {"type": 9, "genre": "Jazz,Rock", "resolveTags": 1})
-        add(p + "genre.tracks", base, {"type": 10, "genre": "Rock,Pop,Jazz,Baroque,Opera", "resolveTags": 1}, _paged(0, 20))
-        add(p + "genre.tracks.not", base, {"type": 10, "track.genre!": "Rock,Baroque", "resolveTags": 1}, _paged(0, 20))
+        add(
+            p + "genre.tracks",
+            base,
+            {"type": 10, "genre": "Rock,Pop,Jazz,Baroque,Opera", "resolveTags": 1},
+            _paged(0, 20),
+        )
+        add(
+            p + "genre.tracks.not",
+            base,
+            {"type": 10, "track.genre!": "Rock,Baroque", "resolveTags": 1},
+            _paged(0, 20),
+        )
         add(p + "title", base, {"type": 10, "title": "love"})
         add(p + "title.exact", base + "?type=10&title==Love")
         add(p + "sort.title.desc", base, {"type": 10, "sort": "titleSort:desc", "limit": 30})
         add(p + "sort.added", base, {"type": 10, "sort": "track.addedAt:desc,id"}, _paged(0, 25))
-        add(p + "sort.artist", base, {"type": 9, "sort": "artist.titleSort,year:desc"}, _paged(5, 25))
+        add(
+            p + "sort.artist",
+            base,
+            {"type": 9, "sort": "artist.titleSort,year:desc"},
+            _paged(5, 25),
+        )
         add(p + "sort.viewed", base, {"type": 10, "sort": "lastViewedAt:desc"}, _paged(0, 15))
         add(p + "delta.viewed", base, {"type": 10, "sort": "id", **LISTING_TRIM, "track.lastViewedAt>>": BASE_TIME - 86400 * 20}, _paged(0, 1000))  # noqa: E501  # fmt: skip
         add(p + "delta.updated", base, {"type": 10, "sort": "id", **LISTING_TRIM, "track.updatedAt>>": BASE_TIME - 86400 * 60}, _paged(0, 1000))  # noqa: E501  # fmt: skip
@@ -811,23 +841,62 @@ def _golden_requests(lib, after=False):
             _paged(0, 1000))  # fmt: skip
         add(p + "artist.id", base, {"type": 10, "sort": "id", **LISTING_TRIM, "artist.id": artists[-1]},
             _paged(0, 1000))  # fmt: skip
-        add(p + "track.id", base, {"type": 10, "track.id": ",".join(tracks[:: max(1, len(tracks) // 7)])})
+        add(
+            p + "track.id",
+            base,
+            {"type": 10, "track.id": ",".join(tracks[:: max(1, len(tracks) // 7)])},
+        )
         add(p + "albums.year", base, {"type": 9, "year>>": 1990, "leafCount>": 10, "decade": 2000})
         add(p + "albums.track-title", base, {"type": 9, "track.title": "night"})
         add(p + "artists.country", base, {"type": 8, "country": "Japan", "resolveTags": 1})
-        add(p + "id.range", base, {"type": 10, "id>=": tracks[5], "id<=": tracks[min(40, len(tracks) - 1)], "sort": "id:desc"})
+        add(
+            p + "id.range",
+            base,
+            {
+                "type": 10,
+                "id>=": tracks[5],
+                "id<=": tracks[min(40, len(tracks) - 1)],
+                "sort": "id:desc",
+            },
+        )
         add(p + "bad.value", base, {"type": 10, "id>>": "abc"})
         add(p + "unknown.filter", base, {"type": 10, "bogus": 1}, _paged(0, 3))
         add(p + "head", base, {"type": 10}, _paged(0, 0))
-        for f, t in (("genre", 10), ("genre", 9), ("subformat", 9), ("format", 9), ("country", 8), ("mood", 10)):
+        for f, t in (
+            ("genre", 10),
+            ("genre", 9),
+            ("subformat", 9),
+            ("format", 9),
+            ("country", 8),
+            ("mood", 10),
+        ):
             add(p + f"choices.{f}.{t}", f"/library/sections/{sid}/{f}", {"type": t})
         add(p + "collections", f"/library/sections/{sid}/collections", {"includeMeta": 1})
-        add(p + "md.tracks", "/library/metadata/" + ",".join(tracks[:30]), METADATA_TRIM, _paged(0, 30))
+        add(
+            p + "md.tracks",
+            "/library/metadata/" + ",".join(tracks[:30]),
+            METADATA_TRIM,
+            _paged(0, 30),
+        )
         add(p + "md.tracks.full", "/library/metadata/" + ",".join(tracks[-25:]))
-        add(p + "md.albums", "/library/metadata/" + ",".join(albums[:500]), METADATA_TRIM, _paged(0, 500))
-        add(p + "md.artists", "/library/metadata/" + ",".join(artists[:500]), METADATA_TRIM, _paged(0, 500))
+        add(
+            p + "md.albums",
+            "/library/metadata/" + ",".join(albums[:500]),
+            METADATA_TRIM,
+            _paged(0, 500),
+        )
+        add(
+            p + "md.artists",
+            "/library/metadata/" + ",".join(artists[:500]),
+            METADATA_TRIM,
+            _paged(0, 500),
+        )
         add(p + "md.albums.full", "/library/metadata/" + ",".join(albums[-20:]))
-        add(p + "md.artists.full.guids", "/library/metadata/" + ",".join(artists[-20:]), {"includeGuids": 1})
+        add(
+            p + "md.artists.full.guids",
+            "/library/metadata/" + ",".join(artists[-20:]),
+            {"includeGuids": 1},
+        )
         add(p + "md.mixed.paged", "/library/metadata/" + ",".join([tracks[0], albums[0], "99999999", artists[0],
                                                                    tracks[0], "x"]), {}, _paged(1, 2))  # fmt: skip
         add(p + "md.mixed.json", "/library/metadata/" + ",".join([tracks[1], albums[1], artists[1]]),
@@ -876,7 +945,13 @@ def _golden_mutate(sim, clock):
     sim.rate_track(s1[6], 0)
     sim.play_track(s1[7], times=3)
     clock[0] += 60
-    sim.edit_album(album(1), title="Renamed <Album>", year=1999, subformats=["Live"], genres=["Jazz", "New Genre"])
+    sim.edit_album(
+        album(1),
+        title="Renamed <Album>",
+        year=1999,
+        subformats=["Live"],
+        genres=["Jazz", "New Genre"],
+    )
     sim.edit_album(album(2), year=None, studio="Label & Co")
     sim.edit_artist(r1[1 % len(r1)], title="Renamed & Co", genres=["Ambient"])
     clock[0] += 60
@@ -903,7 +978,9 @@ def _golden_run(sim):
     def run(prefix, after):
         for name, path, params, headers in _golden_requests(sim.library, after):
             method = s.head if name.endswith("head") else s.get
-            got[prefix + name] = _golden_digest(method(sim.url + path, params=params, headers=headers))
+            got[prefix + name] = _golden_digest(
+                method(sim.url + path, params=params, headers=headers)
+            )
 
     run("", False)
     r = s.get(sim.url + "/library/sections/1/all", params={"type": 10, "sort": "id", **LISTING_TRIM},
@@ -948,20 +1025,44 @@ def test_fast_xml_items_match_the_element_builders():
     # odd values that edits can set: escaping, non-strings, empty and falsy values
     lib.edit_track(tracks[0], title='<a href="x">&amp;\t\n', originalTitle=0, index=None, userRating=7.25,
                    genres=["A & B", "C<D>", "E", "F"], guids=[], summary="line\r\nbreak")  # fmt: skip
-    lib.edit_track(tracks[1], title=12, titleSort="", parentIndex=False, viewCount=3, duration=0, genres="Jazz")
-    lib.edit_track(tracks[2], userRating=10.0, ratingCount=0.0, lastViewedAt=True, guid="plex://t/<1>")
+    lib.edit_track(
+        tracks[1], title=12, titleSort="", parentIndex=False, viewCount=3, duration=0, genres="Jazz"
+    )
+    lib.edit_track(
+        tracks[2], userRating=10.0, ratingCount=0.0, lastViewedAt=True, guid="plex://t/<1>"
+    )
     lib.edit_album(albums[0], title="Title/With/Slashes & <More>", year=None, studio="", genres=[],
                    subformats=["Live", "Demo"], formats=["EP"], summary="S")  # fmt: skip
     lib.edit_album(albums[1], titleSort="Sort", userRating=8.0, genres=["Rock", "Pop", "Jazz"])
-    lib.edit_album(albums[2], studio={}, titleSort=[], summary=0)  # _put keeps {} (falsy, not "empty")
-    lib.edit_artist(artists[0], title='Q "R" & S', genres=["Ambient"], countries=["Japan", "Iceland"])
+    lib.edit_album(
+        albums[2], studio={}, titleSort=[], summary=0
+    )  # _put keeps {} (falsy, not "empty")
+    lib.edit_artist(
+        artists[0], title='Q "R" & S', genres=["Ambient"], countries=["Japan", "Iceland"]
+    )
     lib.edit_artist(artists[1], titleSort=5, summary=None, countries=[])
     lib.add_tracks(3, section_id=2)
-    keys = tracks[:: max(1, len(tracks) // 150)] + tracks[:3] + albums[:60] + artists[:40] + lib.track_keys(2)[-3:]
+    keys = (
+        tracks[:: max(1, len(tracks) // 150)]
+        + tracks[:3]
+        + albums[:60]
+        + artists[:40]
+        + lib.track_keys(2)[-3:]
+    )
     recs = [lib.record(int(k)) for k in keys] + [lib.record(k) for k in lib.movie_keys]
     fields = sorted({k for r in recs for k in r if not k.startswith("_")} | {"librarySectionTitle",
                     "librarySectionID", "librarySectionKey", "loudnessAnalysisVersion"})  # fmt: skip
-    elements = ["Media", "Part", "Stream", "Genre", "Guid", "Format", "Subformat", "Country", "Mood"]
+    elements = [
+        "Media",
+        "Part",
+        "Stream",
+        "Genre",
+        "Guid",
+        "Format",
+        "Subformat",
+        "Country",
+        "Mood",
+    ]
     rnd = random.Random(3)
     option_sets = [
         R.Options(),
@@ -1011,7 +1112,9 @@ def test_records_match_record():
     lib.edit_track(lib.track_keys(1)[5], title="x")
     lib.add_tracks(2, section_id=1)
     lib.delete_tracks(lib.track_keys(1)[10:30])
-    keys = [int(k) for k in lib.track_keys(1)[:300] + lib.album_keys()[:20] + lib.track_keys(1)[-5:]]
+    keys = [
+        int(k) for k in lib.track_keys(1)[:300] + lib.album_keys()[:20] + lib.track_keys(1)[-5:]
+    ]
     keys += [1, 999999, int(lib.track_keys(3)[0]), 15]
     expected = [r for r in (lib.record(k) for k in keys) if r is not None]
     assert lib.records(keys) == expected
@@ -1024,7 +1127,10 @@ def test_client_hanging_up_leaves_no_traceback(sim_factory, capfd):
 
     sim = sim_factory(tracks=8000)
     capfd.readouterr()
-    for path in ("/library/sections/1/all?type=10", "/library/metadata/" + ",".join(sim.library.track_keys()[:3000])):
+    for path in (
+        "/library/sections/1/all?type=10",
+        "/library/metadata/" + ",".join(sim.library.track_keys()[:3000]),
+    ):
         s = socket.create_connection((sim.host, sim.port))
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {sim.token}\r\n\r\n".encode())
         s.recv(100)  # the answer has started; hang up with a reset

@@ -48,28 +48,49 @@ def test_shape_paging_and_order(hsim):
     root, everything = entries(hsim)
     assert dict(root.attrib) == {"size": "1500"}  # unpaged: size only, like the captured answer
     assert [hid(e) for e in everything] == list(range(1, 1501))  # default order: ascending id
-    assert [int(e["viewedAt"]) for e in everything] == sorted(int(e["viewedAt"]) for e in everything)
+    assert [int(e["viewedAt"]) for e in everything] == sorted(
+        int(e["viewedAt"]) for e in everything
+    )
     assert all(int(e["viewedAt"]) <= BASE_TIME for e in everything)
     movies = [e for e in everything if e["type"] == "movie"]
-    assert len(movies) == 15 and {e["librarySectionID"] for e in movies} == {"3"}  # every section's plays
-    assert list(movies[0])[:6] == ["historyKey", "key", "ratingKey", "librarySectionID", "title", "type"]
+    assert len(movies) == 15 and {e["librarySectionID"] for e in movies} == {
+        "3"
+    }  # every section's plays
+    assert list(movies[0])[:6] == [
+        "historyKey",
+        "key",
+        "ratingKey",
+        "librarySectionID",
+        "title",
+        "type",
+    ]
     live = [e for e in everything if "ratingKey" in e and e["type"] == "track"]
     for e in live:
         assert list(e) == [a for a in LIVE_ATTRS if a in e]
         assert e["key"] == f"/library/metadata/{e['ratingKey']}" and e["type"] == "track"
         assert set(LIVE_ATTRS) - set(e) <= {"deviceID", "index"}
     gone = [e for e in everything if "ratingKey" not in e]
-    assert 0 < len(gone) < len(everything) // 10  # plays of tracks deleted before the simulator started
+    assert (
+        0 < len(gone) < len(everything) // 10
+    )  # plays of tracks deleted before the simulator started
     for e in gone:
         assert list(e) == [a for a in GONE_ATTRS if a in e] and e["title"]
     assert 0 < sum("deviceID" not in e for e in everything) < 60
     # paging: headers and query parameters alike, totalSize/offset and the response headers
     for how in ("headers", "params"):
         paging = {"X-Plex-Container-Start": "1400", "X-Plex-Container-Size": "70"}
-        r = get(hsim, HIST, paging if how == "params" else None, headers=paging if how == "headers" else None)
+        r = get(
+            hsim,
+            HIST,
+            paging if how == "params" else None,
+            headers=paging if how == "headers" else None,
+        )
         root = ET.fromstring(r.content)
         assert dict(root.attrib) == {"size": "70", "totalSize": "1500", "offset": "1400"}
-        assert r.headers["X-Plex-Container-Start"] == "1400" and r.headers["X-Plex-Container-Total-Size"] == "1500"
+        assert (
+            r.headers["X-Plex-Container-Start"] == "1400"
+            and r.headers["X-Plex-Container-Total-Size"] == "1500"
+        )
         assert [dict(e.attrib) for e in root] == everything[1400:1470]
     root, page = entries(hsim, {"X-Plex-Container-Start": 1490, "X-Plex-Container-Size": 50})
     assert root.get("size") == "10" and page == everything[1490:]
@@ -85,7 +106,9 @@ def test_filters_and_sorts_match_the_full_list(hsim):
     vt = sorted({int(e["viewedAt"]) for e in everything})
     t = vt[len(vt) // 2]
     cases = {
-        ("viewedAt>", t): lambda e: int(e["viewedAt"]) >= t,  # what plexapi's mindate sends: viewedAt>=T
+        ("viewedAt>", t): lambda e: (
+            int(e["viewedAt"]) >= t
+        ),  # what plexapi's mindate sends: viewedAt>=T
         ("viewedAt>>", t): lambda e: int(e["viewedAt"]) > t,
         ("viewedAt<", t): lambda e: int(e["viewedAt"]) <= t,
         ("viewedAt<<", t): lambda e: int(e["viewedAt"]) < t,
@@ -100,9 +123,12 @@ def test_filters_and_sorts_match_the_full_list(hsim):
         assert got == [e for e in everything if want(e)], k
         assert got, k
     # the raw operator spelling too: viewedAt>=T as it appears on the wire
-    r = requests.get(f"{hsim.url}{HIST}?viewedAt>={t}&librarySectionID=1", headers={"X-Plex-Token": SIM_TOKEN})
+    r = requests.get(
+        f"{hsim.url}{HIST}?viewedAt>={t}&librarySectionID=1", headers={"X-Plex-Token": SIM_TOKEN}
+    )
     assert [dict(e.attrib) for e in ET.fromstring(r.content)] == [
-        e for e in everything if int(e["viewedAt"]) >= t and e["librarySectionID"] == "1"]
+        e for e in everything if int(e["viewedAt"]) >= t and e["librarySectionID"] == "1"
+    ]
     # metadataItemID: the track, or any track of an album or artist (plays of gone tracks never match)
     track = Counter(e["ratingKey"] for e in everything if "ratingKey" in e).most_common(1)[0][0]
     rec = hsim.library.track(track)
@@ -117,13 +143,19 @@ def test_filters_and_sorts_match_the_full_list(hsim):
     _, asc = entries(hsim, {"sort": "viewedAt"})
     assert asc == sorted(everything, key=lambda e: (int(e["viewedAt"]), hid(e)))
     _, two = entries(hsim, {"sort": "viewedAt:desc,accountID"})
-    assert two == sorted(everything, key=lambda e: (-int(e["viewedAt"]), int(e["accountID"]), hid(e)))
+    assert two == sorted(
+        everything, key=lambda e: (-int(e["viewedAt"]), int(e["accountID"]), hid(e))
+    )
     _, acct = entries(hsim, {"sort": "accountID:desc,viewedAt:desc"})
-    assert acct == sorted(everything, key=lambda e: (-int(e["accountID"]), -int(e["viewedAt"]), hid(e)))
+    assert acct == sorted(
+        everything, key=lambda e: (-int(e["accountID"]), -int(e["viewedAt"]), hid(e))
+    )
     # filter + sort + paging together, the incremental recipe
     _, page = entries(hsim, {"sort": "viewedAt:desc", "viewedAt>": t, "librarySectionID": 1,
                              "X-Plex-Container-Start": 5, "X-Plex-Container-Size": 20})  # fmt: skip
-    assert page == [e for e in desc if int(e["viewedAt"]) >= t and e["librarySectionID"] == "1"][5:25]
+    assert (
+        page == [e for e in desc if int(e["viewedAt"]) >= t and e["librarySectionID"] == "1"][5:25]
+    )
     # unknown filters are ignored (the whole list) and counted, as for listings
     hsim.reset_counts()
     _, got = entries(hsim, {"viewdAt>": t})
@@ -186,12 +218,16 @@ def test_plays_add_entries_and_deleted_tracks_keep_theirs(hsim):
     hsim.play_track(key)  # the owner: play state moves
     after = lib.track(key)
     assert after["viewCount"] == before["viewCount"] + 1 and after["lastViewedAt"] == hsim.now()
-    hsim.play_track(key, account_id=other, device_id=3)  # another account: the owner's play state stays
+    hsim.play_track(
+        key, account_id=other, device_id=3
+    )  # another account: the owner's play state stays
     assert lib.track(key) == after
     hsim.edit_track(key, title="Renamed later")
     _, new = entries(hsim, {"viewedAt>": hsim.now() - 10})
     assert [(hid(e), e["accountID"], e.get("deviceID"), e["title"]) for e in new] == [
-        (1501, "1", str(hsim.history.device_for(1)["id"]), before["title"]), (1502, str(other), "3", before["title"])]
+        (1501, "1", str(hsim.history.device_for(1)["id"]), before["title"]),
+        (1502, str(other), "3", before["title"]),
+    ]
     assert int(new[0]["viewedAt"]) == hsim.now()
     # an offline play uploaded later: a new id, an old viewedAt (an incremental by viewedAt alone misses it)
     r = requests.post(hsim.url + "/__sim__/mutate", headers={"X-Plex-Token": SIM_TOKEN},
@@ -214,7 +250,9 @@ def test_plays_add_entries_and_deleted_tracks_keep_theirs(hsim):
 def test_single_entry_and_delete(hsim):
     r = get(hsim, "/status/sessions/history/17")
     assert [dict(e.attrib) for e in ET.fromstring(r.content)] == [entries(hsim)[1][16]]
-    d = requests.delete(hsim.url + "/status/sessions/history/17", headers={"X-Plex-Token": SIM_TOKEN})
+    d = requests.delete(
+        hsim.url + "/status/sessions/history/17", headers={"X-Plex-Token": SIM_TOKEN}
+    )
     assert d.status_code == 200 and ET.fromstring(d.content).get("size") == "0"
     assert requests.delete(hsim.url + "/status/sessions/history/17",
                            headers={"X-Plex-Token": SIM_TOKEN}).status_code == 404  # fmt: skip
@@ -225,7 +263,9 @@ def test_single_entry_and_delete(hsim):
     plex = PlexServer(hsim.url, SIM_TOKEN)
     first = plex.history(maxresults=1)[0]
     first.delete()
-    assert hsim.history.count() == 1498 and first.historyKey not in {e["historyKey"] for e in entries(hsim)[1]}
+    assert hsim.history.count() == 1498 and first.historyKey not in {
+        e["historyKey"] for e in entries(hsim)[1]
+    }
 
 
 def test_plexapi_history(hsim):
@@ -235,12 +275,15 @@ def test_plexapi_history(hsim):
     assert [h.historyKey for h in got] == [e["historyKey"] for e in desc]
     assert {type(h).__name__ for h in got} == {"TrackHistory", "MovieHistory"}
     live = next(h for h in got if h.ratingKey and h.type == "track")
-    assert live.source().ratingKey == live.ratingKey and live.accountID in {a.id for a in plex.systemAccounts()}
+    assert live.source().ratingKey == live.ratingKey and live.accountID in {
+        a.id for a in plex.systemAccounts()
+    }
     gone = next(h for h in got if not h.key)
     assert gone.source() is None and gone.title  # python-plexapi #1267/#1269
     mindate = datetime.fromtimestamp(int(desc[100]["viewedAt"]), UTC)
     assert [h.historyKey for h in plex.history(mindate=mindate)] == [
-        e["historyKey"] for e in desc if int(e["viewedAt"]) >= int(desc[100]["viewedAt"])]
+        e["historyKey"] for e in desc if int(e["viewedAt"]) >= int(desc[100]["viewedAt"])
+    ]
     assert {h.accountID for h in plex.history(accountID=1, maxresults=50)} == {1}
     assert {h.librarySectionID for h in plex.history(librarySectionID=2, maxresults=50)} == {2}
     key = live.ratingKey
@@ -250,10 +293,21 @@ def test_plexapi_history(hsim):
 def test_accounts_and_devices(hsim):
     r = get(hsim, "/accounts")
     root = ET.fromstring(r.content)
-    assert dict(root.attrib) == {"size": "5", "identifier": "com.plexapp.system.accounts"}  # system + 4
+    assert dict(root.attrib) == {
+        "size": "5",
+        "identifier": "com.plexapp.system.accounts",
+    }  # system + 4
     system, owner = (dict(e.attrib) for e in list(root)[:2])
-    assert system == {"id": "0", "key": "/accounts/0", "name": "", "defaultAudioLanguage": "en",
-                      "autoSelectAudio": "1", "defaultSubtitleLanguage": "en", "subtitleMode": "1", "thumb": ""}
+    assert system == {
+        "id": "0",
+        "key": "/accounts/0",
+        "name": "",
+        "defaultAudioLanguage": "en",
+        "autoSelectAudio": "1",
+        "defaultSubtitleLanguage": "en",
+        "subtitleMode": "1",
+        "thumb": "",
+    }
     assert owner["id"] == "1" and owner["name"] and owner["key"] == "/accounts/1"
     r = get(hsim, "/devices")
     root = ET.fromstring(r.content)
@@ -270,7 +324,9 @@ def test_accounts_and_devices(hsim):
     assert {e["deviceID"] for e in everything if "deviceID" in e} <= {str(d.id) for d in devices}
     # new accounts and devices over the admin API
     post = {"headers": {"X-Plex-Token": SIM_TOKEN}}
-    a = requests.post(hsim.url + "/__sim__/mutate", json={"op": "add_account", "args": {"name": "Guest"}}, **post)
+    a = requests.post(
+        hsim.url + "/__sim__/mutate", json={"op": "add_account", "args": {"name": "Guest"}}, **post
+    )
     d = requests.post(hsim.url + "/__sim__/mutate", json={"op": "add_device", "args": {
         "name": "Phone", "platform": "Android", "account_id": a.json()["result"]["id"]}}, **post)  # fmt: skip
     aid, did = a.json()["result"]["id"], d.json()["result"]["id"]
@@ -279,7 +335,9 @@ def test_accounts_and_devices(hsim):
     assert entries(hsim, {"accountID": aid})[1][0]["deviceID"] == "7"
     q = requests.post(hsim.url + "/__sim__/query", json={"op": "accounts"}, **post).json()["result"]
     assert q[-1]["name"] == "Guest" and len(q) == 6
-    assert requests.post(hsim.url + "/__sim__/query", json={"op": "count"}, **post).json() == {"result": 1501}
+    assert requests.post(hsim.url + "/__sim__/query", json={"op": "count"}, **post).json() == {
+        "result": 1501
+    }
 
 
 def test_managed_tokens(sim_factory):
@@ -290,11 +348,21 @@ def test_managed_tokens(sim_factory):
     _, mine = entries(s, token="MANAGED")
     assert mine == [e for e in everything if e["accountID"] == str(other)] and mine
     assert entries(s, {"accountID": 1}, token="MANAGED")[1] == []
-    assert [e.get("id") for e in ET.fromstring(get(s, "/accounts", token="MANAGED").content)] == [str(other)]
+    assert [e.get("id") for e in ET.fromstring(get(s, "/accounts", token="MANAGED").content)] == [
+        str(other)
+    ]
     # the library still works with it; the admin endpoint does not
-    assert get(s, "/library/sections/1/all", {"type": 10, "X-Plex-Container-Size": 5}, token="MANAGED").status_code == 200
+    assert (
+        get(
+            s, "/library/sections/1/all", {"type": 10, "X-Plex-Container-Size": 5}, token="MANAGED"
+        ).status_code
+        == 200
+    )
     assert get(s, "/status/sessions/history/1", token="MANAGED").status_code == 401
-    assert requests.get(s.url + "/__sim__/stats", headers={"X-Plex-Token": "MANAGED"}).status_code == 401
+    assert (
+        requests.get(s.url + "/__sim__/stats", headers={"X-Plex-Token": "MANAGED"}).status_code
+        == 401
+    )
     plex = PlexServer(s.url, "MANAGED")
     assert {h.accountID for h in plex.history()} == {other}
     for code in ("401", "403"):

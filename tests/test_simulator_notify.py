@@ -20,7 +20,11 @@ def ws_url(sim, path="/:/websockets/notifications", query=""):
 
 
 def open_ws(sim, token=SIM_TOKEN, **kw):
-    ws = connect(ws_url(sim, **kw), additional_headers={"X-Plex-Token": token} if token else {}, open_timeout=5)
+    ws = connect(
+        ws_url(sim, **kw),
+        additional_headers={"X-Plex-Token": token} if token else {},
+        open_timeout=5,
+    )
     ws.sim = sim
     return ws
 
@@ -48,13 +52,19 @@ def recv_all(ws, quiet=0.4, raw=False):
 
 
 def admin(sim, **body):
-    r = requests.post(sim.url + "/__sim__/notify", json=body, headers={"X-Plex-Token": SIM_TOKEN}, timeout=10)
+    r = requests.post(
+        sim.url + "/__sim__/notify", json=body, headers={"X-Plex-Token": SIM_TOKEN}, timeout=10
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def timeline(rec, state, metadata_state=None, kind=10, updated=None):
-    e = {"identifier": LIB, "sectionID": str(rec["librarySectionID"]), "itemID": str(rec["ratingKey"])}
+    e = {
+        "identifier": LIB,
+        "sectionID": str(rec["librarySectionID"]),
+        "itemID": str(rec["ratingKey"]),
+    }
     if kind in (9, 10):
         e["parentItemID"] = str(rec["parentRatingKey"])
         e["rootItemID"] = str(rec["grandparentRatingKey"] if kind == 10 else rec["parentRatingKey"])
@@ -69,7 +79,11 @@ def activity(msg, event, type_, title, subtitle, progress, context):
     uuid = msg["ActivityNotification"][0]["uuid"]
     act = {"uuid": uuid, "type": type_, "cancellable": False, "userID": 1, "title": title, "subtitle": subtitle,
            "progress": progress, "Context": context}  # fmt: skip
-    return {"type": "activity", "size": 1, "ActivityNotification": [{"event": event, "uuid": uuid, "Activity": act}]}
+    return {
+        "type": "activity",
+        "size": 1,
+        "ActivityNotification": [{"event": event, "uuid": uuid, "Activity": act}],
+    }
 
 
 def test_each_mutation_sends_what_pms_sends(sim):
@@ -82,9 +96,11 @@ def test_each_mutation_sends_what_pms_sends(sim):
         got = recv_all(ws)
         ctx = {"accessible": True, "analyzed": False, "exists": True, "key": f"/library/metadata/{key}",
                "refreshed": True}  # fmt: skip
-        assert got == [activity(got[0], "started", "library.refresh.items", "Refreshing Edited", "", 0, ctx),
-                       timeline(rec, 5),
-                       activity(got[0], "ended", "library.refresh.items", "Refreshing Edited", "", 100, ctx)]
+        assert got == [
+            activity(got[0], "started", "library.refresh.items", "Refreshing Edited", "", 0, ctx),
+            timeline(rec, 5),
+            activity(got[0], "ended", "library.refresh.items", "Refreshing Edited", "", 100, ctx),
+        ]
         album = sim.edit_album(rec["parentRatingKey"], title="Album Edited")
         got = recv_all(ws)
         assert got[1] == timeline(album, 5, kind=9) and len(got) == 3
@@ -125,9 +141,15 @@ def test_each_mutation_sends_what_pms_sends(sim):
         assert [(e["itemID"], e["type"], e["state"], e["metadataState"]) for e in entries] == [
             (new[0], 10, 9, "deleted"), (new[1], 10, 9, "deleted"), (album["ratingKey"], 9, 9, "deleted"),
             (artist["ratingKey"], 8, 9, "deleted")]  # fmt: skip
-        assert [m["ActivityNotification"][0]["event"] for m in got if m["type"] == "activity"] == ["started", "ended"]
+        assert [m["ActivityNotification"][0]["event"] for m in got if m["type"] == "activity"] == [
+            "started",
+            "ended",
+        ]
     stats = sim.notify.stats()
-    assert stats["published"] == {"activity": 9, "timeline": 15, "playing": 2} and stats["messages"] == 26
+    assert (
+        stats["published"] == {"activity": 9, "timeline": 15, "playing": 2}
+        and stats["messages"] == 26
+    )
     assert stats["frames_sent"] == 26 and stats["connects"] == 1
 
 
@@ -249,9 +271,13 @@ def test_admin_delay_reorder_malformed(sim):
         # the connection survives all of it
         sim.rate_track(keys[0], 8)
         assert recv_all(ws)[0]["type"] == "timeline"
-    r = requests.post(sim.url + "/__sim__/notify", json={"op": "explode"}, headers={"X-Plex-Token": SIM_TOKEN})
+    r = requests.post(
+        sim.url + "/__sim__/notify", json={"op": "explode"}, headers={"X-Plex-Token": SIM_TOKEN}
+    )
     assert r.status_code == 400 and r.json()["error"].startswith("unknown notify op 'explode'")
-    stats = requests.get(sim.url + "/__sim__/notify-stats", headers={"X-Plex-Token": SIM_TOKEN}).json()
+    stats = requests.get(
+        sim.url + "/__sim__/notify-stats", headers={"X-Plex-Token": SIM_TOKEN}
+    ).json()
     assert stats["published"]["malformed"] == 7 and stats["published"]["timeline"] == 5
 
 

@@ -127,19 +127,31 @@ def test_profiles_are_data_with_distinct_real_looking_versions():
         with pytest.raises(AttributeError):
             p.name = "x"  # frozen
     realistic = PROFILES[REALISTIC]
-    assert (realistic.track_tags_listed, realistic.album_tags_listed, realistic.artist_tags_listed) == (0, 2, 2)
+    assert (
+        realistic.track_tags_listed,
+        realistic.album_tags_listed,
+        realistic.artist_tags_listed,
+    ) == (0, 2, 2)
     assert not realistic.leaf_count_listed and realistic.original_title == ORIGINAL_TAGGED
     assert realistic.honours_excludes and not realistic.album_subformats_listed
     assert get_profile(None) is PROFILES[REALISTIC] and get_profile(realistic) is realistic
     with pytest.raises(ValueError) as e:
         get_profile("pms-9")
-    assert str(e.value) == f"unknown simulator profile 'pms-9'; expected one of {', '.join(ALL_PROFILES)}"
+    assert (
+        str(e.value)
+        == f"unknown simulator profile 'pms-9'; expected one of {', '.join(ALL_PROFILES)}"
+    )
     with pytest.raises(ValueError) as e:
         Simulator(tracks=10, profile="nope")
-    assert str(e.value).startswith("unknown simulator profile 'nope'; expected one of pms-1.41, classic")
+    assert str(e.value).startswith(
+        "unknown simulator profile 'nope'; expected one of pms-1.41, classic"
+    )
     with pytest.raises(ValueError) as e:
         replace(realistic, original_title="sometimes")
-    assert str(e.value) == "original_title must be one of ('stored', 'tagged', 'distinct'), not 'sometimes'"
+    assert (
+        str(e.value)
+        == "original_title must be one of ('stored', 'tagged', 'distinct'), not 'sometimes'"
+    )
     with pytest.raises(ValueError) as e:
         replace(realistic, album_tags_listed=-1)
     assert str(e.value) == "album_tags_listed must be None or an int >= 0, not -1"
@@ -216,8 +228,12 @@ def test_tags_in_listings_and_full_items(sims, name):
             rec = lib.record(int(el.get("ratingKey")))
             assert names(el, "Genre") == first(rec["genres"], p.album_tags_listed)
             listed = p.album_subformats_listed
-            assert names(el, "Subformat") == (first(rec["subformats"], p.album_tags_listed) if listed else [])
-            assert names(el, "Format") == (first(rec["formats"], p.album_tags_listed) if listed else [])
+            assert names(el, "Subformat") == (
+                first(rec["subformats"], p.album_tags_listed) if listed else []
+            )
+            assert names(el, "Format") == (
+                first(rec["formats"], p.album_tags_listed) if listed else []
+            )
             assert el.get("leafCount") == (str(rec["leafCount"]) if p.leaf_count_listed else None)
             seen["album_genres_over_2"] += len(rec["genres"]) > 2
         for el in listing(sim, sid, 8):
@@ -233,8 +249,12 @@ def test_tags_in_listings_and_full_items(sims, name):
         if rec["type"] == "track":
             assert names(el, "Genre") == (rec["genres"] if p.track_genres else [])
         elif rec["type"] == "album":
-            assert names(el, "Genre") == rec["genres"] and names(el, "Subformat") == rec["subformats"]
-            assert names(el, "Format") == rec["formats"] and el.get("leafCount") == str(rec["leafCount"])
+            assert (
+                names(el, "Genre") == rec["genres"] and names(el, "Subformat") == rec["subformats"]
+            )
+            assert names(el, "Format") == rec["formats"] and el.get("leafCount") == str(
+                rec["leafCount"]
+            )
         else:
             assert names(el, "Genre") == rec["genres"] and names(el, "Country") == rec["countries"]
         assert all(g.get("id") and g.get("filter") for g in el.findall("Genre"))
@@ -244,11 +264,17 @@ def test_tags_in_listings_and_full_items(sims, name):
 def test_album_children_are_listings_too(sims, name):
     sim, p = sims(name), PROFILES[name]
     lib = sim.library
-    with_genres = [a for a in lib.album_keys(1) if any(lib.record(k)["genres"] for k in lib.album_track_keys(int(a)))]
+    with_genres = [
+        a
+        for a in lib.album_keys(1)
+        if any(lib.record(k)["genres"] for k in lib.album_track_keys(int(a)))
+    ]
     for akey in with_genres[:5]:
         for el in xml(sim, f"/library/metadata/{akey}/children"):
             rec = lib.record(int(el.get("ratingKey")))
-            assert names(el, "Genre") == first(rec["genres"] if p.track_genres else [], p.track_tags_listed)
+            assert names(el, "Genre") == first(
+                rec["genres"] if p.track_genres else [], p.track_tags_listed
+            )
             assert el.get("originalTitle") == expected_original(rec, p.original_title)
 
 
@@ -274,7 +300,9 @@ def test_original_title_equal_to_the_album_artist(sims, name):
     # plexapi reads it from a full item
     plex = PlexServer(sim.url, sim.token)
     item = plex.fetchItem(int(tagged[0]["ratingKey"]))
-    assert item.originalTitle == (tagged[0]["grandparentTitle"] if p.original_title == ORIGINAL_TAGGED else None)
+    assert item.originalTitle == (
+        tagged[0]["grandparentTitle"] if p.original_title == ORIGINAL_TAGGED else None
+    )
 
 
 def test_original_title_edited_to_the_album_artist(sim_factory):
@@ -286,7 +314,10 @@ def test_original_title_edited_to_the_album_artist(sim_factory):
         artist = sim.library.track(key)["grandparentTitle"]
         sim.edit_track(key, originalTitle=artist)
         out[name] = xml(sim, f"/library/metadata/{key}")[0].get("originalTitle")
-        assert xml(sim, "/library/sections/1/all", {"type": 10, "id": key})[0].get("originalTitle") == out[name]
+        assert (
+            xml(sim, "/library/sections/1/all", {"type": 10, "id": key})[0].get("originalTitle")
+            == out[name]
+        )
         assert sim.expected_tracks()[key]["track_artist"] is None  # the README: NULL when equal
     assert out == {CLASSIC: artist, REALISTIC: artist, LEGACY: None}
     assert PROFILES[CLASSIC].original_title == ORIGINAL_STORED
@@ -295,7 +326,10 @@ def test_original_title_edited_to_the_album_artist(sim_factory):
 @pytest.mark.parametrize("name", ALL_PROFILES)
 def test_exclude_fields_and_elements(sims, name):
     sim, p = sims(name), PROFILES[name]
-    trim = {"excludeElements": "Media,Genre,Guid", "excludeFields": "title,summary,parentTitle,leafCount"}
+    trim = {
+        "excludeElements": "Media,Genre,Guid",
+        "excludeFields": "title,summary,parentTitle,leafCount",
+    }
     for t in (10, 9, 8):
         for el in xml(sim, "/library/sections/1/all", {"type": t, "includeGuids": 1, **trim},
                       {"X-Plex-Container-Size": "200"}):  # fmt: skip
@@ -310,7 +344,12 @@ def test_exclude_fields_and_elements(sims, name):
                  "parentYear,year,duration,addedAt,updatedAt,parentStudio,summary,thumb,art,parentThumb,"
                  "grandparentThumb,grandparentArt,guid,parentGuid,grandparentGuid,parentKey,grandparentKey,"
                  "musicAnalysisVersion,ratingCount"}  # fmt: skip
-    root = xml(sim, "/library/sections/1/all", {"type": 10, "sort": "id", **keys_only}, {"X-Plex-Container-Size": "50"})
+    root = xml(
+        sim,
+        "/library/sections/1/all",
+        {"type": 10, "sort": "id", **keys_only},
+        {"X-Plex-Container-Size": "50"},
+    )
     assert [e.get("ratingKey") for e in root] == sim.library.track_keys(1)[:50]
     assert all((set(e.attrib) == {"ratingKey", "key", "type"}) == p.honours_excludes for e in root)
     full = xml(sim, "/library/metadata/" + ",".join(sim.library.album_keys(1)[:5]), trim)
@@ -331,8 +370,12 @@ def test_live_subformat_and_its_filter(sims, name):
     # the filter finds them on every profile, whatever the listings show
     root = xml(sim, "/library/sections/1/all", {"type": 9, "subformat": "Live", "resolveTags": 1})
     assert [e.get("ratingKey") for e in root] == live
-    tracks = xml(sim, "/library/sections/1/all", {"type": 10, "album.subformat": "Live", "resolveTags": 1})
-    assert [e.get("ratingKey") for e in tracks] == [str(k) for a in live for k in lib.album_track_keys(int(a))]
+    tracks = xml(
+        sim, "/library/sections/1/all", {"type": 10, "album.subformat": "Live", "resolveTags": 1}
+    )
+    assert [e.get("ratingKey") for e in tracks] == [
+        str(k) for a in live for k in lib.album_track_keys(int(a))
+    ]
 
 
 @pytest.mark.parametrize("name", ALL_PROFILES)
@@ -357,7 +400,9 @@ def test_json_on_request_xml_otherwise(sims, name):
             for attr in ("leafCount", "originalTitle"):
                 assert (str(i[attr]) if attr in i else None) == e.get(attr)
     # listing tags are bare in JSON, as in XML (§3.1)
-    r = fetch(sim, "/library/sections/1/all", {"type": 9}, {**JSON_ACCEPT, "X-Plex-Container-Size": "50"})
+    r = fetch(
+        sim, "/library/sections/1/all", {"type": 9}, {**JSON_ACCEPT, "X-Plex-Container-Size": "50"}
+    )
     genres = [g for i in r.json()["MediaContainer"]["Metadata"] for g in i.get("Genre", [])]
     assert genres and all(set(g) == {"tag"} for g in genres)
     assert all(len(i.get("Genre", [])) == len(first(lib.album(i["ratingKey"])["genres"], p.album_tags_listed))
@@ -393,13 +438,24 @@ def test_set_profile_and_admin_endpoint(sim_factory):
     s.headers["X-Plex-Token"] = TOKEN
     admin = sim.url + "/__sim__/"
     stats = s.get(admin + "stats").json()
-    assert (stats["profile"], stats["version"]) == (REALISTIC, PROFILES[REALISTIC].version)  # the default
+    assert (stats["profile"], stats["version"]) == (
+        REALISTIC,
+        PROFILES[REALISTIC].version,
+    )  # the default
     r = s.post(admin + "profile", json={"name": LEGACY})
-    assert r.status_code == 200 and r.json() == {"profile": LEGACY, "version": PROFILES[LEGACY].version}
-    assert ET.fromstring(s.get(sim.url + "/identity").content).get("version") == PROFILES[LEGACY].version
+    assert r.status_code == 200 and r.json() == {
+        "profile": LEGACY,
+        "version": PROFILES[LEGACY].version,
+    }
+    assert (
+        ET.fromstring(s.get(sim.url + "/identity").content).get("version")
+        == PROFILES[LEGACY].version
+    )
     r = s.post(admin + "profile", json={"name": "pms-0"})
     assert r.status_code == 400
-    assert r.json() == {"error": f"unknown simulator profile 'pms-0'; expected one of {', '.join(ALL_PROFILES)}"}
+    assert r.json() == {
+        "error": f"unknown simulator profile 'pms-0'; expected one of {', '.join(ALL_PROFILES)}"
+    }
     assert s.post(admin + "profile", json={}).json() == {"error": 'profile needs {"name": NAME}'}
     assert sim.profile.name == LEGACY
     truth = s.post(admin + "query", json={"op": "expected_tracks"}).json()["result"]
@@ -415,7 +471,10 @@ def test_cli_simulate_profile():
     bad = subprocess.run([sys.executable, "-m", "plexcache", "simulate", "--profile", "pms-0", "--port", "0"],
                          capture_output=True, text=True, env=env, cwd=root, timeout=60)  # fmt: skip
     assert bad.returncode == 2  # bad usage (issue #13)
-    assert bad.stderr == f"Error: unknown simulator profile 'pms-0'; expected one of {', '.join(ALL_PROFILES)}\n"
+    assert (
+        bad.stderr
+        == f"Error: unknown simulator profile 'pms-0'; expected one of {', '.join(ALL_PROFILES)}\n"
+    )
     proc = subprocess.Popen([sys.executable, "-m", "plexcache", "simulate", "--profile", REALISTIC, "--port", "0",
                              "--tracks", "50", "--token", TOKEN], stdout=subprocess.PIPE, text=True, env=env,
                             cwd=root)  # fmt: skip
@@ -442,8 +501,15 @@ def test_writers_match_the_element_builders_on_every_profile():
     artist_of = lib.track(tracks[1])["grandparentTitle"]
     lib.edit_track(tracks[0], genres=["A & B", "C<D>", "E", "F"], originalTitle=0)
     lib.edit_track(tracks[1], originalTitle=artist_of)
-    lib.edit_album(albums[0], subformats=["Live", "Demo", "Remix"], formats=["EP"], genres=["Rock", "Pop", "Jazz", "Soul"])
-    lib.edit_artist(artists[0], countries=["Japan", "Iceland", "France"], genres=["Ambient", "Noise", "Pop"])
+    lib.edit_album(
+        albums[0],
+        subformats=["Live", "Demo", "Remix"],
+        formats=["EP"],
+        genres=["Rock", "Pop", "Jazz", "Soul"],
+    )
+    lib.edit_artist(
+        artists[0], countries=["Japan", "Iceland", "France"], genres=["Ambient", "Noise", "Pop"]
+    )
     lib.add_tracks(3, section_id=2)
     keys = tracks[::5] + tracks[:3] + albums[:60] + artists[:40] + lib.track_keys(2)[-3:]
     recs = [lib.record(int(k)) for k in keys]
@@ -453,12 +519,18 @@ def test_writers_match_the_element_builders_on_every_profile():
     for name in ALL_PROFILES:
         for elements, flds in trims:
             for detail in (False, True):
-                opts = R.Options(excl_elements=elements, excl_fields=flds, detail=detail, profile=name)
+                opts = R.Options(
+                    excl_elements=elements, excl_fields=flds, detail=detail, profile=name
+                )
                 for rec in recs:
                     sec = lib.section(rec["librarySectionID"])
                     out: list = []
                     R._emit(R.item_element(rec, sec, opts), out)
-                    assert R.xml_item(rec, sec, opts) == "".join(out), (name, rec["ratingKey"], opts.key)
+                    assert R.xml_item(rec, sec, opts) == "".join(out), (
+                        name,
+                        rec["ratingKey"],
+                        opts.key,
+                    )
                     checked += 1
                 writer = R.item_writer("track", opts)
                 if writer.rows:  # unedited tracks written from rows, as in a big library
@@ -534,7 +606,9 @@ def test_expected_cache_follows_the_column_rules(sim_factory):
     sim.edit_track(key, originalTitle=lib.track(key)["grandparentTitle"])
     cache = sim.expected_cache()
     assert set(cache) == {"tracks", "albums", "artists"}
-    assert set(cache["albums"]) == set(lib.album_keys()) and set(cache["artists"]) == set(lib.artist_keys())
+    assert set(cache["albums"]) == set(lib.album_keys()) and set(cache["artists"]) == set(
+        lib.artist_keys()
+    )
     seen = {"own_artist": 0, "equal_artist": 0, "own_genres": 0, "album_genres": 0, "artist_genres": 0, "live": 0,
             "no_year": 0, "rated": 0, "no_duration": 0}  # fmt: skip
     for key, row in cache["tracks"].items():
@@ -545,7 +619,10 @@ def test_expected_cache_follows_the_column_rules(sim_factory):
                              "play_count", "skip_count", "last_played_at", "last_rated_at", "added_at", "codec",
                              "bitrate", "album_rating_key", "artist_rating_key", "section_id"]  # fmt: skip
         own = t["originalTitle"]
-        assert row["artist"] == (own or t["grandparentTitle"]) and row["album_artist"] == t["grandparentTitle"]
+        assert (
+            row["artist"] == (own or t["grandparentTitle"])
+            and row["album_artist"] == t["grandparentTitle"]
+        )
         assert row["track_artist"] == (own if own != t["grandparentTitle"] else None)
         seen["own_artist"] += row["track_artist"] is not None
         seen["equal_artist"] += own == t["grandparentTitle"]
@@ -568,11 +645,16 @@ def test_expected_cache_follows_the_column_rules(sim_factory):
         assert row["duration_ms"] == t["duration"]
         seen["no_duration"] += row["duration_ms"] is None
         assert row["updated_at"] == iso(t["updatedAt"]) and row["added_at"] == iso(t["addedAt"])
-        assert row["last_played_at"] == iso(t["lastViewedAt"]) and row["last_rated_at"] == iso(t["lastRatedAt"])
+        assert row["last_played_at"] == iso(t["lastViewedAt"]) and row["last_rated_at"] == iso(
+            t["lastRatedAt"]
+        )
         assert (row["play_count"], row["skip_count"]) == (t["viewCount"], t["skipCount"])
         assert (row["track_number"], row["disc_number"]) == (t["index"], t["parentIndex"])
         assert (row["codec"], row["bitrate"]) == (t["media"]["audioCodec"], t["media"]["bitrate"])
-        assert (row["album_rating_key"], row["artist_rating_key"]) == (t["parentRatingKey"], t["grandparentRatingKey"])
+        assert (row["album_rating_key"], row["artist_rating_key"]) == (
+            t["parentRatingKey"],
+            t["grandparentRatingKey"],
+        )
         assert row["section_id"] == t["librarySectionID"]
     assert min(seen.values()) > 0, seen
     album_key = lib.album_keys()[0]
@@ -597,7 +679,9 @@ def test_docs_list_every_profile_as_it_is():
     text = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
     rows = {}
     for line in text.splitlines():
-        m = re.match(r"\| `([a-z0-9.-]+)`[^|]* \| (\S+) \| (\w+) \| (\w+) / (\w+) \| (\w+) \| (\S+) \|", line)
+        m = re.match(
+            r"\| `([a-z0-9.-]+)`[^|]* \| (\S+) \| (\w+) \| (\w+) / (\w+) \| (\w+) \| (\S+) \|", line
+        )
         if m:
             rows[m.group(1)] = m.groups()[1:]
 
@@ -609,7 +693,16 @@ def test_docs_list_every_profile_as_it_is():
         p = PROFILES[name]
         assert version == p.version
         assert (tracks, albums, artists, countries) == tuple(
-            map(count, (p.track_tags_listed, p.album_tags_listed, p.artist_tags_listed, p.artist_countries_listed)))
+            map(
+                count,
+                (
+                    p.track_tags_listed,
+                    p.album_tags_listed,
+                    p.artist_tags_listed,
+                    p.artist_countries_listed,
+                ),
+            )
+        )
         assert leaf.strip("*") == ("yes" if p.leaf_count_listed else "no")
 
 
@@ -632,11 +725,18 @@ def test_diff_cache_counts_what_differs(tmp_path):
     conn.commit()
     assert diff_cache(db, expected) == {"tracks": {}, "albums": {}, "artists": {}}
     keys = sorted(expected["tracks"])
-    conn.execute("update tracks set genres = '[]', track_artist = artist where rating_key in (?, ?)", keys[:2])
+    conn.execute(
+        "update tracks set genres = '[]', track_artist = artist where rating_key in (?, ?)",
+        keys[:2],
+    )
     conn.execute("delete from tracks where rating_key = ?", keys[2:3])
     conn.execute("insert into artists (rating_key, name) values ('999999', 'Gone')")
     conn.commit()
     conn.close()
     diff = diff_cache(db, expected)
     assert diff["artists"] == {"extra": 1} and diff["albums"] == {}
-    assert diff["tracks"]["missing"] == 1 and set(diff["tracks"]) == {"missing", "genres", "track_artist"}
+    assert diff["tracks"]["missing"] == 1 and set(diff["tracks"]) == {
+        "missing",
+        "genres",
+        "track_artist",
+    }

@@ -71,5 +71,7 @@ def test_a_sync_imports_nothing_heavy(tmp_path, sim):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
     conn = sqlite3.connect(tmp_path / "c.db")
-    assert conn.execute("select count(*) from sync_runs where status = 'succeeded'").fetchone()[0] == 2
+    assert (
+        conn.execute("select count(*) from sync_runs where status = 'succeeded'").fetchone()[0] == 2
+    )
     conn.close()

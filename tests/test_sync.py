@@ -70,8 +70,12 @@ def test_every_column_follows_the_rules(tmp_path, sim):
         t = sim.library.track(key)
         checked["compilation"] += want["track_artist"] is not None
         checked["own_genres"] += bool(t["genres"])
-        checked["album_genres"] += not t["genres"] and bool(sim.library.album(want["album_rating_key"])["genres"])
-        checked["artist_genres"] += not t["genres"] and not sim.library.album(want["album_rating_key"])["genres"]
+        checked["album_genres"] += not t["genres"] and bool(
+            sim.library.album(want["album_rating_key"])["genres"]
+        )
+        checked["artist_genres"] += (
+            not t["genres"] and not sim.library.album(want["album_rating_key"])["genres"]
+        )
         checked["live"] += want["is_live"]
         checked["no_year"] += want["year"] is None
         checked["no_duration"] += want["duration_ms"] is None
@@ -142,14 +146,18 @@ def test_full_sync_request_count(tmp_path, profile):
         # the listening history: its pages per section, /accounts and /devices
         history = sum(math.ceil(max(1, len(sim.history.entries(librarySectionID=str(s["id"])))) / 1000)
                       for s in sections)  # fmt: skip
-        fixed = 2 + len(sections) + history + 2  # root, sections, one count per section, the history
+        fixed = (
+            2 + len(sections) + history + 2
+        )  # root, sections, one count per section, the history
         sim.reset_counts()
         result = sync(db, config_for(sim))
         assert result.requests == sim.total_requests
         assert sim.request_counts["history"] == history
         # keys (pages of 5,000, then a count proving the end), a sample page, full items
         in_full = sum(math.ceil(n / 5000) + 1 + 1 + math.ceil(n / 500) for n in sizes)
-        assert sim.total_requests <= fixed + in_full + math.ceil(parents / 500) + 1, sim.request_counts
+        assert sim.total_requests <= fixed + in_full + math.ceil(parents / 500) + 1, (
+            sim.request_counts
+        )
         assert not sim.unknown_filters, sim.unknown_filters
 
         sim.reset_counts()
@@ -158,10 +166,15 @@ def test_full_sync_request_count(tmp_path, profile):
         if profile == CLASSIC:
             cut = sum(1 for k in keys if len(sim.library.track(k)["genres"]) >= 2)
             listed = sum(math.ceil(n / 1000) for n in sizes) + math.ceil(cut / 500)
-            assert sim.request_counts["metadata"] <= math.ceil(parents / 500) + math.ceil(cut / 500) + 1
+            assert (
+                sim.request_counts["metadata"]
+                <= math.ceil(parents / 500) + math.ceil(cut / 500) + 1
+            )
         else:
             listed = in_full
-        assert sim.total_requests <= fixed + listed + math.ceil(parents / 500) + 1, sim.request_counts
+        assert sim.total_requests <= fixed + listed + math.ceil(parents / 500) + 1, (
+            sim.request_counts
+        )
         assert not sim.unknown_filters, sim.unknown_filters
 
 
@@ -185,14 +198,19 @@ def mutate_randomly(sim, rng: random.Random, steps: int):
     lib = sim.library
     for _ in range(steps):
         keys = lib.track_keys()
-        op = rng.choice(["edit", "edit", "add", "delete", "play", "play", "rate", "album", "artist"])
+        op = rng.choice(
+            ["edit", "edit", "add", "delete", "play", "play", "rate", "album", "artist"]
+        )
         key = rng.choice(keys)
         t = lib.track(key)
         if op == "edit":
             sim.edit_track(key, title=f"{t['title']} (edit {rng.randint(1, 999)})")
         elif op == "add":
-            sim.add_tracks(rng.randint(1, 5), section_id=t.get("librarySectionID", 1) or 1,
-                           album_key=rng.choice([None, t["parentRatingKey"]]))
+            sim.add_tracks(
+                rng.randint(1, 5),
+                section_id=t.get("librarySectionID", 1) or 1,
+                album_key=rng.choice([None, t["parentRatingKey"]]),
+            )
         elif op == "delete":
             sim.delete_tracks(rng.sample(keys, rng.randint(1, 3)))
         elif op == "play":
@@ -233,7 +251,9 @@ def test_bulk_loads_rebuild_every_index(tmp_path, fresh_sim):
     def indexes(path):
         conn = sqlite3.connect(path)
         try:
-            return sorted(conn.execute("select name, tbl_name, sql from sqlite_master where type = 'index'"))
+            return sorted(
+                conn.execute("select name, tbl_name, sql from sqlite_master where type = 'index'")
+            )
         finally:
             conn.close()
 
@@ -311,7 +331,9 @@ def deletions_without_key_scan(tmp_path, sim, db, gone: list[str]):
 @pytest.mark.parametrize("profile", [REALISTIC, "leafcount-listings"])
 def test_a_deletion_is_found_from_key_range_counts_without_a_full_key_scan(tmp_path, profile):
     "Album listings without leafCount (every real one) or with it: the same few counts"
-    with Simulator(tracks=15000, seed=5, token=TOKEN, profile=profile, music_sections=1, history=0) as sim:
+    with Simulator(
+        tracks=15000, seed=5, token=TOKEN, profile=profile, music_sections=1, history=0
+    ) as sim:
         db = tmp_path / "c.db"
         sync(db, config_for(sim))
         counts = deletions_without_key_scan(tmp_path, sim, db, [sim.library.track_keys()[9876]])
@@ -331,7 +353,9 @@ def leaf_sim():
 def test_more_deletions_are_found_from_album_counts_where_listed(tmp_path, leaf_sim):
     db = tmp_path / "c.db"
     sync(db, config_for(leaf_sim))
-    deletions_without_key_scan(tmp_path, leaf_sim, db, random.Random(7).sample(leaf_sim.library.track_keys(), 12))
+    deletions_without_key_scan(
+        tmp_path, leaf_sim, db, random.Random(7).sample(leaf_sim.library.track_keys(), 12)
+    )
 
 
 def test_deletions_fall_back_to_every_key_when_album_counts_do_not_explain_them(tmp_path, leaf_sim):
@@ -342,7 +366,9 @@ def test_deletions_fall_back_to_every_key_when_album_counts_do_not_explain_them(
     # A cached track with no album cannot be found through album counts.
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("update tracks set album_rating_key = null where rating_key = ?", (victims[0],))
+        conn.execute(
+            "update tracks set album_rating_key = null where rating_key = ?", (victims[0],)
+        )
     conn.close()
     key_scan_needed(sim, db, victims)
 
@@ -369,6 +395,7 @@ def key_scan_needed(sim, db, gone: list[str]) -> None:
     assert result.removed == len(gone)
     assert not set(gone) & set(rows_by_key(db))
 
+
 def test_section_limit_and_unknown_section(tmp_path, sim):
     db = tmp_path / "c.db"
     music = [s for s in sim.library.sections() if s["type"] == "artist"]
@@ -387,7 +414,10 @@ def test_other_server_replaces_cache(tmp_path, sim, fresh_sim):
     assert any("replacing it" in w for w in result.warnings)
     assert set(rows_by_key(db)) == set(fresh_sim.library.track_keys())
     conn = sqlite3.connect(db)
-    assert conn.execute("select plex_server_id from sync_state").fetchone()[0] == fresh_sim.machine_identifier
+    assert (
+        conn.execute("select plex_server_id from sync_state").fetchone()[0]
+        == fresh_sim.machine_identifier
+    )
 
 
 def test_keyset_paging_survives_deletions_during_the_sync(tmp_path, fresh_sim):
@@ -474,7 +504,9 @@ def test_bad_token_and_unreachable_server(tmp_path, sim):
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
-    done = run_cli(["sync", "--db", db], env={"PLEX_URL": "http://127.0.0.1:9", "PLEX_TOKEN": TOKEN})
+    done = run_cli(
+        ["sync", "--db", db], env={"PLEX_URL": "http://127.0.0.1:9", "PLEX_TOKEN": TOKEN}
+    )
     assert done.returncode == 1
     assert "cannot reach Plex at http://127.0.0.1:9" in done.stderr
     assert "Traceback" not in done.stderr and TOKEN not in done.stderr + done.stdout
@@ -577,7 +609,18 @@ def test_sigkill_mid_sync_leaves_cache_intact(tmp_path, fresh_sim):
         sim.edit_track(key, title="new title")
     sim.set_latency(40)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "plexcache", "sync", "--db", str(db), "--full", "--page-size", "100", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "plexcache",
+            "sync",
+            "--db",
+            str(db),
+            "--full",
+            "--page-size",
+            "100",
+            "--quiet",
+        ],
         env={**os.environ, "PLEX_URL": sim.url, "PLEX_TOKEN": sim.token},
     )
     deadline = time.time() + 30
@@ -605,7 +648,17 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path, fresh_sim):
     db = tmp_path / "c.db"
     sim.set_latency(40)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "plexcache", "sync", "--db", str(db), "--page-size", "100", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "plexcache",
+            "sync",
+            "--db",
+            str(db),
+            "--page-size",
+            "100",
+            "--quiet",
+        ],
         env={**os.environ, "PLEX_URL": sim.url, "PLEX_TOKEN": sim.token},
     )
     deadline = time.time() + 30

@@ -79,14 +79,20 @@ def assert_like_full_sync(db, sim, tmp_path) -> None:
     # the listening history too; a deleted track's plays keep the key the cache knew (Plex drops it)
     fresh = plays(full)
     assert [p[:1] + p[2:] for p in plays(db)] == [p[:1] + p[2:] for p in fresh]
-    assert all(mine[1] == theirs[1] for mine, theirs in zip(plays(db), fresh, strict=True) if theirs[1] is not None)
+    assert all(
+        mine[1] == theirs[1]
+        for mine, theirs in zip(plays(db), fresh, strict=True)
+        if theirs[1] is not None
+    )
     check_cache(db)
 
 
 def plays(db) -> list:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return conn.execute("select history_id, rating_key, account_id, device_id, viewed_at from plays order by 1").fetchall()
+        return conn.execute(
+            "select history_id, rating_key, account_id, device_id, viewed_at from plays order by 1"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -140,7 +146,9 @@ def test_parse_what_pms_sends():
          '{"identifier":"com.plexapp.plugins.library","sectionID":"1","itemID":"101","type":10,"state":5},' \
          '{"identifier":"com.plexapp.plugins.library","sectionID":1,"itemID":102,"type":9,"state":0,"metadataState":"created"},' \
          '{"identifier":"com.plexapp.plugins.library","sectionID":"1","itemID":"103","type":10,"state":9,"metadataState":"deleted"}]}}'  # fmt: skip
-    assert parse(tl) == Notice(changed={"101": "track", "102": "album"}, deleted={"103"}, sections={1})
+    assert parse(tl) == Notice(
+        changed={"101": "track", "102": "album"}, deleted={"103"}, sections={1}
+    )
     # intermediate states, other types and other providers ask for nothing
     quiet = '{"NotificationContainer":{"type":"timeline","size":3,"TimelineEntry":[' \
             '{"identifier":"com.plexapp.plugins.library","sectionID":"1","itemID":"5","type":10,"state":3},' \
@@ -191,7 +199,9 @@ def test_pending_coalesces_announcements():
 
     p = Pending()
     p.add(Notice(changed={"5": "item"}, played={"5"}), now=1.0)
-    p.add(Notice(changed={"5": "track", "6": "album"}, sections={1}), now=1.1)  # a known type beats "item"
+    p.add(
+        Notice(changed={"5": "track", "6": "album"}, sections={1}), now=1.1
+    )  # a known type beats "item"
     p.add(Notice(deleted={"6", "7"}), now=1.2)  # a deletion beats a change
     p.add(Notice(changed={"7": "track"}), now=1.3)  # ...even one announced later
     assert (p.first, p.last, len(p)) == (1.0, 1.3, 3)
@@ -212,12 +222,18 @@ def test_each_kind_of_change_is_applied_live(sim, tmp_path):
     rec = sim.library.track(keys[40])
     album, artist = rec["parentRatingKey"], rec["grandparentRatingKey"]
     changes = [
-        ("edit", lambda: sim.edit_track(keys[3], title="Edited live", genres=["Blues", "Rock", "Jazz"])),
+        (
+            "edit",
+            lambda: sim.edit_track(keys[3], title="Edited live", genres=["Blues", "Rock", "Jazz"]),
+        ),
         ("play", lambda: sim.play_track(keys[4], times=2)),
         ("rating", lambda: sim.rate_track(keys[5], 8)),
         ("add", lambda: sim.add_tracks(3)),
         ("delete", lambda: sim.delete_tracks(keys[10:13])),
-        ("album edit", lambda: sim.edit_album(album, title="Renamed live", year=1988, genres=["Jazz", "Soul"])),
+        (
+            "album edit",
+            lambda: sim.edit_album(album, title="Renamed live", year=1988, genres=["Jazz", "Soul"]),
+        ),
         ("artist edit", lambda: sim.edit_artist(artist, title="Renamed artist")),
     ]
     with watching(db, sim) as watcher:
@@ -239,8 +255,13 @@ def test_each_kind_of_change_is_applied_live(sim, tmp_path):
             if kind == "play":  # the live sync ran the history step: the two plays are in `plays`
                 assert len([p for p in plays(db) if p[1] == keys[4]]) == len(played_before) + 2
             others = [r for r in new_runs(db, before) if r["mode"] != "live"]
-            if kind in ("add", "delete"):  # a scan ended: one incremental sync catches what messages missed
-                assert [(r["mode"], r["status"]) for r in others] == [("incremental", "succeeded")], others
+            if kind in (
+                "add",
+                "delete",
+            ):  # a scan ended: one incremental sync catches what messages missed
+                assert [(r["mode"], r["status"]) for r in others] == [
+                    ("incremental", "succeeded")
+                ], others
             else:
                 assert others == [], (kind, others)
         state = read_state(db)
@@ -308,7 +329,9 @@ def test_changes_made_while_disconnected_are_synced_after_reconnecting(sim, tmp_
         converge(db, sim)
         settle(watcher, sim)
         assert sim.notify.stats()["connects"] == 2
-        assert [(r["mode"], r["trigger"]) for r in new_runs(db, before)] == [("incremental", "watch")]
+        assert [(r["mode"], r["trigger"]) for r in new_runs(db, before)] == [
+            ("incremental", "watch")
+        ]
         assert read_state(db)["state"] == "connected"
     assert_like_full_sync(db, sim, tmp_path)
 
@@ -340,9 +363,18 @@ def test_malformed_messages_are_logged_and_skipped(sim, tmp_path, caplog):
     keys = sim.library.track_keys(1)
     caplog.set_level(logging.INFO, logger="plexcache.watch")
     with watching(db, sim) as watcher:
-        for kind in ("not_json", "unknown_type", "missing_fields", "no_container", "wrong_types", "binary"):
+        for kind in (
+            "not_json",
+            "unknown_type",
+            "missing_fields",
+            "no_container",
+            "wrong_types",
+            "binary",
+        ):
             sim.notify.malformed(kind)
-        sim.notify.malformed(text='{"NotificationContainer": {"type": "timeline", "TimelineEntry": [7]}}')
+        sim.notify.malformed(
+            text='{"NotificationContainer": {"type": "timeline", "TimelineEntry": [7]}}'
+        )
         sim.advance_clock(2)
         sim.edit_track(keys[2], title="After the garbage")
         converge(db, sim)
@@ -381,13 +413,13 @@ def test_a_server_without_the_websocket_is_polled(sim_factory, tmp_path, caplog)
         sim.advance_clock(2)
         sim.edit_track(keys[1], title="Seen by polling")
         converge(db, sim)
-        assert {(r["mode"], r["trigger"]) for r in new_runs(db, before)} == {("incremental", "watch")}
+        assert {(r["mode"], r["trigger"]) for r in new_runs(db, before)} == {
+            ("incremental", "watch")
+        }
         assert not watcher.connected
         detail = read_state(db)["detail"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    expected = (
-        f"Plex at {sim.url} offers no notification websocket (HTTP 404); checking for changes every 0.5 s instead"
-    )
+    expected = f"Plex at {sim.url} offers no notification websocket (HTTP 404); checking for changes every 0.5 s instead"
     assert warnings == [expected]
     assert detail == expected
     assert_like_full_sync(db, sim, tmp_path)
@@ -461,7 +493,9 @@ def test_watch_command_runs_until_a_signal_and_exits_0(sim, tmp_path, sig):
     lines = err.splitlines()
     ws_url = sim.url.replace("http://", "ws://") + "/:/websockets/notifications"
     assert f"Listening to Plex notifications at {ws_url}" in lines
-    assert any(line.startswith("Live: 0 added, 1 updated, 0 removed (1 requests,") for line in lines), err
+    assert any(
+        line.startswith("Live: 0 added, 1 updated, 0 removed (1 requests,") for line in lines
+    ), err
     assert read_state(db)["state"] == "stopped"
     scanner.add("stdout", out)
     scanner.add("stderr", err)
@@ -475,7 +509,10 @@ def test_watch_command_one_line_errors(sim, tmp_path):
     env = cli_env(tmp_path)
     done = cli(["watch", "--db", db], env)
     assert done.returncode == 2  # a missing setting
-    assert done.stderr.strip() == "Error: no Plex server configured: pass --url/--token or set PLEX_URL and PLEX_TOKEN"
+    assert (
+        done.stderr.strip()
+        == "Error: no Plex server configured: pass --url/--token or set PLEX_URL and PLEX_TOKEN"
+    )
     done = cli(["watch", "--db", db, "--poll-interval", "0.5"], cli_env(tmp_path, sim))
     assert done.returncode == 2
     assert done.stderr.strip() == (
@@ -547,7 +584,9 @@ def test_watch_state_reads_stopped_after_a_kill(sim, tmp_path):
     state = read_state(db)
     assert state["running"] is False and state["state"] == "stopped"
     conn = sqlite3.connect(db)
-    assert conn.execute("select state from watch_state").fetchone() == ("connected",)  # what it last wrote
+    assert conn.execute("select state from watch_state").fetchone() == (
+        "connected",
+    )  # what it last wrote
     conn.close()
 
 
@@ -586,6 +625,8 @@ def test_an_incremental_sync_runs_every_resync_interval_while_connected(sim, tmp
             return [r for r in new_runs(db, first) if r["status"] != "running"]
 
         wait_for(lambda: len(finished()) >= 2, "two periodic syncs")
-        assert {(r["mode"], r["trigger"], r["status"]) for r in finished()} == {("incremental", "watch", "succeeded")}
+        assert {(r["mode"], r["trigger"], r["status"]) for r in finished()} == {
+            ("incremental", "watch", "succeeded")
+        }
         # nothing changed: the cheap probe
         assert all(r["http_requests"] <= 5 for r in finished()), finished()

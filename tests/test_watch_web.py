@@ -21,7 +21,16 @@ from plexcache.sync import sync
 
 psutil = pytest.importorskip("psutil")
 
-LIVE_KEYS = {"enabled", "running", "state", "since", "detail", "last_event_at", "last_change_at", "text"}
+LIVE_KEYS = {
+    "enabled",
+    "running",
+    "state",
+    "since",
+    "detail",
+    "last_event_at",
+    "last_change_at",
+    "text",
+}
 
 
 class Served:
@@ -52,7 +61,11 @@ class Served:
         return r.json()
 
     def watchers(self):
-        return [p for p in psutil.Process(self.proc.pid).children(recursive=True) if "watch" in p.cmdline()]
+        return [
+            p
+            for p in psutil.Process(self.proc.pid).children(recursive=True)
+            if "watch" in p.cmdline()
+        ]
 
     def stop(self, sig=signal.SIGINT) -> str:
         if self.proc.poll() is None:
@@ -95,7 +108,10 @@ def test_serve_keeps_the_cache_live(sim, tmp_path):
         sim.advance_clock(2)
         sim.rate_track(key, 9)
         sim.add_tracks(2)
-        wait_for(lambda: served.get("/api/library/status")["track_count"] == before + 2, "the added tracks")
+        wait_for(
+            lambda: served.get("/api/library/status")["track_count"] == before + 2,
+            "the added tracks",
+        )
         wait_for(lambda: served.get(f"/library_cache/tracks/{key}.json?_shape=array")[0]["user_rating"] == 9,
                  "the rating")  # fmt: skip
         page = served.get("/-/plexcache.json")
@@ -118,7 +134,11 @@ def test_serve_keeps_the_cache_live(sim, tmp_path):
 
 @pytest.mark.parametrize("how", ["env", "flag"])
 def test_the_watch_setting_turns_it_off(sim, tmp_path, how):
-    served = Served(tmp_path, sim, "--no-watch") if how == "flag" else Served(tmp_path, sim, PLEXCACHE_WATCH="0")
+    served = (
+        Served(tmp_path, sim, "--no-watch")
+        if how == "flag"
+        else Served(tmp_path, sim, PLEXCACHE_WATCH="0")
+    )
     try:
         time.sleep(1.0)
         live = served.get("/-/plexcache/live.json")
@@ -131,7 +151,14 @@ def test_the_watch_setting_turns_it_off(sim, tmp_path, how):
 
 
 def test_watch_setting_values():
-    for value, on in [(None, True), (True, True), (False, False), ("off", False), ("0", False), ("yes", True)]:
+    for value, on in [
+        (None, True),
+        (True, True),
+        (False, False),
+        ("off", False),
+        ("0", False),
+        ("yes", True),
+    ]:
         config = {} if value is None else {"watch": value}
         assert service.settings_from_config(config, {}).watch is on, value
     settings = service.settings_from_config({"watch": "sometimes"}, {})

@@ -46,10 +46,21 @@ from plexcache.sync import sync
 DATASETTE_1 = not datasette_version.startswith("0.")
 STATUS_KEYS = {"track_count", "synced_at", "is_syncing", "sync_progress", "error", "plex_connected"}
 PLUGIN_GETS = [
-    "/", "/api/library/status", "/-/plexcache", "/-/plexcache.json", "/-/plexcache/runs.json",
-    "/-/plexcache/status", "/-/plexcache/status.json", "/-/metadata.json", "/-/plugins.json",
-    "/-/settings.json", "/-/config.json", "/library_cache", "/library_cache/tracks?_size=5",
-    "/library_cache/sync_runs", "/library_cache/sections.json",
+    "/",
+    "/api/library/status",
+    "/-/plexcache",
+    "/-/plexcache.json",
+    "/-/plexcache/runs.json",
+    "/-/plexcache/status",
+    "/-/plexcache/status.json",
+    "/-/metadata.json",
+    "/-/plugins.json",
+    "/-/settings.json",
+    "/-/config.json",
+    "/library_cache",
+    "/library_cache/tracks?_size=5",
+    "/library_cache/sync_runs",
+    "/library_cache/sections.json",
 ]
 
 
@@ -68,8 +79,12 @@ class Served:
         self.env = cli_env(tmp, self.sim, PLEXCACHE_SYNC_ON_START="0", PLEXCACHE_WATCH="0")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plexcache", "serve", "--db", str(self.db), "--port", "0"],
-            env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
+            env=self.env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.output: list[str] = []
         deadline = time.monotonic() + 60
@@ -235,13 +250,18 @@ def test_fifty_posts_and_a_cli_sync_start_exactly_one_sync(served, tmp_path, sca
             syncing_seen += 1
             assert isinstance(body["sync_progress"], dict), body
             # the old generation until the new one is committed
-            assert body["track_count"] in (before["track_count"], status_of(served.url)["track_count"])
+            assert body["track_count"] in (
+                before["track_count"],
+                status_of(served.url)["track_count"],
+            )
         else:
             assert body["sync_progress"] is None, body
         assert body["error"] is None, body
     assert syncing_seen >= 10, syncing_seen
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
-    summary = f"{len(latencies)} status answers: p50 {p50:.3f}s, p99 {p99:.2f}s, max {latencies[-1]:.2f}s"
+    summary = (
+        f"{len(latencies)} status answers: p50 {p50:.3f}s, p99 {p99:.2f}s, max {latencies[-1]:.2f}s"
+    )
     report_line(request.config, f"web: {summary}")
     # refused POSTs must not tie up the server's worker threads (they did:
     # p99 1.5 s, max 3 s, before spawn_sync answered a held lock at once)
@@ -249,7 +269,12 @@ def test_fifty_posts_and_a_cli_sync_start_exactly_one_sync(served, tmp_path, sca
     after = status_of(served.url)
     assert after["is_syncing"] is False and after["track_count"] == served.sim.library.track_count()
     conn = sqlite3.connect(served.db)
-    assert conn.execute("select count(*) from tracks where title = 'Changed for the web sync'").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "select count(*) from tracks where title = 'Changed for the web sync'"
+        ).fetchone()[0]
+        == 1
+    )
     conn.close()
 
 
@@ -259,13 +284,19 @@ def test_fifty_posts_and_a_cli_sync_start_exactly_one_sync(served, tmp_path, sca
 def test_get_head_options_never_start_a_sync(served, scanner):
     wait_idle(served)
     before = len(served.runs())
-    sync_urls = ["/api/library/sync", "/api/library/sync?full=1", "/-/plexcache/sync",
-                 "/-/plexcache/sync?full=1"]
+    sync_urls = [
+        "/api/library/sync",
+        "/api/library/sync?full=1",
+        "/-/plexcache/sync",
+        "/-/plexcache/sync?full=1",
+    ]
     with LockWatch(served.db) as watch:
         for path in sync_urls:
             for method in ("GET", "HEAD", "OPTIONS"):
                 response = requests.request(
-                    method, served.url + path, timeout=30,
+                    method,
+                    served.url + path,
+                    timeout=30,
                     headers={"X-HTTP-Method-Override": "POST", "Content-Type": "application/json"},
                     data=b'{"full": true}' if method == "GET" else None,
                 )
@@ -275,7 +306,9 @@ def test_get_head_options_never_start_a_sync(served, scanner):
                 scanner.add(f"{method} {path}", response.text)
         for path in PLUGIN_GETS:
             ours = "plexcache" in path or "/api/" in path
-            response = requests.get(served.url + path, params={"full": "1"} if ours else None, timeout=30)
+            response = requests.get(
+                served.url + path, params={"full": "1"} if ours else None, timeout=30
+            )
             # Datasette's own pages differ between 0.65 and 1.0a (/-/metadata.json is gone)
             expected = (200,) if ours else (200, 404)
             assert response.status_code in expected, (path, response.status_code)
@@ -316,20 +349,36 @@ def test_cross_site_posts_are_refused(served, scanner, body):
         for label, headers in CROSS_SITE.items():
             kwargs = dict(BODIES[body])
             headers = {**headers, **kwargs.pop("headers", {})}
-            response = requests.post(served.url + "/api/library/sync", headers=headers,
-                                     timeout=30, allow_redirects=False, **kwargs)
+            response = requests.post(
+                served.url + "/api/library/sync",
+                headers=headers,
+                timeout=30,
+                allow_redirects=False,
+                **kwargs,
+            )
             scanner.add(f"cross-site {label}", response.text)
             assert response.status_code == 403, (label, body, response.status_code, response.text)
     assert not watch.taken, "a cross-site POST took the sync lock"
     assert len(served.runs()) == before
 
 
-@pytest.mark.parametrize("host, refused", [
-    ("127.0.0.1:8001", False), ("localhost:8001", False), ("LOCALHOST", False), ("[::1]:8001", False),
-    ("plexcache.localhost:8001", False), ("127.1.2.3", False),
-    ("evil.example:8001", True), ("localhost.evil.example", True), ("192.168.1.5:8001", True),
-    ("", True), (None, True), ("[::1", True),
-])
+@pytest.mark.parametrize(
+    "host, refused",
+    [
+        ("127.0.0.1:8001", False),
+        ("localhost:8001", False),
+        ("LOCALHOST", False),
+        ("[::1]:8001", False),
+        ("plexcache.localhost:8001", False),
+        ("127.1.2.3", False),
+        ("evil.example:8001", True),
+        ("localhost.evil.example", True),
+        ("192.168.1.5:8001", True),
+        ("", True),
+        (None, True),
+        ("[::1", True),
+    ],
+)
 def test_a_localhost_only_server_syncs_only_for_loopback_names(host, refused):
     from datasette_plexcache.security import foreign_host_reason
     from datasette_plexcache.service import PluginSettings
@@ -337,14 +386,19 @@ def test_a_localhost_only_server_syncs_only_for_loopback_names(host, refused):
     from plexcache.config import PlexConfig
 
     def settings(**kw):
-        return PluginSettings(database="library_cache", db_path=None, plex=PlexConfig(None, None), **kw)
+        return PluginSettings(
+            database="library_cache", db_path=None, plex=PlexConfig(None, None), **kw
+        )
 
     local = settings(bind_host="127.0.0.1")
     assert local.local_only
     assert (foreign_host_reason(local, None, host) is not None) == refused
     # root, an allow_sync block, or a public server: the permission decides, not the name
     assert foreign_host_reason(local, {"id": "root"}, host) is None
-    assert foreign_host_reason(settings(bind_host="127.0.0.1", allow_sync={"id": "*"}), None, host) is None
+    assert (
+        foreign_host_reason(settings(bind_host="127.0.0.1", allow_sync={"id": "*"}), None, host)
+        is None
+    )
     assert foreign_host_reason(settings(bind_host="0.0.0.0"), None, host) is None
 
 
@@ -356,9 +410,14 @@ def test_dns_rebinding_cannot_start_a_sync(served):
     before = len(served.runs())
     port = served.url.rsplit(":", 1)[1]
     response = requests.post(
-        served.url + "/api/library/sync", json={}, timeout=30,
-        headers={"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}",
-                 "Sec-Fetch-Site": "same-origin"},
+        served.url + "/api/library/sync",
+        json={},
+        timeout=30,
+        headers={
+            "Host": f"evil.example:{port}",
+            "Origin": f"http://evil.example:{port}",
+            "Sec-Fetch-Site": "same-origin",
+        },
     )
     wait_idle(served)
     started = len(served.runs()) > before
@@ -398,7 +457,9 @@ async def csrf_for(ds, cookies):
     cookies = dict(cookies)
     if "ds_csrftoken" in page.cookies:
         cookies["ds_csrftoken"] = page.cookies["ds_csrftoken"]
-    token = json.loads(re.search(r"window\.plexcacheConfig = (\{.*?\});", page.text).group(1))["csrftoken"]
+    token = json.loads(re.search(r"window\.plexcacheConfig = (\{.*?\});", page.text).group(1))[
+        "csrftoken"
+    ]
     return cookies, token
 
 
@@ -412,7 +473,9 @@ async def test_public_server_needs_the_sync_permission(public_datasette, scanner
     async def post(cookies=None, headers=None):
         cookies, token = await csrf_for(ds, cookies or {})
         response = await ds.client.post(
-            "/api/library/sync", json={}, cookies=cookies,
+            "/api/library/sync",
+            json={},
+            cookies=cookies,
             headers={"x-csrftoken": token, "sec-fetch-site": "same-origin", **(headers or {})},
         )
         scanner.add("POST", response.text)
@@ -420,8 +483,12 @@ async def test_public_server_needs_the_sync_permission(public_datasette, scanner
 
     from datasette.app import Datasette
 
-    forged = {"ds_actor": "eyJhIjp7ImlkIjoicm9vdCJ9fQ.forged"}  # {"a": {"id": "root"}}, bad signature
-    other_secret = {"ds_actor": actor_cookie(Datasette([], secret="another-secret"), {"id": "root"})}
+    forged = {
+        "ds_actor": "eyJhIjp7ImlkIjoicm9vdCJ9fQ.forged"
+    }  # {"a": {"id": "root"}}, bad signature
+    other_secret = {
+        "ds_actor": actor_cookie(Datasette([], secret="another-secret"), {"id": "root"})
+    }
     refused = {
         "anonymous": await post(),
         "forged actor cookie": await post(forged),
@@ -448,7 +515,10 @@ async def test_public_server_needs_the_sync_permission(public_datasette, scanner
         time.sleep(0.1)
     assert runs(db)[-1]["status"] == "succeeded" and runs(db)[-1]["trigger"] == "web"
     conn = sqlite3.connect(db)
-    assert conn.execute("select count(*) from tracks where title = 'Synced by root'").fetchone()[0] == 1
+    assert (
+        conn.execute("select count(*) from tracks where title = 'Synced by root'").fetchone()[0]
+        == 1
+    )
     conn.close()
     # and every page still keeps the token out
     for path in PLUGIN_GETS:

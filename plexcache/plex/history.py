@@ -23,11 +23,15 @@ from .rows import BadItem, int_or_none, rating_key, text
 HISTORY_PATH = "/status/sessions/history/all"
 # Fields an entry carries that the cache never reads (PMS treats these as a
 # request, not a guarantee; the spec lists includeFields/excludeFields here).
-HISTORY_TRIM = {"excludeFields": "thumb,parentThumb,grandparentThumb,grandparentArt,art,parentKey,grandparentKey"}
+HISTORY_TRIM = {
+    "excludeFields": "thumb,parentThumb,grandparentThumb,grandparentArt,art,parentKey,grandparentKey"
+}
 ENTRY_TAGS = ("Track", "Metadata")
 
 
-def history_page(http: PlexHTTP, section_id: int, start: int, size: int) -> tuple[list[ET.Element], int | None]:
+def history_page(
+    http: PlexHTTP, section_id: int, start: int, size: int
+) -> tuple[list[ET.Element], int | None]:
     "(entries, totalSize) of one page of a section's plays, newest first; totalSize None when Plex sends none"
     params = {"sort": "viewedAt:desc", "librarySectionID": section_id, **HISTORY_TRIM}
     root = http.get(HISTORY_PATH, params, start=start, size=size)
@@ -84,7 +88,12 @@ def account_row(el: ET.Element) -> tuple:
     aid = int_or_none(el.get("id"))
     if aid is None:
         raise BadItem("account without an id")
-    return (aid, text(el.get("name")) or "", text(el.get("thumb")), text(el.get("defaultAudioLanguage")))
+    return (
+        aid,
+        text(el.get("name")) or "",
+        text(el.get("thumb")),
+        text(el.get("defaultAudioLanguage")),
+    )
 
 
 def device_row(el: ET.Element) -> tuple:

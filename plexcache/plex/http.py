@@ -58,7 +58,9 @@ BODY_TIMEOUTS = 4
 # Bodies are parsed in pieces so the lookahead thread, which needs the GIL
 # to send the next request, never waits for a whole page's parse.
 PARSE_CHUNK = 64 * 1024
-CLIENT_IDENTIFIER = "plexcache-" + uuid.uuid5(uuid.NAMESPACE_DNS, platform.node() or "plexcache").hex[:12]
+CLIENT_IDENTIFIER = (
+    "plexcache-" + uuid.uuid5(uuid.NAMESPACE_DNS, platform.node() or "plexcache").hex[:12]
+)
 
 
 class TransientError(PlexError):
@@ -95,8 +97,12 @@ class PlexHTTP:
         self._requests_lock = threading.Lock()  # the lookahead thread counts too
         self.server_time: int | None = None  # PMS clock, from the Date header
         self.session = requests.Session()
-        self.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0))
-        self.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0))
+        self.session.mount(
+            "http://", HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+        )
+        self.session.mount(
+            "https://", HTTPAdapter(pool_connections=1, pool_maxsize=4, max_retries=0)
+        )
         self.session.headers.update(
             {
                 "Accept": "application/xml",
@@ -123,7 +129,13 @@ class PlexHTTP:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def get(self, path: str, params: dict | None = None, start: int | None = None, size: int | None = None) -> ET.Element:
+    def get(
+        self,
+        path: str,
+        params: dict | None = None,
+        start: int | None = None,
+        size: int | None = None,
+    ) -> ET.Element:
         "GET ``path`` and parse the MediaContainer, retrying transient failures"
         headers = paging(start, size)
         return self.retrying(lambda: self.parse(self.fetch_once(path, params, headers), path))
@@ -162,7 +174,9 @@ class PlexHTTP:
             raise PlexError(str(e)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def get_fetched(self, path: str, params: dict | None, headers: dict, fetched: tuple) -> ET.Element:
+    def get_fetched(
+        self, path: str, params: dict | None, headers: dict, fetched: tuple
+    ) -> ET.Element:
         """``get``, whose first attempt already happened: ``fetched`` is the
         ``(body, error)`` the lookahead thread got. A body is parsed here; a
         transient failure of either is retried like any other attempt."""
@@ -187,7 +201,11 @@ class PlexHTTP:
             # Never follow a redirect: requests would send the X-Plex-Token
             # header along to wherever it points.
             response = self.session.get(
-                url, params=params, headers=headers, timeout=self.timeout, stream=True,
+                url,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                stream=True,
                 allow_redirects=False,
             )
         except requests.exceptions.RequestException as e:
@@ -202,15 +220,26 @@ class PlexHTTP:
             response.close()
         return body
 
-    def error_for(self, path: str, *, response=None, exception: BaseException | None = None, reading: bool = False):
+    def error_for(
+        self,
+        path: str,
+        *,
+        response=None,
+        exception: BaseException | None = None,
+        reading: bool = False,
+    ):
         """The plexcache error for an answer's status (None for 200), for an
         exception of ``requests`` while connecting, or (``reading``) while
         reading the body. Transient ones are ``TransientError`` (retried)."""
         where = self.where
         if exception is not None and reading:
-            if isinstance(exception, requests.exceptions.Timeout | urllib3.exceptions.ReadTimeoutError):
+            if isinstance(
+                exception, requests.exceptions.Timeout | urllib3.exceptions.ReadTimeoutError
+            ):
                 return TransientError(f"{where} stalled mid-response ({path})")
-            if isinstance(exception, requests.exceptions.ContentDecodingError | urllib3.exceptions.DecodeError):
+            if isinstance(
+                exception, requests.exceptions.ContentDecodingError | urllib3.exceptions.DecodeError
+            ):
                 return TransientError(f"{where} sent a corrupt compressed body for {path}")
             return TransientError(f"{where} closed the connection mid-response ({path})")
         if exception is not None:
@@ -224,11 +253,15 @@ class PlexHTTP:
         status = response.status_code
         if status == 200:
             return None
-        response.reason = server_text(response.reason, limit=60)  # hardening: server text is untrusted
+        response.reason = server_text(
+            response.reason, limit=60
+        )  # hardening: server text is untrusted
         if status == 401:
             return PlexAuthError(unauthorized_message(where, self.config.token))  # hardening
         if status == 404 and path in ("/", "/library/sections"):  # hardening: every PMS has these
-            return NotPlexServer(not_plex_message(self.base_url, self.timeout, path, "404 Not Found"))
+            return NotPlexServer(
+                not_plex_message(self.base_url, self.timeout, path, "404 Not Found")
+            )
         if status == 404:
             return PlexNotFound(f"{where} has nothing at {path} (404 Not Found)")
         if status == 429 or status >= 500:
@@ -276,7 +309,9 @@ class PlexHTTP:
             raise TransientError(f"{where} sent an empty response for {path}")
         head = body[:512].lstrip()
         if head[:1] != b"<" or head[:5].lower() == b"<html" or head[:9].lower() == b"<!doctype":
-            raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, head))  # hardening
+            raise NotPlexServer(
+                not_plex_message(self.base_url, self.timeout, path, head)
+            )  # hardening
         # Plex sends UTF-8, where NUL cannot occur; UTF-16 would hide a DTD
         # from the byte search below (expat decodes it and expands entities).
         if b"\0" in body:
@@ -298,7 +333,9 @@ class PlexHTTP:
         except ET.ParseError as e:
             raise TransientError(f"{where} sent malformed XML for {path} ({e})") from None
         if root.tag != "MediaContainer":
-            raise NotPlexServer(not_plex_message(self.base_url, self.timeout, path, f"<{root.tag[:40]}>"))  # hardening
+            raise NotPlexServer(
+                not_plex_message(self.base_url, self.timeout, path, f"<{root.tag[:40]}>")
+            )  # hardening
         return root
 
     def _note_date(self, value: str | None) -> None:

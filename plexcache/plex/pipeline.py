@@ -207,7 +207,9 @@ class FetchPool:
     counted, when the caller goes on.
     """
 
-    def __init__(self, fetch: Callable, items: list, in_flight: int = IN_FLIGHT, pause: Callable = bool):
+    def __init__(
+        self, fetch: Callable, items: list, in_flight: int = IN_FLIGHT, pause: Callable = bool
+    ):
         self._fetch = fetch
         self._items = items
         self._pause = pause
@@ -226,8 +228,10 @@ class FetchPool:
             t.start()
 
     def _may_start(self) -> bool:
-        return self._next < len(self._items) and self._next <= self._taken + self._window and (
-            self._taken >= self._held_until
+        return (
+            self._next < len(self._items)
+            and self._next <= self._taken + self._window
+            and (self._taken >= self._held_until)
         )
 
     def _work(self) -> None:

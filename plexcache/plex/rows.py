@@ -16,10 +16,19 @@ import xml.etree.ElementTree as ET
 from ..columns import STAGE_TRACK_COLUMNS
 from ..timeutil import epoch_to_iso
 
-__all__ = ["STAGE_TRACK_COLUMNS", "BadItem", "track_row", "album_row", "artist_row", "item_type", "rating_key"]
+__all__ = [
+    "STAGE_TRACK_COLUMNS",
+    "BadItem",
+    "track_row",
+    "album_row",
+    "artist_row",
+    "item_type",
+    "rating_key",
+]
 
 MAX_TEXT = 2000  # longer titles are cut, not stored whole
 MAX_INT = 2**63 - 1  # SQLite's INTEGER range; beyond it a number is garbage
+
 
 class BadItem(ValueError):
     "An item that cannot be cached (no ratingKey, no title); skipped and counted"
@@ -247,4 +256,3 @@ def rating_key(value) -> str | None:
     if len(value) > 18 and int(value) > MAX_INT:  # 18 digits always fit
         return None
     return value
-

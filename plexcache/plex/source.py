@@ -112,7 +112,9 @@ class PlexSource(PlexHTTP):
         "``GET /``: machineIdentifier, friendlyName, version"
         root = self.get("/")
         if not root.get("machineIdentifier"):
-            raise NotPlexServer(f"Plex at {self.base_url} sent no machineIdentifier: not a Plex Media Server?")
+            raise NotPlexServer(
+                f"Plex at {self.base_url} sent no machineIdentifier: not a Plex Media Server?"
+            )
         return dict(root.attrib)
 
     def sections(self) -> list[Section]:
@@ -200,10 +202,18 @@ class PlexSource(PlexHTTP):
         try:
             while True:
                 if ahead is None:
-                    ahead = lookahead(lambda after: self.fetch_once(path, params_for(after), headers), last_key, follow)
+                    ahead = lookahead(
+                        lambda after: self.fetch_once(path, params_for(after), headers),
+                        last_key,
+                        follow,
+                    )
                 after, body, error, guess = next(ahead)
-                if after != last_key:  # pragma: no cover - it is restarted whenever it guessed wrong
-                    raise AssertionError(f"lookahead fetched the page after {after}, not {last_key}")
+                if (
+                    after != last_key
+                ):  # pragma: no cover - it is restarted whenever it guessed wrong
+                    raise AssertionError(
+                        f"lookahead fetched the page after {after}, not {last_key}"
+                    )
                 root = self.get_fetched(path, params_for(last_key), headers, (body, error))
                 items = [el for el in root if el.tag in ITEM_TAGS]
                 total = int_attr(root.get("totalSize"))

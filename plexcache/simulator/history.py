@@ -55,7 +55,9 @@ def _skew_hour(rng: Random, t: int) -> int:
 class History:
     """The play-event table, accounts and devices. Thread-safe under the library's lock."""
 
-    def __init__(self, library, clock, plays: int = 1000, seed: int = 1, accounts: int = 4, devices: int = 6):
+    def __init__(
+        self, library, clock, plays: int = 1000, seed: int = 1, accounts: int = 4, devices: int = 6
+    ):
         if plays < 0:
             raise ValueError("history plays must be >= 0")
         if accounts < 1:
@@ -72,7 +74,9 @@ class History:
         self._acct = array("q")
         self._dev = array("q")  # 0: no deviceID attribute
         self._sec = array("q")
-        self._snap: dict[int, tuple] = {}  # index -> (title, grandparentTitle, parentTitle, index, parentIndex)
+        self._snap: dict[
+            int, tuple
+        ] = {}  # index -> (title, grandparentTitle, parentTitle, index, parentIndex)
         self._base_snap: dict[int, tuple] = {}  # the same for the backfill's tracks, by ratingKey
         self._gone: set[int] = set()  # DELETEd history ids
         self._cache: OrderedDict = OrderedDict()
@@ -113,7 +117,13 @@ class History:
             ident = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         else:
             ident = f"{rng.getrandbits(52):x}"[:11]
-        d = {"id": did, "name": name, "platform": platform, "clientIdentifier": ident, "createdAt": created}
+        d = {
+            "id": did,
+            "name": name,
+            "platform": platform,
+            "clientIdentifier": ident,
+            "createdAt": created,
+        }
         self._devices[did] = d
         return d
 
@@ -177,7 +187,17 @@ class History:
             names = (lib._artist_base(lib._alb_art[j])["title"], lib._album_base(j)["title"])
             for pos in range(1, lib._alb_n[j] + 1):
                 t = lib._track_base(ak + pos, j, pos)
-                pool.append((ak + pos, j, pos, t["viewCount"], t["lastViewedAt"], t["addedAt"], t["duration"]))
+                pool.append(
+                    (
+                        ak + pos,
+                        j,
+                        pos,
+                        t["viewCount"],
+                        t["lastViewedAt"],
+                        t["addedAt"],
+                        t["duration"],
+                    )
+                )
                 self._base_snap[ak + pos] = (t["title"], *names, t["index"], t["parentIndex"])
             if len(pool) >= target:
                 break
@@ -188,14 +208,18 @@ class History:
         # the owner: a track's plays never outnumber its viewCount, and its newest is its lastViewedAt
         played = [p for p in pool if p[3] > 0]
         if played and n_owner:
-            picks = Counter(rng.choices(range(len(played)), weights=[p[3] for p in played], k=n_owner))
+            picks = Counter(
+                rng.choices(range(len(played)), weights=[p[3] for p in played], k=n_owner)
+            )
             for i, c in sorted(picks.items()):
                 key, j, _pos, vc, last, added, _dur = played[i]
                 c = min(c, vc)
                 times = [last] + sorted(min(last, max(added, _skew_hour(rng, added + int(rng.random() * (last - added)))))
                                         for _ in range(c - 1))  # fmt: skip
                 for t in times:
-                    plays.append((t, key, OWNER, self._pick_device(rng, OWNER), self._section(j), None))
+                    plays.append(
+                        (t, key, OWNER, self._pick_device(rng, OWNER), self._section(j), None)
+                    )
         # other accounts: sessions of consecutive tracks of an album, each account with its own taste
         rest = n - n_ghost - len(plays)
         if pool and rest > 0:
@@ -217,7 +241,9 @@ class History:
                 i = order[min(len(order) - 1, bisect_left(cum, rng.random() * cum[-1]))]
                 key, j, pos, _vc, _last, added, _dur = pool[i]
                 span = BASE_TIME - added
-                t = _skew_hour(rng, added + int(span * rng.random() ** 0.6))  # more plays in later years
+                t = _skew_hour(
+                    rng, added + int(span * rng.random() ** 0.6)
+                )  # more plays in later years
                 dev = self._pick_device(rng, a)
                 ak, count = lib._alb_key[j], lib._alb_n[j]
                 for p in range(pos, min(count, pos + 1 + int(rng.random() * 8)) + 1):
@@ -230,12 +256,16 @@ class History:
         for _ in range(min(n - len(plays), n // 100)):
             key = rng.choice(lib.movie_keys)
             movie = lib._movies[key]
-            t = _skew_hour(rng, movie["addedAt"] + int(rng.random() * (BASE_TIME - movie["addedAt"])))
+            t = _skew_hour(
+                rng, movie["addedAt"] + int(rng.random() * (BASE_TIME - movie["addedAt"]))
+            )
             plays.append((t, key, OWNER, self._pick_device(rng, OWNER), lib.movie_section,
                           (movie["title"], None, None, None, None)))  # fmt: skip
         # tracks deleted before the simulator started: entries with titles and no keys
         for _ in range(n - len(plays)):
-            t = _skew_hour(rng, EPOCH_START + int(rng.random() * (BASE_TIME - EPOCH_START - 200 * DAY)))
+            t = _skew_hour(
+                rng, EPOCH_START + int(rng.random() * (BASE_TIME - EPOCH_START - 200 * DAY))
+            )
             a = rng.choice([OWNER] + others)
             title = " ".join(rng.choice(N.WORDS).title() for _ in range(1 + rng.randrange(3)))
             snap = (title, f"{rng.choice(N.FIRST)} {rng.choice(N.LAST)}", f"{rng.choice(N.ADJ)} {rng.choice(N.NOUN)}",
@@ -379,7 +409,11 @@ class History:
         restricts to one account (a managed user's token)."""
         with self.lib.lock:
             self._build()
-            qs = [(k, v) for k, v in params if not k.startswith(("X-Plex-", "x-plex-", "include", "exclude"))]
+            qs = [
+                (k, v)
+                for k, v in params
+                if not k.startswith(("X-Plex-", "x-plex-", "include", "exclude"))
+            ]
             ck = (tuple(qs), scope_account, self.version, self.lib.version)
             idx = self._cache.get(ck)
             if idx is None:
@@ -441,7 +475,10 @@ class History:
                 if name not in SORT_FIELDS:
                     continue
                 col = None if name == "id" else cols[name]
-                idx.sort(key=(lambda i: i) if col is None else col.__getitem__, reverse=direction == "desc")
+                idx.sort(
+                    key=(lambda i: i) if col is None else col.__getitem__,
+                    reverse=direction == "desc",
+                )
         return idx
 
     def _item_tracks(self, value: str) -> list[int]:
@@ -487,7 +524,12 @@ def route(handler, path: str, params):
     hist: History = sim.history
     managed = account != OWNER
     if managed and sim.managed_history != "own":
-        return int(sim.managed_history), handler._html_error(int(sim.managed_history)), "text/html", {}
+        return (
+            int(sim.managed_history),
+            handler._html_error(int(sim.managed_history)),
+            "text/html",
+            {},
+        )
     method = handler.command
     if m and m.group(1) != "all":
         if managed:  # a single entry (GET, DELETE) is for admins (PMS API spec)

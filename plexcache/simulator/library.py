@@ -219,14 +219,20 @@ class Library:
         # generates every album, in key order), then asks for every album and artist again: only a
         # cache holding them all saves generating them twice (1,000,000 tracks: 84k albums and 26k
         # artists, ~200 MB).
-        self._artist_base = lru_cache(maxsize=min(len(self._art_key), PARENT_CACHE) or 1)(self._gen_artist)
-        self._album_base = lru_cache(maxsize=min(len(self._alb_key), PARENT_CACHE) or 1)(self._gen_album)
+        self._artist_base = lru_cache(maxsize=min(len(self._art_key), PARENT_CACHE) or 1)(
+            self._gen_artist
+        )
+        self._album_base = lru_cache(maxsize=min(len(self._alb_key), PARENT_CACHE) or 1)(
+            self._gen_album
+        )
         # generated base tracks are immutable (edits live in the overlay): cache them when the whole
         # library fits. A bigger library is listed in key order, which an LRU never hits: caching
         # would only cost (and keep the garbage collector busy with ~100k cached objects).
         self._tracks_cached = tracks <= TRACK_CACHE
         self._track_base = (
-            lru_cache(maxsize=TRACK_CACHE)(self._gen_base_track) if self._tracks_cached else self._gen_base_track
+            lru_cache(maxsize=TRACK_CACHE)(self._gen_base_track)
+            if self._tracks_cached
+            else self._gen_base_track
         )
 
     # -----------------------------------------------------------------------------------------
@@ -723,7 +729,14 @@ class Library:
         append = out.append
         deleted, added, overlay = self._deleted, self._added, self._over
         full = self._tracks_cached or not rows  # a cached record is complete and costs nothing
-        lo, hi, j, ak, album, fields = 1, 0, -1, 0, None, None  # the current album and its key range
+        lo, hi, j, ak, album, fields = (
+            1,
+            0,
+            -1,
+            0,
+            None,
+            None,
+        )  # the current album and its key range
         for k in keys:
             if k in deleted:
                 continue

@@ -104,7 +104,11 @@ class _Conn:
             wait = due - time.monotonic()
             if wait > 0 and self.closed.wait(wait):
                 return
-            ev = BytesMessage(data=payload) if isinstance(payload, bytes) else TextMessage(data=payload)
+            ev = (
+                BytesMessage(data=payload)
+                if isinstance(payload, bytes)
+                else TextMessage(data=payload)
+            )
             if self.send(ev):
                 self.notifier._count("frames")
 
@@ -172,7 +176,9 @@ class Notifier:
     def publish(self, kind: str, body_key: str, items: list) -> None:
         "one NotificationContainer message of the given type"
         container = {"type": kind, "size": len(items), body_key: items}
-        self._dispatch(kind, json.dumps({"NotificationContainer": container}, separators=(",", ":")))
+        self._dispatch(
+            kind, json.dumps({"NotificationContainer": container}, separators=(",", ":"))
+        )
 
     def _dispatch(self, kind: str | None, payload) -> None:
         with self._lock:
@@ -199,7 +205,11 @@ class Notifier:
     def _entry(self, rec: dict, state: int, metadata_state: str | None = None) -> dict:
         self._seq += 1  # "mixed" ids alternate per entry
         t = rec["type"]
-        e = {"identifier": LIBRARY, "sectionID": self._id(rec["librarySectionID"]), "itemID": self._id(rec["ratingKey"])}
+        e = {
+            "identifier": LIBRARY,
+            "sectionID": self._id(rec["librarySectionID"]),
+            "itemID": self._id(rec["ratingKey"]),
+        }
         if t == "track":
             e["parentItemID"] = self._id(rec["parentRatingKey"])
             e["rootItemID"] = self._id(rec["grandparentRatingKey"])
@@ -219,10 +229,21 @@ class Notifier:
         for i in range(0, len(entries), b):
             self.publish("timeline", "TimelineEntry", entries[i : i + b])
 
-    def _activity(self, event: str, uuid: str, type_: str, title: str, subtitle: str, progress: int, context: dict):
+    def _activity(
+        self,
+        event: str,
+        uuid: str,
+        type_: str,
+        title: str,
+        subtitle: str,
+        progress: int,
+        context: dict,
+    ):
         act = {"uuid": uuid, "type": type_, "cancellable": False, "userID": 1, "title": title, "subtitle": subtitle,
                "progress": progress, "Context": context}  # fmt: skip
-        self.publish("activity", "ActivityNotification", [{"event": event, "uuid": uuid, "Activity": act}])
+        self.publish(
+            "activity", "ActivityNotification", [{"event": event, "uuid": uuid, "Activity": act}]
+        )
 
     def _uuid(self) -> str:
         h = f"{self._rng.getrandbits(128):032x}"
@@ -242,7 +263,9 @@ class Notifier:
         self._activity("started", uuid, "library.update.section", title, "", 0, ctx)
         if added:
             self.timeline([self._entry(r, CREATED, "created") for r in added])
-            self._activity("updated", uuid, "library.update.section", title, added[-1]["title"], 50, ctx)
+            self._activity(
+                "updated", uuid, "library.update.section", title, added[-1]["title"], 50, ctx
+            )
             self.timeline([self._entry(r, PROCESSED) for r in added])
         if deleted:
             self.timeline([self._entry(r, DELETED, "deleted") for r in deleted])
@@ -253,7 +276,13 @@ class Notifier:
         if not self._on():
             return
         uuid = self._uuid()
-        ctx = {"accessible": True, "analyzed": False, "exists": True, "key": rec["key"], "refreshed": True}
+        ctx = {
+            "accessible": True,
+            "analyzed": False,
+            "exists": True,
+            "key": rec["key"],
+            "refreshed": True,
+        }
         title = f"Refreshing {rec['title']}"
         self._activity("started", uuid, "library.refresh.items", title, "", 0, ctx)
         self.timeline([self._entry(rec, PROCESSED)])
@@ -269,7 +298,9 @@ class Notifier:
             self._session += 1
             return self._session
 
-    def play_state(self, session: int, rec: dict, device: dict | None, state: str, offset: int) -> None:
+    def play_state(
+        self, session: int, rec: dict, device: dict | None, state: str, offset: int
+    ) -> None:
         "A PlaySessionStateNotification: state playing, paused, stopped, buffering or error"
         if not self._on():
             return
@@ -290,7 +321,9 @@ class Notifier:
         elif kind in MALFORMED:
             payload = MALFORMED[kind]
         else:
-            raise ValueError(f"unknown malformed kind {kind!r}; expected one of {sorted(MALFORMED)}")
+            raise ValueError(
+                f"unknown malformed kind {kind!r}; expected one of {sorted(MALFORMED)}"
+            )
         self._dispatch(None, payload)
 
     def reorder(self, n: int) -> None:
@@ -313,7 +346,10 @@ class Notifier:
         "POST /__sim__/notify {op: drop|close|delay|reorder|malformed|enable|disable|configure|reset}"
         op = data.get("op")
         if op in ("drop", "close"):
-            return dict(self.stats(), dropped=self.drop(None if op == "drop" else int(data.get("code", 1001))))
+            return dict(
+                self.stats(),
+                dropped=self.drop(None if op == "drop" else int(data.get("code", 1001))),
+            )
         if op == "delay":
             self.delay = float(data.get("seconds", 0))
         elif op == "reorder":

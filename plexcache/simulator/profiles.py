@@ -44,8 +44,15 @@ class Profile:
 
     def __post_init__(self):
         if self.original_title not in ORIGINAL_MODES:
-            raise ValueError(f"original_title must be one of {ORIGINAL_MODES}, not {self.original_title!r}")
-        for name in ("track_tags_listed", "album_tags_listed", "artist_tags_listed", "artist_countries_listed"):
+            raise ValueError(
+                f"original_title must be one of {ORIGINAL_MODES}, not {self.original_title!r}"
+            )
+        for name in (
+            "track_tags_listed",
+            "album_tags_listed",
+            "artist_tags_listed",
+            "artist_countries_listed",
+        ):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 0):
                 raise ValueError(f"{name} must be None or an int >= 0, not {v!r}")
@@ -154,4 +161,6 @@ def get_profile(profile: str | Profile | None) -> Profile:
     try:
         return PROFILES[profile]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown simulator profile {profile!r}; expected one of {', '.join(ALL_PROFILES)}") from None
+        raise ValueError(
+            f"unknown simulator profile {profile!r}; expected one of {', '.join(ALL_PROFILES)}"
+        ) from None

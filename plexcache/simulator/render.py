@@ -249,7 +249,9 @@ def track_element(rec: dict, sec: dict, opts: Options):
         children.append(("Media", ma, parts))
     # tracks carry Genre only when they have their own (PMS >= 1.40); listings truncate them
     if prof.track_genres:
-        children.extend(_tags("Genre", rec.get("genres") or [], GENRE_IDS, opts, prof.track_tags_listed))
+        children.extend(
+            _tags("Genre", rec.get("genres") or [], GENRE_IDS, opts, prof.track_tags_listed)
+        )
     children.extend(_guids(rec, opts))
     return ("Track", a, children)
 
@@ -291,7 +293,9 @@ def album_element(rec: dict, sec: dict, opts: Options):
     _trim(a, opts)
     limit = opts.profile.album_tags_listed
     children = _tags("Genre", rec.get("genres") or [], GENRE_IDS, opts, limit)
-    if opts.detail or opts.profile.album_subformats_listed:  # Format/Subformat: usually full albums only
+    if (
+        opts.detail or opts.profile.album_subformats_listed
+    ):  # Format/Subformat: usually full albums only
         children += _tags("Format", rec.get("formats") or [], FORMAT_IDS, opts, limit)
         children += _tags("Subformat", rec.get("subformats") or [], SUBFORMAT_IDS, opts, limit)
     children += _guids(rec, opts)
@@ -321,8 +325,12 @@ def artist_element(rec: dict, sec: dict, opts: Options):
     a["addedAt"] = rec["addedAt"]
     _put(a, "updatedAt", rec.get("updatedAt"))
     _trim(a, opts)
-    children = _tags("Genre", rec.get("genres") or [], GENRE_IDS, opts, opts.profile.artist_tags_listed)
-    children += _tags("Country", rec.get("countries") or [], None, opts, opts.profile.artist_countries_listed)
+    children = _tags(
+        "Genre", rec.get("genres") or [], GENRE_IDS, opts, opts.profile.artist_tags_listed
+    )
+    children += _tags(
+        "Country", rec.get("countries") or [], None, opts, opts.profile.artist_countries_listed
+    )
     children += _guids(rec, opts)
     return ("Directory", a, children)
 
@@ -432,7 +440,9 @@ def _value(name: str, var: str) -> str:
     return f"_s({var})"
 
 
-def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list, shared=frozenset(), row=None):
+def _item_writer(
+    tag: str, spec, detail: bool, excl_fields, children: list, shared=frozenset(), row=None
+):
     """Generate write(rec, sec) -> the item's XML text: the attributes these options keep, each
     optional one as a piece ("" when left out), all joined by one f-string; then the children,
     written by the functions in `children` (None when none can be written).
@@ -477,14 +487,18 @@ def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list, shar
             n += 1
             continue
         if rule in (_REQ, _EMPTY, _SEC):
-            expr = {_REQ: f'rec["{name}"]', _EMPTY: f'get("{name}") or ""', _SEC: src and src[0]}[rule]
+            expr = {_REQ: f'rec["{name}"]', _EMPTY: f'get("{name}") or ""', _SEC: src and src[0]}[
+                rule
+            ]
             lines.append(f"a{n} = {expr}")
             out.append(f' {name}="{{{_value(name, f"a{n}")}}}"')
         else:
             lines.append(f"v = {src[0]}" if src else f'v = get("{name}")')
             # _put's test, short-cut: a truthy value is never None, "", 0 or []
-            cond = "v" if rule == _TRUTHY else 'v or not (v is None or v == "" or v == 0 or v == [])'
-            lines.append(f"""a{n} = f' {name}="{{{_value(name, 'v')}}}"' if {cond} else ''""")
+            cond = (
+                "v" if rule == _TRUTHY else 'v or not (v is None or v == "" or v == 0 or v == [])'
+            )
+            lines.append(f"""a{n} = f' {name}="{{{_value(name, "v")}}}"' if {cond} else ''""")
             out.append(f"{{a{n}}}")
         n += 1
     close_run()
@@ -506,9 +520,13 @@ def _item_writer(tag: str, spec, detail: bool, excl_fields, children: list, shar
     if row is not None:  # the row versions of the children, inline
         kids = [_ROW_CHILDREN[c] for c in children]
         for i, kid_lines in enumerate(kids):
-            code += ["    " + (line.replace("kids =", "kids +=", 1) if i else line) for line in kid_lines]
+            code += [
+                "    " + (line.replace("kids =", "kids +=", 1) if i else line) for line in kid_lines
+            ]
         if kids:
-            code.append(f"    return f'{start}>\\n{{kids}}</{tag}>\\n' if kids else f'{start} />\\n'")
+            code.append(
+                f"    return f'{start}>\\n{{kids}}</{tag}>\\n' if kids else f'{start} />\\n'"
+            )
         else:
             code.append(f"    return f'{start} />\\n'")
         children = []
@@ -663,7 +681,9 @@ class _ItemWriter:
         if type_name == "track":
             if "Media" not in ex:
                 parts.append(_media_writer("Part" not in ex, detail, "Stream" not in ex))
-            tags = (("Genre", "genre", "genres", prof.track_tags_listed),) if prof.track_genres else ()
+            tags = (
+                (("Genre", "genre", "genres", prof.track_tags_listed),) if prof.track_genres else ()
+            )
             if prof.original_title in _ORIGINAL_SOURCES:  # originalTitle derived from the record
                 spec = tuple((*entry, *_ORIGINAL_SOURCES[prof.original_title]) if entry[0] == "originalTitle"
                              else entry for entry in spec)  # fmt: skip
@@ -671,7 +691,10 @@ class _ItemWriter:
             limit = prof.album_tags_listed
             tags = (("Genre", "genre", "genres", limit),)
             if detail or prof.album_subformats_listed:  # Format/Subformat: usually full albums only
-                tags += (("Format", "format", "formats", limit), ("Subformat", "subformat", "subformats", limit))
+                tags += (
+                    ("Format", "format", "formats", limit),
+                    ("Subformat", "subformat", "subformats", limit),
+                )
             if not (detail or prof.leaf_count_listed):
                 excl_fields = excl_fields | {"leafCount"}
         else:
@@ -713,7 +736,9 @@ def _tag_child(tag: str, field: str, name: str, detail: bool, limit: int):
 
         write = _TAG_CHILDREN[key] = write
         if tag == "Genre" and not detail:  # a track listing's Genre, also written from rows
-            _ROW_CHILDREN[write] = [f"kids = _tags_xml(\"Genre\", \"genre\", genres, False, {limit!r}) if genres else ''"]
+            _ROW_CHILDREN[write] = [
+                f'kids = _tags_xml("Genre", "genre", genres, False, {limit!r}) if genres else \'\''
+            ]
     return write
 
 

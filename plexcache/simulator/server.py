@@ -850,7 +850,9 @@ class Simulator:
         for _ in range(int(times)):  # the play is recorded (scrobbled) before the player stops
             session = self.notify.play_session()
             self.notify.play_state(session, rec, device, "playing", 0)
-            self.history.add_play(key, account_id=account_id, device_id=device["id"], viewed_at=viewed_at)
+            self.history.add_play(
+                key, account_id=account_id, device_id=device["id"], viewed_at=viewed_at
+            )
             self.notify.play_state(session, rec, device, "stopped", rec.get("duration") or 0)
         return rec
 
@@ -863,7 +865,9 @@ class Simulator:
 
     def add_play(self, key, account_id=H.OWNER, device_id=None, viewed_at=None):
         "a history entry only (no play state, no notification): e.g. an offline play uploaded later"
-        return self.history.add_play(key, account_id=account_id, device_id=device_id, viewed_at=viewed_at)
+        return self.history.add_play(
+            key, account_id=account_id, device_id=device_id, viewed_at=viewed_at
+        )
 
     def delete_history(self, history_id):
         if not self.history.delete(history_id):
@@ -880,7 +884,9 @@ class Simulator:
     def add_managed_token(self, token, account_id):
         "a token of a managed (non-owner) user: the library works, history shows only its plays"
         account_id = int(account_id)
-        if account_id in (H.OWNER, H.SYSTEM) or account_id not in {a["id"] for a in self.history.accounts()}:
+        if account_id in (H.OWNER, H.SYSTEM) or account_id not in {
+            a["id"] for a in self.history.accounts()
+        }:
             raise ValueError(f"managed token needs a non-owner account, got {account_id}")
         self.managed_tokens[str(token)] = account_id
         return account_id

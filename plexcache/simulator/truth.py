@@ -29,7 +29,12 @@ def track_row(rec: dict, album: dict, artist: dict, track_genres: bool = True) -
     own = rec.get("originalTitle") or None  # the track artist the server holds (tagged: equal)
     media = rec.get("media") or {}
     rating = rec.get("userRating")
-    genres = (rec.get("genres") if track_genres else None) or album.get("genres") or artist.get("genres") or []
+    genres = (
+        (rec.get("genres") if track_genres else None)
+        or album.get("genres")
+        or artist.get("genres")
+        or []
+    )
     return {
         "rating_key": rec["ratingKey"],
         "title": rec["title"],

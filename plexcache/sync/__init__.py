@@ -108,14 +108,18 @@ def sync(
     lock.acquire(timeout=0.25)  # status probes hold it for microseconds
     try:
         # Before opening anything: a missing server config is not a sync.
-        source = PlexSource(config, timeout=timeout, retries=retries, page_size=page_size, batch_size=batch_size)
+        source = PlexSource(
+            config, timeout=timeout, retries=retries, page_size=page_size, batch_size=batch_size
+        )
         conn = open_cache(db_path)
         # A bigger page cache than SQLite's 2 MB default halves the apply of
         # a million-track sync; its size is the sync's memory (SYNC_CACHE_KIB).
         conn.execute(f"pragma cache_size = -{SYNC_CACHE_KIB}")
         try:
             steps = {"history": history, "tracks": tracks, "changes": changes}
-            return _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, steps)
+            return _recorded_run(
+                conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, steps
+            )
         finally:
             source.close()
             conn.close()
@@ -130,8 +134,18 @@ def sync_history(db_path: str | os.PathLike, config: PlexConfig, **kwargs) -> Sy
     return sync(db_path, config, tracks=False, **kwargs)
 
 
-def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, full, section, allow_mass_delete, started,
-         steps) -> SyncResult:
+def _run(
+    conn,
+    source: PlexSource,
+    progress: runs.Progress,
+    stage: Stage,
+    *,
+    full,
+    section,
+    allow_mass_delete,
+    started,
+    steps,
+) -> SyncResult:
     "The steps of one sync, from the sections to the committed apply"
     progress("connecting", force=True)
     if steps["changes"] is not None and steps["tracks"]:
@@ -146,11 +160,17 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
     server = None
     if needs_server_check(sections, state, full=full):
         info = source.server_info()
-        server = ServerInfo(info["machineIdentifier"], info.get("friendlyName"), info.get("version") or "")
+        server = ServerInfo(
+            info["machineIdentifier"], info.get("friendlyName"), info.get("version") or ""
+        )
     plan = plan_sync(sections, state, full=full, server=server, server_time=server_time)
-    runs.record_plan(conn, progress.run_id, mode=plan.mode, server_id=plan.server_id, server_time=server_time)
+    runs.record_plan(
+        conn, progress.run_id, mode=plan.mode, server_id=plan.server_id, server_time=server_time
+    )
     if plan.relearn and not full and state.has_tracks:
-        log.info("Plex version %s is new to this cache: reading the library in full", server.version)
+        log.info(
+            "Plex version %s is new to this cache: reading the library in full", server.version
+        )
 
     stage.open()
     # What this server version's listings show (learn.py); without a version
@@ -163,7 +183,9 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
         return _apply_history_only(conn, plan, plays, progress, source, started, server_time)
     # Progress total: section sizes for full syncs; incremental totals grow
     # as the delta listings report their sizes.
-    progress.total += sum(source.count(p.section.id, TRACK) for p in plan.sections if not p.incremental)
+    progress.total += sum(
+        source.count(p.section.id, TRACK) for p in plan.sections if not p.incremental
+    )
     log.info("Starting sync, total tracks: %d", progress.total)
     progress("tracks", force=True)
     scanned = []
@@ -171,31 +193,47 @@ def _run(conn, source: PlexSource, progress: runs.Progress, stage: Stage, *, ful
         if not p.incremental:
             collector.list_section(p.section)
             scanned.append(p.section.id)
-        elif collector.list_changes(p.section, p.since, p.content_changed, viewed_since=plays.viewed_since(p)):
+        elif collector.list_changes(
+            p.section, p.since, p.content_changed, viewed_since=plays.viewed_since(p)
+        ):
             scanned.append(p.section.id)
     # A version counts as learned once every music library was read under
     # it: a sync limited to one library leaves the others for later.
-    learned = server is not None and (not plan.relearn or len(sections) == sum(s.is_music for s in every))
+    learned = server is not None and (
+        not plan.relearn or len(sections) == sum(s.is_music for s in every)
+    )
     return _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, allow_mass_delete, started,
                               section, version=server.version if learned else None)  # fmt: skip
 
 
-def _run_live(conn, source, progress, stage, steps, allow_mass_delete, started) -> SyncResult | None:
+def _run_live(
+    conn, source, progress, stage, steps, allow_mass_delete, started
+) -> SyncResult | None:
     """A live sync of ``steps["changes"]``; None when the cache cannot take
     one. The history step reads only the libraries of tracks whose play stopped."""
     changes = steps["changes"]
     played_in = sections_of_tracks(conn, changes.played) if steps["history"] else set()
-    plan = plan_live(read_cache_state(conn), changes, server_time=int(time.time()), history_sections=played_in)
+    plan = plan_live(
+        read_cache_state(conn), changes, server_time=int(time.time()), history_sections=played_in
+    )
     if plan is None:
         return None
-    runs.record_plan(conn, progress.run_id, mode=plan.mode, server_id=plan.server_id, server_time=plan.server_time)
+    runs.record_plan(
+        conn,
+        progress.run_id,
+        mode=plan.mode,
+        server_id=plan.server_id,
+        server_time=plan.server_time,
+    )
     stage.open()
     collector = Collector(source, stage, progress)
     plays = HistoryStep(conn, source, progress, plan, full=False, enabled=bool(played_in))
     plays.collect()
     progress("tracks", force=True)
     collector.read_live(changes)
-    return _collect_and_apply(conn, source, progress, plan, collector, plays, [], allow_mass_delete, started, None)
+    return _collect_and_apply(
+        conn, source, progress, plan, collector, plays, [], allow_mass_delete, started, None
+    )
 
 
 def _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, allow_mass_delete, started,
@@ -208,7 +246,11 @@ def _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, 
     warnings = list(plan.warnings)
     with apply.transaction(conn):
         changes = apply.apply_staged(
-            conn, plan, scanned, allow_mass_delete=allow_mass_delete, synced_at=epoch_to_iso(server_time)
+            conn,
+            plan,
+            scanned,
+            allow_mass_delete=allow_mass_delete,
+            synced_at=epoch_to_iso(server_time),
         )
         warnings += [changes.warning] if changes.warning else []
         # a live sync moves no play-count marker: it asked no lastViewedAt delta
@@ -219,9 +261,19 @@ def _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, 
         if version is not None:
             learn.save(conn, plan.server_id, version, collector.facts, finished)
         skipped = collector.skipped
-        warning = "; ".join(warnings + ([f"skipped {skipped:,} malformed items"] if skipped else []))
-        runs.succeed(conn, progress, finished=finished, duration_ms=duration_ms, added=changes.added,
-                     updated=changes.updated, removed=changes.removed, warning=warning or None)
+        warning = "; ".join(
+            warnings + ([f"skipped {skipped:,} malformed items"] if skipped else [])
+        )
+        runs.succeed(
+            conn,
+            progress,
+            finished=finished,
+            duration_ms=duration_ms,
+            added=changes.added,
+            updated=changes.updated,
+            removed=changes.removed,
+            warning=warning or None,
+        )
     if skipped:
         warnings.append(f"skipped {skipped:,} malformed items from Plex")
     _checkpoint(conn)
@@ -240,12 +292,16 @@ def _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, 
         track_count=track_count,
         skipped_items=skipped,
         warnings=warnings,
-        synced_tracks=sum(apply.count_tracks(conn, p.section.id) for p in plan.sections),  # hardening
+        synced_tracks=sum(
+            apply.count_tracks(conn, p.section.id) for p in plan.sections
+        ),  # hardening
         section=plan.sections[0].section.title if section else None,  # hardening
     )
 
 
-def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, steps) -> SyncResult:
+def _recorded_run(
+    conn, db_path, source, full, section, allow_mass_delete, on_progress, trigger, steps
+) -> SyncResult:
     """``_run`` with its ``sync_runs`` row: started first, marked failed or
     interrupted (with a token-free message) on any error, the staging
     database removed either way"""
@@ -257,8 +313,17 @@ def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_pr
     progress = runs.Progress(conn, run_id, lambda: source.requests, on_progress)
     stage = Stage(conn, db_path)
     try:
-        result = _run(conn, source, progress, stage, full=full, section=section,
-                      allow_mass_delete=allow_mass_delete, started=started, steps=steps)
+        result = _run(
+            conn,
+            source,
+            progress,
+            stage,
+            full=full,
+            section=section,
+            allow_mass_delete=allow_mass_delete,
+            started=started,
+            steps=steps,
+        )
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt | SystemExit) else "failed"
         if isinstance(e, sqlite3.Error):
@@ -275,8 +340,15 @@ def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_pr
         # statement on this connection fail, the failure record included.
         _rollback(conn)
         stage.drop()
-        runs.fail(conn, run_id, status=status, message=message, duration_ms=int((time.monotonic() - started) * 1000),
-                  requests=source.requests, phase=progress.phase)
+        runs.fail(
+            conn,
+            run_id,
+            status=status,
+            message=message,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            requests=source.requests,
+            phase=progress.phase,
+        )
         log.error("Sync %s: %s", status, message)
         if error is not None and error is not e:
             raise error from None
@@ -285,14 +357,24 @@ def _recorded_run(conn, db_path, source, full, section, allow_mass_delete, on_pr
     return result
 
 
-def _apply_history_only(conn, plan, plays: HistoryStep, progress, source, started, server_time) -> SyncResult:
+def _apply_history_only(
+    conn, plan, plays: HistoryStep, progress, source, started, server_time
+) -> SyncResult:
     "The apply of a history-only sync: plays, accounts, devices; the tracks and sync_state as they were"
     progress("applying", force=True)
     with apply.transaction(conn):
         history = plays.apply(epoch_to_iso(server_time), tracks=False)
         finished, duration_ms = utc_now_iso(), int((time.monotonic() - started) * 1000)
-        runs.succeed(conn, progress, finished=finished, duration_ms=duration_ms, added=0, updated=0, removed=0,
-                     warning="; ".join(history.warnings) or None)
+        runs.succeed(
+            conn,
+            progress,
+            finished=finished,
+            duration_ms=duration_ms,
+            added=0,
+            updated=0,
+            removed=0,
+            warning="; ".join(history.warnings) or None,
+        )
     progress("done", force=True)
     return SyncResult(
         run_id=progress.run_id,

@@ -76,7 +76,12 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def apply_staged(
-    conn: sqlite3.Connection, plan: SyncPlan, scanned: list[int], *, allow_mass_delete: bool, synced_at: str
+    conn: sqlite3.Connection,
+    plan: SyncPlan,
+    scanned: list[int],
+    *,
+    allow_mass_delete: bool,
+    synced_at: str,
 ) -> Changes:
     """Steps 1-6 but ``write_sync_state``; call inside ``transaction``.
 
@@ -114,7 +119,9 @@ def apply_staged(
     delete_orphans(conn)
     if plan.replacing:
         ids = plan.section_ids
-        conn.execute(f"delete from main.sections where id not in ({','.join('?' for _ in ids)})", ids)
+        conn.execute(
+            f"delete from main.sections where id not in ({','.join('?' for _ in ids)})", ids
+        )
     if fts_triggers:
         conn.execute("insert into tracks_fts(tracks_fts) values('rebuild')")
         for sql in fts_triggers:
@@ -131,7 +138,9 @@ def apply_staged(
 def count_tracks(conn: sqlite3.Connection, section_id: int | None = None) -> int:
     if section_id is None:
         return conn.execute("select count(*) from main.tracks").fetchone()[0]
-    return conn.execute("select count(*) from main.tracks where section_id = ?", (section_id,)).fetchone()[0]
+    return conn.execute(
+        "select count(*) from main.tracks where section_id = ?", (section_id,)
+    ).fetchone()[0]
 
 
 def find_deletions(conn: sqlite3.Connection, *, replacing: bool, scanned: list[int]) -> int:
@@ -167,8 +176,12 @@ def mass_delete_guard(
         p.section.title
         for p in plan.sections
         if p.section.id in scanned
-        and not conn.execute("select exists(select 1 from stage.seen where section_id = ?)", (p.section.id,)).fetchone()[0]
-        and conn.execute("select exists(select 1 from main.tracks where section_id = ?)", (p.section.id,)).fetchone()[0]
+        and not conn.execute(
+            "select exists(select 1 from stage.seen where section_id = ?)", (p.section.id,)
+        ).fetchone()[0]
+        and conn.execute(
+            "select exists(select 1 from main.tracks where section_id = ?)", (p.section.id,)
+        ).fetchone()[0]
     ]
     if not emptied and doomed * 2 <= cache_total:
         return None
@@ -197,7 +210,11 @@ def upsert(conn: sqlite3.Connection) -> int:
     tracks (derived columns from their album and artist rows); returns the
     tracks inserted or changed"""
     _upsert(conn, ARTISTS, "stage.artists s")
-    _upsert(conn, ALBUMS, "stage.albums s left join main.artists ar on ar.rating_key = s.artist_rating_key")
+    _upsert(
+        conn,
+        ALBUMS,
+        "stage.albums s left join main.artists ar on ar.rating_key = s.artist_rating_key",
+    )
     conn.execute(
         "update main.albums set artist = (select name from main.artists ar where ar.rating_key = albums.artist_rating_key) "
         "where artist_rating_key in (select rating_key from stage.artists)"
@@ -212,13 +229,18 @@ def upsert(conn: sqlite3.Connection) -> int:
     return conn.execute("select changes()").fetchone()[0]
 
 
-def _upsert(conn, table: Table, source: str, order_by: str | None = None, keep_known: bool = False) -> None:
+def _upsert(
+    conn, table: Table, source: str, order_by: str | None = None, keep_known: bool = False
+) -> None:
     """Insert or update ``table`` from ``table.apply_select(source)``, by name
     (the first column is the key); rows whose values did not change are not
     written. ``keep_known``: a NULL in the new row keeps the cached value."""
     key, *rest = table.names
     cols = ", ".join(table.names)
-    value = {c: f"coalesce(excluded.{c}, {table.name}.{c})" if keep_known else f"excluded.{c}" for c in rest}
+    value = {
+        c: f"coalesce(excluded.{c}, {table.name}.{c})" if keep_known else f"excluded.{c}"
+        for c in rest
+    }
     updates = ", ".join(f"{c} = {value[c]}" for c in rest)
     old = ", ".join(f"{table.name}.{c}" for c in rest)
     new = ", ".join(value[c] for c in rest)
@@ -230,7 +252,9 @@ def _upsert(conn, table: Table, source: str, order_by: str | None = None, keep_k
 
 
 def delete_doomed(conn: sqlite3.Connection) -> int:
-    return conn.execute("delete from main.tracks where rating_key in (select rating_key from temp.doomed)").rowcount
+    return conn.execute(
+        "delete from main.tracks where rating_key in (select rating_key from temp.doomed)"
+    ).rowcount
 
 
 def delete_orphans(conn: sqlite3.Connection) -> None:
@@ -246,7 +270,9 @@ def delete_orphans(conn: sqlite3.Connection) -> None:
     )
 
 
-def write_sections(conn: sqlite3.Connection, plan: SyncPlan, guarded: frozenset[int], synced_at: str) -> None:
+def write_sections(
+    conn: sqlite3.Connection, plan: SyncPlan, guarded: frozenset[int], synced_at: str
+) -> None:
     """Each synced section's row: its UUID, title, change marker, track count
     and sync time. A live apply updates only the track counts (and forgets
     the change marker of guarded sections)."""
@@ -254,14 +280,19 @@ def write_sections(conn: sqlite3.Connection, plan: SyncPlan, guarded: frozenset[
         conn.execute(
             "update main.sections set track_count = (select count(*) from main.tracks t where t.section_id = sections.id)"
         )
-        conn.executemany("update main.sections set content_changed_at = null where id = ?", ((s,) for s in guarded))
+        conn.executemany(
+            "update main.sections set content_changed_at = null where id = ?",
+            ((s,) for s in guarded),
+        )
         return
     for p in plan.sections:
         s, prev = p.section, p.previous
         # A guarded section may have listed nothing at all (Plex said
         # "empty"): keep its last sync time, so the next incremental
         # window still covers edits made before this sync.
-        section_synced_at = prev.synced_at if s.id in guarded and prev and prev.synced_at else synced_at
+        section_synced_at = (
+            prev.synced_at if s.id in guarded and prev and prev.synced_at else synced_at
+        )
         conn.execute(
             "insert into main.sections (id, uuid, title, content_changed_at, track_count, synced_at) "
             "values (?, ?, ?, ?, ?, ?) on conflict(id) do update set uuid = excluded.uuid, "
@@ -278,7 +309,9 @@ def write_sections(conn: sqlite3.Connection, plan: SyncPlan, guarded: frozenset[
         )
 
 
-def write_sync_state(conn: sqlite3.Connection, server_id: str | None, finished: str, duration_ms: int) -> int:
+def write_sync_state(
+    conn: sqlite3.Connection, server_id: str | None, finished: str, duration_ms: int
+) -> int:
     "The ``sync_state`` row of a successful sync; returns the cache's track count"
     track_count = count_tracks(conn)
     conn.execute(
@@ -297,10 +330,15 @@ def _drop_indexes(conn, table: str) -> list[str]:
         "select name, sql from main.sqlite_master where type = 'index' and tbl_name = ? and sql is not null",
         (table,),
     ).fetchall()
-    rows = [(name, sql) for name, sql in rows if not sql.lstrip().upper().startswith("CREATE UNIQUE")]
+    rows = [
+        (name, sql) for name, sql in rows if not sql.lstrip().upper().startswith("CREATE UNIQUE")
+    ]
     for name, _ in rows:
         conn.execute(f'drop index main."{name}"')
-    return [sql.replace("CREATE INDEX ", "CREATE INDEX main.", 1) if " main." not in sql else sql for _, sql in rows]
+    return [
+        sql.replace("CREATE INDEX ", "CREATE INDEX main.", 1) if " main." not in sql else sql
+        for _, sql in rows
+    ]
 
 
 def _drop_fts_triggers(conn) -> list[str]:

@@ -61,14 +61,18 @@ class KeyCheck:
 
 
 class Collector:
-    def __init__(self, source: PlexSource, stage: Stage, progress: Progress, facts: TagFacts | None = None):
+    def __init__(
+        self, source: PlexSource, stage: Stage, progress: Progress, facts: TagFacts | None = None
+    ):
         self.source = source
         self.stage = stage
         self.progress = progress
         # what track listings show of genres; refined by every comparison (None: nothing trusted)
         self.facts = facts if facts is not None else TagFacts()
         self.skipped = 0  # malformed items left out
-        self.missing: set[str] = set()  # keys asked through /library/metadata that did not come back
+        self.missing: set[str] = (
+            set()
+        )  # keys asked through /library/metadata that did not come back
 
     # -- tracks -------------------------------------------------------------
 
@@ -130,7 +134,9 @@ class Collector:
             first = False
         return keys
 
-    def list_changes(self, section: Section, since: int, changed: bool, viewed_since: int | None | bool = True) -> bool:
+    def list_changes(
+        self, section: Section, since: int, changed: bool, viewed_since: int | None | bool = True
+    ) -> bool:
         """Stage what changed in ``section`` since ``since``.
 
         ``viewed_since``: start of the play-count (``lastViewedAt``) delta;
@@ -154,7 +160,9 @@ class Collector:
         # album artist, genre fallback, live): re-read their tracks.
         for field_name, keys in (("album.id", albums), ("artist.id", artists)):
             for i in range(0, len(keys), KEY_FILTER_BATCH):
-                self._list_delta(section, TRACK, {field_name: ",".join(keys[i : i + KEY_FILTER_BATCH])})
+                self._list_delta(
+                    section, TRACK, {field_name: ",".join(keys[i : i + KEY_FILTER_BATCH])}
+                )
         return self._find_deletions(section.id)
 
     # -- deletions ------------------------------------------------------------
@@ -202,22 +210,32 @@ class Collector:
         the section's count (a deletion and an unknown track in the same
         range cancel out: the count equation catches what it can).
         """
-        scan_cost = -(-expected // KEY_SCAN_PAGE) + 1  # pages of the full key scan, and its end count
+        scan_cost = (
+            -(-expected // KEY_SCAN_PAGE) + 1
+        )  # pages of the full key scan, and its end count
         # Expected cost with `changed` tracks missing: level l of the halving
         # has at most min(2**l, changed) ranges to count, then a page of keys each.
         halvings = math.ceil(math.log2(max(1.0, expected / KEY_SCAN_PAGE)))
         changed = abs(expected - server_total)
-        if sum(min(2**level, changed) for level in range(halvings)) + min(changed, 2**halvings) >= scan_cost:
+        if (
+            sum(min(2**level, changed) for level in range(halvings)) + min(changed, 2**halvings)
+            >= scan_cost
+        ):
             return None
         keys = self.stage.section_keys(sid)  # sorted; as many as `expected`
+
         def cached(lo: int, hi: int | None) -> tuple[int, int]:
             return bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
 
-        todo = [(0, None, server_total)]  # key ranges [lo, hi) whose server count differs from the cache's
+        todo = [
+            (0, None, server_total)
+        ]  # key ranges [lo, hi) whose server count differs from the cache's
         leaves: list[tuple[int, int | None]] = []
         counts = 0
         while todo:
-            if counts + len(leaves) + len(todo) >= scan_cost:  # each needs one more request at least
+            if (
+                counts + len(leaves) + len(todo) >= scan_cost
+            ):  # each needs one more request at least
                 return None
             lo, hi, on_server = todo.pop()
             i, j = cached(lo, hi)
@@ -237,8 +255,12 @@ class Collector:
         for lo, hi in leaves:
             i, j = cached(lo, hi)
             listed.update(keys[i:j])
-            for items, _ in self.source.pages(sid, TRACK, _key_range(lo, hi), page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY):
-                seen.update(int(k) for k in map(rating_key, (el.get("ratingKey") for el in items)) if k)
+            for items, _ in self.source.pages(
+                sid, TRACK, _key_range(lo, hi), page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY
+            ):
+                seen.update(
+                    int(k) for k in map(rating_key, (el.get("ratingKey") for el in items)) if k
+                )
         gone = self.stage.only_cached([str(k) for k in sorted(listed - seen)])
         unknown = [str(k) for k in sorted(seen - listed)]
         if len(keys) - len(gone) + len(unknown) != server_total:
@@ -247,7 +269,13 @@ class Collector:
                 sid, len(keys), len(gone), len(unknown), server_total,
             )  # fmt: skip
             return None
-        log.debug("section %s: %d counts and %d key pages found %d gone", sid, counts, len(leaves), len(gone))
+        log.debug(
+            "section %s: %d counts and %d key pages found %d gone",
+            sid,
+            counts,
+            len(leaves),
+            len(gone),
+        )
         return KeyCheck(gone=gone, unknown=unknown)
 
     def _scan_keys(self, sid: int) -> None:
@@ -277,7 +305,9 @@ class Collector:
         to the full key scan.
         """
         server_albums: dict[str, int] = {}
-        for items, _ in self.source.pages(sid, ALBUM, page_size=KEY_SCAN_PAGE, extra=ALBUM_COUNTS_ONLY):
+        for items, _ in self.source.pages(
+            sid, ALBUM, page_size=KEY_SCAN_PAGE, extra=ALBUM_COUNTS_ONLY
+        ):
             for el in items:
                 key, leaves = rating_key(el.get("ratingKey")), el.get("leafCount")
                 if not key or leaves is None or not leaves.isdigit():
@@ -285,7 +315,11 @@ class Collector:
                 server_albums[key] = int(leaves)
         cached = self.stage.album_track_counts(sid)
         suspects = sorted(
-            (a for a in server_albums.keys() | cached.keys() if server_albums.get(a, 0) != cached.get(a, 0)),
+            (
+                a
+                for a in server_albums.keys() | cached.keys()
+                if server_albums.get(a, 0) != cached.get(a, 0)
+            ),
             key=int,
         )
         seen: set[str] = set()
@@ -299,7 +333,11 @@ class Collector:
         if expected - len(gone) + len(unknown) != server_total:
             log.debug(
                 "album counts do not explain section %s: %d cached+new, %d gone, %d unknown, Plex counts %d",
-                sid, expected, len(gone), len(unknown), server_total,
+                sid,
+                expected,
+                len(gone),
+                len(unknown),
+                server_total,
             )
             return None
         return KeyCheck(gone=gone, unknown=unknown)
@@ -427,7 +465,9 @@ class Collector:
             complete.append(row)
             shown = listed[row[0]]
             if shown is not None:
-                self.facts.observe(shown, len(json.loads(row[_GENRES_AT])) if row[_GENRES_AT] else 0)
+                self.facts.observe(
+                    shown, len(json.loads(row[_GENRES_AT])) if row[_GENRES_AT] else 0
+                )
         self.stage.complete_genres(complete)
         if new:
             self._stage_tracks(new, None, full=True)  # full items carry their librarySectionID
@@ -438,4 +478,7 @@ _GENRES_AT = STAGE_TRACK_COLUMNS.index("own_genres")
 
 def _key_range(lo: int, hi: int | None) -> dict:
     "Filters for the track keys k with lo <= k < hi (hi None: no upper bound)"
-    return {**({"track.id>>": lo - 1} if lo > 0 else {}), **({"track.id<<": hi} if hi is not None else {})}
+    return {
+        **({"track.id>>": lo - 1} if lo > 0 else {}),
+        **({"track.id<<": hi} if hi is not None else {}),
+    }

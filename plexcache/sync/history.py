@@ -120,7 +120,16 @@ class HistoryStep:
     ``enabled=False`` (``--no-history``) reads nothing; ``apply`` then only
     moves the play-count markers of the sections whose delta ran."""
 
-    def __init__(self, conn, source: PlexSource, progress: Progress, plan: SyncPlan, *, full: bool, enabled: bool):
+    def __init__(
+        self,
+        conn,
+        source: PlexSource,
+        progress: Progress,
+        plan: SyncPlan,
+        *,
+        full: bool,
+        enabled: bool,
+    ):
         self.conn = conn
         self.source = source
         self.progress = progress
@@ -129,7 +138,9 @@ class HistoryStep:
         self.enabled = enabled
         self.states = read_states(conn)
         self.reads: dict[int, SectionRead] = {}
-        self.viewed_asked: set[int] = set()  # sections whose lastViewedAt delta ran (or full listing)
+        self.viewed_asked: set[int] = (
+            set()
+        )  # sections whose lastViewedAt delta ran (or full listing)
         self.scope: tuple[int, str] | None | bool = False  # False: accounts not read this sync
         self.refused: str | None = None
         self.skipped = 0  # malformed entries left out
@@ -210,7 +221,10 @@ class HistoryStep:
                         f"it counts {total:,} plays and listed {start:,}"
                     )
                 return
-            if since is not None and min((int_attr(el.get("viewedAt")) or 0) for el in items) < since:
+            if (
+                since is not None
+                and min((int_attr(el.get("viewedAt")) or 0) for el in items) < since
+            ):
                 return
             size = page_size
 
@@ -244,7 +258,10 @@ class HistoryStep:
         rows = []
         for el in items:
             # not ours rather than malformed: another library's plays (a movie, an episode)
-            if el.get("type") not in (None, "track") or el.get("librarySectionID") not in (None, str(sid)):
+            if el.get("type") not in (None, "track") or el.get("librarySectionID") not in (
+                None,
+                str(sid),
+            ):
                 continue
             try:
                 row = play_row(el)
@@ -355,7 +372,9 @@ class HistoryStep:
             ).fetchone()[0]
             # a column Plex stopped sending (a deleted track's key) keeps what we knew
             for table in (ACCOUNTS, DEVICES, PLAYS):
-                upsert(conn, table, f"stage.{table.name} s", order_by=table.names[0], keep_known=True)
+                upsert(
+                    conn, table, f"stage.{table.name} s", order_by=table.names[0], keep_known=True
+                )
         self._write_states(synced_at, tracks)
         if self.refused:
             result.warnings.append(self.refused)
@@ -374,7 +393,11 @@ class HistoryStep:
     def _scope(self) -> int | None:
         if self.scope is not False:
             return self.scope[0] if self.scope else None
-        ids = {s.account_id for sid, s in self.states.items() if sid in self.reads and s.account_id is not None}
+        ids = {
+            s.account_id
+            for sid, s in self.states.items()
+            if sid in self.reads and s.account_id is not None
+        }
         return min(ids) if ids else None
 
     def _write_states(self, synced_at: str, tracks: bool) -> None:
@@ -390,8 +413,10 @@ class HistoryStep:
             else:  # never asked with history: the counts are as of the section's last sync
                 play_state = p.previous.synced_at if p.previous else None
             if read is not None:
-                account = (self.scope[0] if self.scope else None) if self.scope is not False else (
-                    old.account_id if old else None
+                account = (
+                    (self.scope[0] if self.scope else None)
+                    if self.scope is not False
+                    else (old.account_id if old else None)
                 )
                 values = (synced_at, read.listed, account)
             else:

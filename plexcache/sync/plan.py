@@ -41,7 +41,9 @@ class CacheState:
     server_id: str | None
     sections: dict[int, CachedSection]
     has_tracks: bool
-    learned: frozenset[tuple[str, str]] = frozenset()  # (server id, version) pairs with listing facts
+    learned: frozenset[tuple[str, str]] = (
+        frozenset()
+    )  # (server id, version) pairs with listing facts
 
     def knows(self, sections: list[Section]) -> bool:
         "Were all these sections synced from this cache's server before?"
@@ -77,7 +79,11 @@ class SectionPlan:
         """Did Plex's change marker move? When it did not, only play-state
         deltas (plays and ratings do not move ``updatedAt``) are fetched"""
         changed_at = self.section.content_changed_at
-        return changed_at is None or self.previous is None or changed_at != self.previous.content_changed_at
+        return (
+            changed_at is None
+            or self.previous is None
+            or changed_at != self.previous.content_changed_at
+        )
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,9 @@ class SyncPlan:
     replacing: bool  # the cache held another server's library: replace it whole
     server_time: int  # the server's clock at the start (epoch seconds)
     warnings: tuple[str, ...] = ()
-    relearn: bool = False  # a server version the cache knows nothing about: read in full, learn again
+    relearn: bool = (
+        False  # a server version the cache knows nothing about: read in full, learn again
+    )
     live: bool = False  # applies announced items only (``plan_live``)
 
     @property
@@ -126,7 +134,10 @@ def read_cache_state(conn: sqlite3.Connection) -> CacheState:
     }
     has_tracks = bool(conn.execute("select exists(select 1 from tracks)").fetchone()[0])
     return CacheState(
-        server_id=row[0] if row else None, sections=sections, has_tracks=has_tracks, learned=learned_versions(conn)
+        server_id=row[0] if row else None,
+        sections=sections,
+        has_tracks=has_tracks,
+        learned=learned_versions(conn),
     )
 
 
@@ -168,7 +179,14 @@ def plan_sync(
     plans = []
     for s in sections:
         prev = state.sections.get(s.id)
-        incremental = not (full or replacing or relearn or prev is None or not prev.synced_at or prev.uuid != s.uuid)
+        incremental = not (
+            full
+            or replacing
+            or relearn
+            or prev is None
+            or not prev.synced_at
+            or prev.uuid != s.uuid
+        )
         plans.append(SectionPlan(section=s, incremental=incremental, previous=prev))
     return SyncPlan(
         sections=tuple(plans),
@@ -196,7 +214,9 @@ class LiveChanges:
     items: frozenset[str] = frozenset()
     deleted: frozenset[str] = frozenset()
     sections: frozenset[int] = frozenset()
-    played: frozenset[str] = frozenset()  # of those, items whose play stopped (a history step's cue)
+    played: frozenset[str] = (
+        frozenset()
+    )  # of those, items whose play stopped (a history step's cue)
 
     @property
     def keys(self) -> list[str]:
@@ -208,7 +228,11 @@ class LiveChanges:
 
 
 def plan_live(
-    state: CacheState, changes: LiveChanges, *, server_time: int, history_sections: set[int] = frozenset()
+    state: CacheState,
+    changes: LiveChanges,
+    *,
+    server_time: int,
+    history_sections: set[int] = frozenset(),
 ) -> SyncPlan | None:
     """A plan that applies only ``changes``, or None when the cache cannot
     take one (never synced, or a section it does not know): then a normal
@@ -222,14 +246,26 @@ def plan_live(
         return None
     sections = tuple(
         SectionPlan(
-            section=Section(id=sid, uuid=c.uuid, title="", type="artist", content_changed_at=c.content_changed_at),
+            section=Section(
+                id=sid,
+                uuid=c.uuid,
+                title="",
+                type="artist",
+                content_changed_at=c.content_changed_at,
+            ),
             incremental=True,
             previous=c,
         )
         for sid, c in sorted(state.sections.items())
         if sid in history_sections and sid in known
     )
-    return SyncPlan(sections=sections, server_id=state.server_id, replacing=False, server_time=server_time, live=True)
+    return SyncPlan(
+        sections=sections,
+        server_id=state.server_id,
+        replacing=False,
+        server_time=server_time,
+        live=True,
+    )
 
 
 def sections_of_tracks(conn: sqlite3.Connection, keys) -> set[int]:
@@ -240,6 +276,8 @@ def sections_of_tracks(conn: sqlite3.Connection, keys) -> set[int]:
     marks = ",".join("?" for _ in keys)
     return {
         r[0]
-        for r in conn.execute(f"select distinct section_id from main.tracks where rating_key in ({marks})", keys)
+        for r in conn.execute(
+            f"select distinct section_id from main.tracks where rating_key in ({marks})", keys
+        )
         if r[0] is not None
     }

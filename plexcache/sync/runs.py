@@ -89,7 +89,9 @@ def start(conn: sqlite3.Connection, *, full: bool, trigger: str, section: str | 
     return cur.lastrowid
 
 
-def record_plan(conn: sqlite3.Connection, run_id: int, *, mode: str, server_id: str | None, server_time: int) -> None:
+def record_plan(
+    conn: sqlite3.Connection, run_id: int, *, mode: str, server_id: str | None, server_time: int
+) -> None:
     conn.execute(
         "update sync_runs set mode = ?, server_id = ?, server_time = ? where id = ?",
         (mode, server_id, server_time, run_id),
@@ -101,7 +103,9 @@ class Progress:
     ``PROGRESS_WRITE_INTERVAL`` (or when forced), logged every 1,000 tracks
     and passed to ``on_progress``."""
 
-    def __init__(self, conn, run_id: int, requests: Callable[[], int], on_progress: ProgressCallback | None):
+    def __init__(
+        self, conn, run_id: int, requests: Callable[[], int], on_progress: ProgressCallback | None
+    ):
         self.conn = conn
         self.run_id = run_id
         self.requests = requests

@@ -107,7 +107,9 @@ class Stage:
             )
 
     def add_seen(self, keys: Iterable[str], section_id: int) -> None:
-        self._write("insert or ignore into stage.seen values (?, ?)", ((k, section_id) for k in keys))
+        self._write(
+            "insert or ignore into stage.seen values (?, ?)", ((k, section_id) for k in keys)
+        )
 
     def add_gone(self, keys: Iterable[str]) -> None:
         self._write("insert or ignore into stage.gone values (?)", ((k,) for k in keys))
@@ -184,7 +186,12 @@ class Stage:
         )
 
     def wanted(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("select rating_key from stage.wanted order by cast(rating_key as integer)")]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "select rating_key from stage.wanted order by cast(rating_key as integer)"
+            )
+        ]
 
     def unknown_album_artists(self) -> list[str]:
         "Artists that staged albums name and nobody has (rare: tracks name them too)"
@@ -280,13 +287,17 @@ class Stage:
             )
         )
 
-    def compare_albums(self, section_id: int, albums: list[str], seen: set[str]) -> tuple[list[str], list[str]]:
+    def compare_albums(
+        self, section_id: int, albums: list[str], seen: set[str]
+    ) -> tuple[list[str], list[str]]:
         """For ``albums`` whose listed keys are ``seen``: (cached tracks of those
         albums not seen and not staged, seen keys neither cached nor staged)"""
         conn = self.conn
         conn.execute("create temp table album_seen (rating_key TEXT PRIMARY KEY)")
         try:
-            conn.executemany("insert or ignore into temp.album_seen values (?)", ((k,) for k in seen))
+            conn.executemany(
+                "insert or ignore into temp.album_seen values (?)", ((k,) for k in seen)
+            )
             conn.execute("create temp table suspect_albums (rating_key TEXT PRIMARY KEY)")
             conn.executemany("insert into temp.suspect_albums values (?)", ((a,) for a in albums))
             gone = [
@@ -321,7 +332,8 @@ class Stage:
             out.update(
                 r[0]
                 for r in self.conn.execute(
-                    f"select rating_key from main.tracks where rating_key in ({','.join('?' for _ in batch)})", batch
+                    f"select rating_key from main.tracks where rating_key in ({','.join('?' for _ in batch)})",
+                    batch,
                 )
             )
         return out

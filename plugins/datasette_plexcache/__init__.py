@@ -92,7 +92,9 @@ def extra_template_vars(template, database, request, datasette):
 
         return inner
     if template and template.startswith("table") and database:
-        return {"plexcache_collapse_descriptions": database == views.get_settings(datasette).database}
+        return {
+            "plexcache_collapse_descriptions": database == views.get_settings(datasette).database
+        }
     return None
 
 

@@ -62,7 +62,10 @@ def overview_context(data: dict, database: str, urls) -> dict:
             "Top genres",
             "Tracks per genre (a track with two genres counts in both).",
             table + "#facet-genres",
-            [{"genre": g, "tracks": n, "href": rows(genres__arraycontains=g)} for g, n in data["genres"]],
+            [
+                {"genre": g, "tracks": n, "href": rows(genres__arraycontains=g)}
+                for g, n in data["genres"]
+            ],
             x="genre",
             y="tracks",
             horizontal=True,
@@ -73,7 +76,11 @@ def overview_context(data: dict, database: str, urls) -> dict:
             "Tracks added to Plex per month.",
             sql(ADDED_SQL),
             [
-                {"month": m, "tracks": n, "href": rows(added_at__startswith=m, _sort_desc="added_at")}
+                {
+                    "month": m,
+                    "tracks": n,
+                    "href": rows(added_at__startswith=m, _sort_desc="added_at"),
+                }
                 for m, n in data["added_months"]
             ],
             x="month",
@@ -102,7 +109,9 @@ def overview_context(data: dict, database: str, urls) -> dict:
                     {
                         "month": m,
                         "plays": n,
-                        "href": urls.table(database, "plays") + "?" + urlencode({"viewed_at__startswith": m}),
+                        "href": urls.table(database, "plays")
+                        + "?"
+                        + urlencode({"viewed_at__startswith": m}),
                     }
                     for m, n in data["plays_months"]
                 ],
@@ -114,8 +123,16 @@ def overview_context(data: dict, database: str, urls) -> dict:
     return {
         "figures": [
             {"label": "tracks", "value": f"{data['tracks']:,}", "href": table},
-            {"label": "albums", "value": f"{data['albums']:,}", "href": urls.table(database, "albums")},
-            {"label": "artists", "value": f"{data['artists']:,}", "href": urls.table(database, "artists")},
+            {
+                "label": "albums",
+                "value": f"{data['albums']:,}",
+                "href": urls.table(database, "albums"),
+            },
+            {
+                "label": "artists",
+                "value": f"{data['artists']:,}",
+                "href": urls.table(database, "artists"),
+            },
             {"label": "hours of music", "value": f"{data['hours']:,.0f}", "href": sql(HOURS_SQL)},
         ],
         "charts": charts,
@@ -137,12 +154,34 @@ def runs_chart(runs: list[dict], database: str, urls) -> dict | None:
     for r in done:
         run = f"#{r['id']}"
         href = urls.table(database, "sync_runs") + "?" + urlencode({"id": r["id"]})
-        base = {"run": run, "started": r.get("started_at") or "", "status": r.get("status") or "", "href": href}
-        values.append({**base, "measure": "seconds", "what": "duration", "value": round(r["duration_ms"] / 1000, 1)})
-        for key, label in (("tracks_added", "added"), ("tracks_updated", "updated"), ("tracks_removed", "removed")):
+        base = {
+            "run": run,
+            "started": r.get("started_at") or "",
+            "status": r.get("status") or "",
+            "href": href,
+        }
+        values.append(
+            {
+                **base,
+                "measure": "seconds",
+                "what": "duration",
+                "value": round(r["duration_ms"] / 1000, 1),
+            }
+        )
+        for key, label in (
+            ("tracks_added", "added"),
+            ("tracks_updated", "updated"),
+            ("tracks_removed", "removed"),
+        ):
             values.append({**base, "measure": "changes", "what": label, "value": r.get(key) or 0})
     order = [v["run"] for v in values if v["what"] == "duration"]
-    x = {"field": "run", "type": "ordinal", "sort": order, "title": "sync run (oldest first)", "axis": {"labelAngle": 0}}
+    x = {
+        "field": "run",
+        "type": "ordinal",
+        "sort": order,
+        "title": "sync run (oldest first)",
+        "axis": {"labelAngle": 0},
+    }
     tooltip = [
         {"field": "run"},
         {"field": "started", "title": "started"},
@@ -168,7 +207,12 @@ def runs_chart(runs: list[dict], database: str, urls) -> dict | None:
                     **layer["encoding"],
                     "x": {**x, "title": None, "axis": {"labels": False, "ticks": False}},
                     "y": {"field": "value", "type": "quantitative", "title": "seconds"},
-                    "color": {"field": "status", "type": "nominal", "scale": _status_colors(), "legend": None},
+                    "color": {
+                        "field": "status",
+                        "type": "nominal",
+                        "scale": _status_colors(),
+                        "legend": None,
+                    },
                 },
             },
             {
@@ -187,13 +231,19 @@ def runs_chart(runs: list[dict], database: str, urls) -> dict | None:
                         "title": "tracks changed",
                         "stack": None,
                         "scale": {"type": "symlog"},
-                        "axis": {"values": [0, 10, 100, 1000, 10000, 100000, 1000000], "labelExpr": "format(datum.value, ',')"},
+                        "axis": {
+                            "values": [0, 10, 100, 1000, 10000, 100000, 1000000],
+                            "labelExpr": "format(datum.value, ',')",
+                        },
                     },
                     "color": {
                         "field": "what",
                         "type": "nominal",
                         "title": None,
-                        "scale": {"domain": ["added", "updated", "removed"], "range": ["#4c9a5f", ACCENT, "#c0504d"]},
+                        "scale": {
+                            "domain": ["added", "updated", "removed"],
+                            "range": ["#4c9a5f", ACCENT, "#c0504d"],
+                        },
                         "legend": {"orient": "top"},
                     },
                 },
@@ -243,12 +293,23 @@ def _bar_chart(
             "title": None,
             "axis": {"format": "%Y", "tickCount": "year"},
         }
-        tooltip[0] = {"field": x, "title": x, "type": "temporal", "timeUnit": "utcyearmonth", "format": "%B %Y"}
+        tooltip[0] = {
+            "field": x,
+            "title": x,
+            "type": "temporal",
+            "timeUnit": "utcyearmonth",
+            "format": "%B %Y",
+        }
     elif horizontal:
         category = {**category, "sort": None, "axis": {"labelLimit": 180}}
     else:
         category = {**category, "axis": {"labelAngle": 0}}
-    measure = {"field": y, "type": "quantitative", "title": y, "axis": {"format": ",d", "tickCount": 5}}
+    measure = {
+        "field": y,
+        "type": "quantitative",
+        "title": y,
+        "axis": {"format": ",d", "tickCount": 5},
+    }
     encoding = {
         "tooltip": tooltip,
         "href": {"field": "href"},

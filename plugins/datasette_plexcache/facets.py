@@ -56,7 +56,10 @@ class _CountsAnswer:
     async def execute(self, database, sql, params=None, **kwargs):
         if database == self._database and self._column_sql in sql and f"limit {self._limit}" in sql:
             return await self._ds.execute(
-                database, facet_counts.TOP_SQL, {"facet": self._facet, "limit": self._limit}, **kwargs
+                database,
+                facet_counts.TOP_SQL,
+                {"facet": self._facet, "limit": self._limit},
+                **kwargs,
             )
         return await self._ds.execute(database, sql, params, **kwargs)
 
@@ -109,7 +112,9 @@ class _Precounted:
         if not self._unfiltered():
             return False
         try:
-            rows = await self.ds.execute(self.database, facet_counts.STATE_SQL, log_sql_errors=False)
+            rows = await self.ds.execute(
+                self.database, facet_counts.STATE_SQL, log_sql_errors=False
+            )
         except sqlite3.Error:  # no facet_counts_state: a cache from before the counts
             return False
         row = rows.first()

@@ -22,7 +22,14 @@ from plexcache.errors import ConfigError, PlexcacheError
 
 from .security import SYNC_ACTION, is_loopback_host
 
-__all__ = ["PluginSettings", "SYNC_ACTION", "settings_from_config", "library_status", "recent_runs", "start_sync"]
+__all__ = [
+    "PluginSettings",
+    "SYNC_ACTION",
+    "settings_from_config",
+    "library_status",
+    "recent_runs",
+    "start_sync",
+]
 
 PLUGIN_NAME = "plexcache"
 DEFAULT_STALE_AFTER_HOURS = 24.0
@@ -84,7 +91,9 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
     config_error = None
     try:
         plex = resolve_plex_config(
-            pc.get("plex_url"), pc.get("plex_token"), url_setting="plex_url (plexcache plugin config)",
+            pc.get("plex_url"),
+            pc.get("plex_token"),
+            url_setting="plex_url (plexcache plugin config)",
             token_setting="plex_token (plexcache plugin config)",
         )
     except ConfigError as e:
@@ -94,9 +103,16 @@ def settings_from_config(plugin_config: dict | None, databases: dict) -> PluginS
         config_error = f"plexcache: database {name!r} is not attached to Datasette"
     stale, sync_on_start, watch = DEFAULT_STALE_AFTER_HOURS, True, True
     try:  # hardening: a bad value is reported, not silently replaced
-        stale = parse_number(pc.get("stale_after_hours", stale), "stale_after_hours (plexcache plugin config)",
-                             at_most=24 * 365, unit="hours", example="24")
-        sync_on_start = parse_flag(pc.get("sync_on_start", True), "sync_on_start (plexcache plugin config)")
+        stale = parse_number(
+            pc.get("stale_after_hours", stale),
+            "stale_after_hours (plexcache plugin config)",
+            at_most=24 * 365,
+            unit="hours",
+            example="24",
+        )
+        sync_on_start = parse_flag(
+            pc.get("sync_on_start", True), "sync_on_start (plexcache plugin config)"
+        )
         watch = parse_flag(pc.get("watch", True), "watch (plexcache plugin config)")
     except ConfigError as e:
         config_error = config_error or str(e)
@@ -272,7 +288,10 @@ def start_watch(settings: PluginSettings):
     It follows the cache once a first sync filled it, and stops with the server."""
     from plexcache.process import spawn_watch
 
-    if not (settings.watch and settings.plex.configured and settings.db_path) or settings.config_error:
+    if (
+        not (settings.watch and settings.plex.configured and settings.db_path)
+        or settings.config_error
+    ):
         return None
     proc = spawn_watch(settings.db_path, settings.plex, log_path=settings.sync_log)
     global _watcher
@@ -308,7 +327,12 @@ def live_state(settings: PluginSettings) -> dict:
     out = {"enabled": bool(settings.watch and settings.plex.configured), "running": False, "state": "stopped",
            "since": None, "detail": None, "last_event_at": None, "last_change_at": None}  # fmt: skip
     if state:
-        out.update({k: state.get(k) for k in ("running", "state", "since", "detail", "last_event_at", "last_change_at")})
+        out.update(
+            {
+                k: state.get(k)
+                for k in ("running", "state", "since", "detail", "last_event_at", "last_change_at")
+            }
+        )
         out["detail"] = settings.redact(out["detail"])
     out["text"] = live_text(out)
     return out

@@ -65,7 +65,9 @@ async def sync_view(datasette, request):
     # Refused outright, before the body is read: a cross-site form gets a 403,
     # not a redirect that would leave a message in the victim's session.
     reason = security.cross_origin_reason(request.headers, request.scheme, request.host)
-    reason = reason or security.foreign_host_reason(get_settings(datasette), request.actor, request.host)
+    reason = reason or security.foreign_host_reason(
+        get_settings(datasette), request.actor, request.host
+    )
     if reason:
         return _json_error(reason, 403, started=False)
     full, is_form = await _read_options(request)
@@ -140,7 +142,9 @@ async def runs_view(datasette, request):
     if denied := await _view_check(datasette, request, settings):
         return denied
     runs = await asyncio.to_thread(service.recent_runs, settings)
-    chart = charts.runs_chart(runs, settings.database, datasette.urls) if settings.database else None
+    chart = (
+        charts.runs_chart(runs, settings.database, datasette.urls) if settings.database else None
+    )
     # chart: the progress page redraws its picture when a run finishes
     return Response.json({"runs": runs, "chart": chart}, headers={"cache-control": "no-store"})
 
