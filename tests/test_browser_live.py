@@ -6,19 +6,11 @@ live syncs in its history without a reload."""
 from __future__ import annotations
 
 import pytest
-from test_browser import CHROMIUM, Serve, Sim, browser, cli_sync  # noqa: F401 (browser: a fixture)
+
+# pytestmark: the browser tests' marks (browser; skipped without Chromium); browser: a fixture
+from test_browser import Serve, Sim, browser, cli_sync, expect, pytestmark  # noqa: F401
 from test_browser import page as page  # noqa: F401, PLC0414 (the fixture: 1100x760, no page errors)
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"
-    ),
-]
-
-expect = playwright_api.expect
 TRACKS = 1500
 
 

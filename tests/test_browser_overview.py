@@ -14,18 +14,10 @@ import sqlite3
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_browser import CHROMIUM, Serve, Sim, browser, cli_sync  # noqa: F401 (browser: a fixture)
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+# pytestmark: the browser tests' marks (browser; skipped without Chromium); browser: a fixture
+from test_browser import Serve, Sim, browser, cli_sync, expect, pytestmark  # noqa: F401
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found (apt-get install chromium)"
-    ),
-]
-
-expect = playwright_api.expect
 VIEWPORT = {"width": 1280, "height": 900}
 TRACKS = 2500
 CHARTS = ["decades", "genres", "added", "artists", "plays"]
