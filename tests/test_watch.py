@@ -298,11 +298,13 @@ def test_a_scan_of_ten_thousand_items_costs_a_bounded_number_of_requests(sim, tm
         total = sim.total_requests
         later = new_runs(db, before)
     assert sim.notify.stats()["published"]["timeline"] >= 20_000
-    # 10,000 tracks in 500-key /library/metadata batches, read at most twice (created,
-    # then processed: ~40), plus one incremental sync after the scan (1,000-track pages of
-    # three listings: ~40): about one request per 100 items, never one per item.
-    assert total <= 100, (total, sim.request_counts)
-    assert sim.request_counts["metadata"] <= 2 * 10_000 / 500 + 5, sim.request_counts
+    # 10,000 tracks in 500-key /library/metadata batches, read live at most twice
+    # (created, then processed: ~40, plus one partial batch per live run), then one
+    # incremental sync after the scan: its listings, and on a server whose track listings
+    # show no genres (the default profile) the new tracks read in full once more (~20):
+    # about one request per 100 items, never one per item.
+    assert total <= 150, (total, sim.request_counts)
+    assert sim.request_counts["metadata"] <= 3 * 10_000 / 500 + len(later) + 10, sim.request_counts
     assert sum(r["http_requests"] for r in later) == total
     assert len([r for r in later if r["mode"] == "live"]) <= 10, later
     assert_like_full_sync(db, sim, tmp_path)
