@@ -610,7 +610,11 @@ def test_a_web_watcher_waits_for_the_first_sync_and_needs_no_sync_of_its_own(sim
         sim.rate_track(keys[1], 6)
         converge(db, sim)
         settle(watcher, sim)
-        assert [(r["mode"], r["trigger"]) for r in runs(db)] == [("full", "web"), ("live", "watch")]
+        seen = [(r["mode"], r["trigger"]) for r in runs(db)]
+        # The edit's notification may be read after the web's sync began (a loaded machine):
+        # the watcher cannot know the sync covered it and re-reads it live; never a sync of its own.
+        assert seen[0] == ("full", "web")
+        assert seen[1:] in ([("live", "watch")], [("live", "watch")] * 2), seen
     finally:
         watcher.stop()
         thread.join(10)
