@@ -85,6 +85,9 @@ class CaseError(Exception):
 def _env() -> dict:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    # as on a user's machine: compiled modules are kept (the sync's reader process
+    # would otherwise compile plexcache from source each time it starts)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("PLEXAPI_PLEXAPI_AUTORELOAD", None)
     env.pop("PLEX_URL", None)
     env.pop("PLEX_TOKEN", None)
@@ -109,7 +112,10 @@ def run_worker(argv: list[str], timeout: float, sample_every: float = 0.2, nice:
                 proc.wait()
                 raise CaseError(f"worker {argv[0]} timed out after {timeout:.0f}s")
             with contextlib.suppress(psutil.Error):
-                rss = proc.memory_info().rss / 2**20
+                # the worker and its children (a sync's reader process) together
+                rss = (
+                    sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+                )
                 peak = max(peak, rss)
                 if now >= next_tick:
                     timeline.append((round(now, 1), round(rss, 1)))
@@ -134,6 +140,10 @@ def run_worker(argv: list[str], timeout: float, sample_every: float = 0.2, nice:
     result = json.loads(lines[-1])
     result["process_wall_s"] = wall
     result["sampled_peak_rss_mb"] = peak
+    if result.get("reader_peak_rss_mb"):
+        # a sync with a reader process: both processes' RSS at once (sampled every
+        # `sample_every` s), never below the sync process's own exact peak (VmHWM)
+        result["peak_rss_mb"] = max(result["peak_rss_mb"], peak)
     result["rss_timeline"] = timeline
     return result
 
@@ -431,6 +441,22 @@ class Suite:
         self.row(key, case, what, runs)
         return db
 
+    def reader_ab(self, sim: Sim, n: int, repeat: int) -> None:
+        """The same first sync with the reader process (plexcache/plex/reader.py) and without
+        it, run by turns: the wall time, and the CPU of the sync's own process, which is what
+        bounds the wall when the server has cores of its own"""
+        on, off = [], []
+        for i in range(repeat):
+            for runs, extra in ((on, []), (off, ["--no-reader"])):
+                db = self.fresh_db(f"1b-{len(extra)}-{i}")
+                runs.append(self.measure(sim, self.sync_argv(sim, db) + extra, self.args.timeout))
+        for key, runs, label in (("1b-on", on, "on"), ("1b-off", off, "off")):
+            main_cpu = median(r["client_cpu_s"] - r.get("reader_cpu_s", 0) for r in runs)
+            reader_cpu = median(r.get("reader_cpu_s", 0) for r in runs)
+            self.row(key, "1b", f"Full sync, {n:,} tracks, reader process {label} (by turns); CPU "
+                     f"{main_cpu:.2f} s in the sync's process + {reader_cpu:.2f} s in the reader",
+                     runs, main_cpu_s=main_cpu)  # fmt: skip
+
     def incremental_nothing(
         self, sim: Sim, db: Path, key: str, case: str, what: str, repeat: int
     ) -> None:
@@ -507,6 +533,7 @@ class Suite:
             if "1" in cases:
                 self.guarded("1", lambda: setattr(self, "base_db", self.full_syncs(
                     sim, "1", "1", f"Full sync, {n:,} tracks", a.repeat)))  # fmt: skip
+                self.guarded("1b", lambda: self.reader_ab(sim, n, a.repeat))
             if "2" in cases:
                 self.guarded("2", lambda: self.naive(sim, "2", "2", "plexapi naive (defaults, autoreload)",
                                                      a.naive_repeat))  # fmt: skip

@@ -112,7 +112,15 @@ class Recorder:
 
 
 def do_sync(args) -> dict:
+    if args.no_reader:
+        os.environ["PLEXCACHE_READER_PROCESS"] = "0"
     recorder = Recorder() if args.record else None
+    if recorder is not None:  # the reader process's requests too (childhook/sitecustomize.py)
+        hook = os.path.join(os.path.dirname(os.path.abspath(__file__)), "childhook")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [hook, os.environ.get("PYTHONPATH")])
+        )
+        os.environ["BENCH_RECORD_CHILD"] = args.record + ".child"
     from plexcache.config import PlexConfig
     from plexcache.sync import sync
 
@@ -140,13 +148,19 @@ def do_sync(args) -> dict:
     )
     seconds = time.perf_counter() - t0
     cpu = cpu_s() - c0
+    # the reader process (plexcache/plex/reader.py), reaped when the sync ended
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    reader_cpu = child.ru_utime + child.ru_stime
+    reader_rss = child.ru_maxrss / 1024
     phases[current[0]] = phases.get(current[0], 0.0) + seconds - current[1]
     phase_cpu[current[0]] = phase_cpu.get(current[0], 0.0) + cpu - current[2]
     return {
         "phase_seconds": {k: round(v, 3) for k, v in phases.items()},
         "phase_cpu_s": {k: round(v, 3) for k, v in phase_cpu.items()},
         "seconds": seconds,
-        "client_cpu_s": cpu_s() - c0,
+        "client_cpu_s": cpu + reader_cpu,
+        "reader_cpu_s": reader_cpu,
+        "reader_peak_rss_mb": reader_rss,
         "sync_duration_ms": res.duration_ms,
         "client_requests": res.requests,
         "mode": res.mode,
@@ -157,12 +171,19 @@ def do_sync(args) -> dict:
         "warnings": res.warnings,
         "plays_added": res.plays_added,
         "rss_after_import_mb": base,
+        # this process's own; run.py adds the reader's, sampled together with it
         "peak_rss_mb": peak_rss_mb(),
         **(_recorded(recorder, args.record) if recorder else {}),
     }
 
 
 def _recorded(recorder: Recorder, path: str) -> dict:
+    import glob
+
+    for name in glob.glob(glob.escape(path + ".child") + ".*"):
+        with open(name) as f:
+            recorder.entries += [json.loads(line) for line in f]
+        os.unlink(name)
     recorder.write(path)
     return {"recorded": len(recorder.entries), "max_in_flight": recorder.max_in_flight()}
 
@@ -296,6 +317,7 @@ def main(argv=None) -> None:
             s.add_argument("--page-size", type=int, default=1000)
             s.add_argument("--no-history", action="store_true")
             s.add_argument("--record", help="write the requests the sync sent here (JSON lines)")
+            s.add_argument("--no-reader", action="store_true", help="PLEXCACHE_READER_PROCESS=0")
         if name == "raw":
             s.add_argument("--replay", required=True, help="requests recorded by `sync --record`")
             s.add_argument(

@@ -135,6 +135,25 @@ def test_full_sync_equals_ground_truth(tmp_path, profile):
         assert any(r["is_live"] for r in expected.values())
 
 
+@pytest.mark.parametrize("profile", ALL_PROFILES)
+def test_full_reads_in_a_reader_process_are_exact(tmp_path, profile, monkeypatch):
+    "What a big library does (plex/reader.py), forced on a small one"
+    monkeypatch.setenv("PLEXCACHE_READER_MIN_KEYS", "0")
+    with simulator(profile) as sim:
+        db = tmp_path / "c.db"
+        sim.reset_counts()
+        result = sync(db, config_for(sim), full=True)
+        assert result.requests == sim.total_requests
+        assert diff_cache(db, sim.expected_cache()) == NO_DIFF
+        rng = random.Random(11)
+        done = mutate(sim, rng, 40)
+        sim.advance_clock(60)
+        sync(db, config_for(sim))
+        sync(tmp_path / "full.db", config_for(sim), full=True)
+        assert diff_cache(db, sim.expected_cache()) == NO_DIFF, done
+        assert diff_cache(tmp_path / "full.db", sim.expected_cache()) == NO_DIFF
+
+
 def test_what_is_learned_per_profile(tmp_path):
     "The facts each kind of server's listings give (docs: README, How a sync works)"
     learned = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 
 from ..columns import STAGE_TRACK_COLUMNS
 from ..timeutil import epoch_to_iso
@@ -19,6 +20,8 @@ from ..timeutil import epoch_to_iso
 __all__ = [
     "STAGE_TRACK_COLUMNS",
     "BadItem",
+    "FullBatch",
+    "full_batch",
     "track_row",
     "album_row",
     "artist_row",
@@ -235,6 +238,47 @@ def artist_row(el: ET.Element) -> dict:
         "updated_at": epoch_to_iso(a.get("updatedAt")),
         "section_id": int_or_none(a.get("librarySectionID")),
     }
+
+
+@dataclass
+class FullBatch:
+    """The rows of one ``/library/metadata`` answer (picklable: a reader
+    process sends it to the sync). ``tracks``: ``(key, row)`` per track item,
+    ``row`` None for a malformed one; ``returned``: the keys that came back;
+    ``skipped``: malformed albums and artists."""
+
+    albums: list[dict] = field(default_factory=list)
+    artists: list[dict] = field(default_factory=list)
+    tracks: list[tuple[str | None, tuple | None]] = field(default_factory=list)
+    returned: set = field(default_factory=set)
+    skipped: int = 0
+
+
+def full_batch(elements) -> FullBatch:
+    "Rows from the full items of one metadata answer; other item types are ignored"
+    batch = FullBatch()
+    for el in elements:
+        kind = item_type(el)
+        try:
+            if kind == "album":
+                batch.albums.append(album_row(el))
+            elif kind == "artist":
+                batch.artists.append(artist_row(el))
+            elif kind == "track":
+                try:
+                    row = track_row(el, None, full=True)
+                    key = row[0]
+                except BadItem:
+                    row, key = None, rating_key(el.get("ratingKey"))
+                batch.tracks.append((key, row))
+                batch.returned.add(key)
+                continue
+            else:
+                continue
+            batch.returned.add(rating_key(el.get("ratingKey")))
+        except BadItem:
+            batch.skipped += 1
+    return batch
 
 
 def item_type(el: ET.Element) -> str | None:

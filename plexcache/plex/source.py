@@ -11,7 +11,9 @@ turns a sync into one request per track. Here every request is explicit:
   items deleted or added while we page cannot shift others out of a page;
 - ``sample``: the first page of a listing, alone (to learn what listings show);
 - ``metadata``: full items for up to ``batch_size`` keys per request through
-  ``/library/metadata/k1,k2,...`` (complete genre lists, album subformats).
+  ``/library/metadata/k1,k2,...`` (complete genre lists, album subformats);
+- ``full_batches``: the same, as rows (``rows.full_batch``), from a reader
+  process when the read is big (``reader``).
 
 HTTP (session, retries, limits, errors) is ``http.PlexHTTP``; how pages and
 batches are fetched ahead of their parse is ``pipeline``.
@@ -25,11 +27,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..config import PlexConfig
+from ..config import PlexConfig, env_flag, env_int
 from ..errors import NotPlexServer, PlexBadResponse, PlexNotFound
 from .http import PlexHTTP, int_attr, paging
-from .pipeline import END, IN_FLIGHT, FetchPool, lookahead, next_after
-from .rows import rating_key
+from .pipeline import END, IN_FLIGHT, FetchPool, lookahead, next_after, prefetch
+from .reader import DEFAULT_MIN_KEYS, ReaderProcess
+from .rows import FullBatch, full_batch, rating_key
 
 log = logging.getLogger("plexcache.plex")
 
@@ -100,11 +103,68 @@ class PlexSource(PlexHTTP):
         page_size: int = 1000,
         batch_size: int = 500,
         in_flight: int = IN_FLIGHT,
+        reader: bool = True,
     ):
         super().__init__(config, timeout=timeout, retries=retries)
         self.page_size = page_size
         self.batch_size = batch_size
         self.in_flight = in_flight  # metadata requests at once
+        # Big full reads in a child process (reader.py): PLEXCACHE_READER_PROCESS
+        # (default on) and PLEXCACHE_READER_MIN_KEYS (the smallest such read).
+        self.reader_min_keys = (
+            env_int("PLEXCACHE_READER_MIN_KEYS", DEFAULT_MIN_KEYS, 0)
+            if reader and env_flag("PLEXCACHE_READER_PROCESS", True)
+            else None
+        )
+        self._reader: ReaderProcess | None = None
+
+    def close(self) -> None:
+        self.close_reader()
+        super().close()
+
+    def close_reader(self) -> None:
+        "End the reader process, if any (a later big read starts another)"
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def use_reader(self, keys: int) -> bool:
+        """Whether a read of ``keys`` keys goes to the reader process; if so it
+        is started now, so that its start-up overlaps what comes before the read"""
+        if self._reader is not None and self._reader.broken:
+            self._reader.close()
+            self._reader = None
+        if self.reader_min_keys is None or keys < self.reader_min_keys:
+            return False
+        if self._reader is None:
+            try:
+                self._reader = ReaderProcess(
+                    {"url": self.config.url, "token": self.config.token, "timeout": self.timeout,
+                     "retries": self.retries, "batch_size": self.batch_size, "in_flight": self.in_flight}
+                )  # fmt: skip
+            except OSError as e:  # no child process here: read in this one
+                log.debug("no reader process (%s): reading full items in-process", e)
+                self.reader_min_keys = None
+                return False
+        return True
+
+    def full_batches(
+        self, keys: Sequence[str | int], in_reader: bool | None = None
+    ) -> Iterator[FullBatch]:
+        """``metadata(keys)`` as rows, one ``FullBatch`` per answer: read by the
+        reader process when ``in_reader`` (by default: when ``keys`` is big
+        enough, ``use_reader``), else by this process's parse thread"""
+        if in_reader is None:
+            in_reader = self.use_reader(len(keys))
+        elif in_reader:  # the reader again, restarted if a failed read left it broken
+            in_reader = self.use_reader(self.reader_min_keys or 0)
+        if in_reader:
+            return self._reader.read(keys, self.where, self._count)
+        return prefetch(map(full_batch, self.metadata(keys)))
+
+    def _count(self, n: int) -> None:
+        with self._requests_lock:
+            self.requests += n
 
     # -- the calls the sync makes -----------------------------------------
 

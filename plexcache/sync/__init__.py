@@ -241,6 +241,7 @@ def _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, 
     """The full reads every sync needs, then the one-transaction apply and the run's record;
     ``version``: the server version whose listing facts (``collector.facts``) are kept"""
     collector.read_full_items()
+    source.close_reader()  # nothing more to read in full: its memory is not held through the apply
     server_time = plan.server_time
     progress("applying", force=True)
     warnings = list(plan.warnings)

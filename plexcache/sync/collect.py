@@ -33,9 +33,6 @@ from ..plex import ALBUM, ALBUM_COUNTS_ONLY, ARTIST, KEYS_ONLY, TRACK, PlexSourc
 from ..plex.rows import (
     STAGE_TRACK_COLUMNS,
     BadItem,
-    album_row,
-    artist_row,
-    item_type,
     rating_key,
     track_row,
 )
@@ -49,7 +46,6 @@ log = logging.getLogger("plexcache.sync")
 KEY_FILTER_BATCH = 200  # rating keys per `album.id=` / `artist.id=` filter
 KEY_SCAN_PAGE = 5000
 SAMPLE_SIZE = 1000  # listed tracks compared with their full items when a section is read in full
-FULL_READ_CHUNK = 50_000  # keys held as strings at a time while a section is read in full
 
 
 @dataclass(frozen=True)
@@ -77,20 +73,25 @@ class Collector:
     # -- tracks -------------------------------------------------------------
 
     def _track_rows(self, items, section_id: int | None, full: bool = False) -> list[tuple]:
-        rows, dupes = [], set()
+        rows = []
         for el in items:
             try:
-                row = track_row(el, section_id, full)
+                rows.append(track_row(el, section_id, full))
             except BadItem as e:
-                self.skipped += 1
+                rows.append(None)
                 log.debug("skipping item: %s", e)
-                continue
-            if row[0] in dupes:
+        return self._kept(rows)
+
+    def _kept(self, rows: list[tuple | None]) -> list[tuple]:
+        "``rows`` without malformed items (None) and repeated keys, each one counted as skipped"
+        kept, dupes = [], set()
+        for row in rows:
+            if row is None or row[0] in dupes:
                 self.skipped += 1
                 continue
             dupes.add(row[0])
-            rows.append(row)
-        return rows
+            kept.append(row)
+        return kept
 
     def _stage_tracks(self, items, section_id: int | None, full: bool = False) -> None:
         rows = self._track_rows(items, section_id, full)
@@ -110,14 +111,21 @@ class Collector:
     def read_section_in_full(self, section: Section) -> None:
         """Every track of ``section`` from its full item, when any listed
         genre list may be cut (listing the tracks first would only add the
-        listing's cost): the keys from a keys-only scan, then full items in
-        batches. One listing page is staged first, so that its tracks are
-        compared with their full items: what the next syncs learn from."""
-        self._scan_keys(section.id)
+        listing's cost): the keys from a keys-only scan, each page of keys
+        read in full while the next page is fetched. One listing page is
+        staged first, so that its tracks are compared with their full items:
+        what the next syncs learn from."""
+        # a big read goes to a reader process: started now, it is up by the first page of keys
+        in_reader = self.source.use_reader(self.progress.total)
         self._stage_tracks(self.source.sample(section.id, TRACK, SAMPLE_SIZE), section.id)
-        keys = self.stage.seen_keys(section.id)  # integers: 8 bytes each
-        for i in range(0, len(keys), FULL_READ_CHUNK):
-            self._read([str(k) for k in keys[i : i + FULL_READ_CHUNK]])
+        for items, _ in prefetch(
+            self.source.pages(
+                section.id, TRACK, page_size=KEY_SCAN_PAGE, extra=KEYS_ONLY, complete=True
+            )
+        ):
+            keys = [k for k in map(rating_key, (el.get("ratingKey") for el in items)) if k]
+            self.stage.add_seen(keys, section.id)
+            self._read(keys, in_reader)
 
     def _list_delta(self, section: Section, libtype: int, filters: dict) -> list[str]:
         "Stage (tracks) or return the keys of (albums, artists) items matching ``filters``"
@@ -419,58 +427,46 @@ class Collector:
                     )
         self.stage.drop_tracks(k for keys in dependents.values() for k in keys)
 
-    def _read(self, keys: list[str]) -> set[str]:
-        "Read ``keys`` in full and stage what comes back; the keys that did not come back"
+    def _read(self, keys: list[str], in_reader: bool | None = None) -> set[str]:
+        """Read ``keys`` in full and stage what comes back; the keys that did
+        not come back. ``in_reader``: see ``PlexSource.full_batches``."""
         returned = set()
-        for elements in prefetch(self.source.metadata(keys)):
-            tracks_full, albums, artists = [], [], []
-            for el in elements:
-                kind = item_type(el)
-                try:
-                    if kind == "album":
-                        albums.append(album_row(el))
-                    elif kind == "artist":
-                        artists.append(artist_row(el))
-                    elif kind == "track":
-                        tracks_full.append(el)
-                    else:
-                        continue
-                    returned.add(rating_key(el.get("ratingKey")))
-                except BadItem:
-                    self.skipped += 1
-            self.stage.add_items(albums, artists)
-            if tracks_full:
-                self._merge_full_tracks(tracks_full)
+        for batch in self.source.full_batches(keys, in_reader):
+            returned |= batch.returned
+            self.skipped += batch.skipped
+            self.stage.add_items(batch.albums, batch.artists)
+            if batch.tracks:
+                self._merge_full_tracks(batch.tracks)
             self.progress()
         missing = set(keys) - returned
         self.missing |= missing
         return missing
 
-    def _merge_full_tracks(self, elements) -> None:
-        """Full track items: complete genres for tracks staged from listings
-        (each one compared with its listing entry: ``facts.observe``); tracks
-        we only knew by key are staged whole."""
-        keys = [rating_key(el.get("ratingKey")) for el in elements]
-        listed = self.stage.listed_genres([k for k in keys if k])
+    def _merge_full_tracks(self, tracks: list[tuple]) -> None:
+        """Full track rows (``(key, row)``, row None when malformed): complete
+        genres for tracks staged from listings (each one compared with its
+        listing entry: ``facts.observe``); tracks we only knew by key are
+        staged whole."""
+        listed = self.stage.listed_genres([k for k, _ in tracks if k])
         complete, new = [], []
-        for el, key in zip(elements, keys, strict=True):
+        for key, row in tracks:
             if key not in listed:
-                new.append(el)
+                new.append(row)
                 continue
-            try:
-                row = track_row(el, None, full=True)
-            except BadItem:
+            if row is None:
                 self.skipped += 1
                 continue
             complete.append(row)
-            shown = listed[row[0]]
+            shown = listed[key]
             if shown is not None:
                 self.facts.observe(
                     shown, len(json.loads(row[_GENRES_AT])) if row[_GENRES_AT] else 0
                 )
         self.stage.complete_genres(complete)
         if new:
-            self._stage_tracks(new, None, full=True)  # full items carry their librarySectionID
+            rows = self._kept(new)
+            self.stage.add_tracks(rows)  # full items carry their librarySectionID
+            self.progress.fetched += len(rows)
 
 
 _GENRES_AT = STAGE_TRACK_COLUMNS.index("own_genres")
