@@ -16,7 +16,14 @@ import sqlite_utils
 from plexcache.db import open_cache
 from plexcache.schema import FTS_COLUMNS, INDEXES, TABLES_SQL, VIEWS
 
-HEAVY = ("pandas", "numpy", "sqlite_utils", "tenacity")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "sqlite_utils",
+    "tenacity",
+    "pickle",
+    "subprocess",
+)  # the last two: plex/reader.py
 
 
 def shape(conn: sqlite3.Connection) -> set[tuple]:
@@ -62,7 +69,7 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[4]
 
 
 def test_a_sync_imports_nothing_heavy(tmp_path, sim):
-    "A first sync and a no-change sync, in one process: no pandas, numpy, sqlite-utils or tenacity"
+    "A first sync and a no-change sync, in one process: no pandas, numpy, sqlite-utils, tenacity, nor the reader's pickle and subprocess"
     env = {k: v for k, v in os.environ.items() if k not in ("PLEX_URL", "PLEX_TOKEN")}
     out = subprocess.run(
         [sys.executable, "-c", SYNC_TWICE, str(tmp_path / "c.db"), sim.url, sim.token, ",".join(HEAVY)],

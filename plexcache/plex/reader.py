@@ -5,7 +5,7 @@ A first sync reads every track in full (``sync.collect.read_section_in_full``).
 In one Python process the fetch threads, the XML parse, the rows and the
 staging writes all take turns on one GIL, and the client, not the server,
 sets the pace (docs/performance.md). So a read of at least
-``PLEXCACHE_READER_MIN_KEYS`` keys (5,000 by default) runs in a child
+``PLEXCACHE_READER_MIN_KEYS`` keys (``source.READER_MIN_KEYS``, 5,000) runs in a child
 process, ``python -m plexcache.plex.reader``: the same
 ``PlexSource.metadata`` (same requests, same retries, at most ``IN_FLIGHT``
 in flight), the same ``rows.full_batch``, each batch's rows sent back in
@@ -41,9 +41,6 @@ from ..errors import PlexcacheError, PlexError
 from .rows import FullBatch
 
 log = logging.getLogger("plexcache.sync")
-
-#: Reads smaller than this stay in the sync's process (a child costs ~0.15 s of start-up)
-DEFAULT_MIN_KEYS = 5000
 
 
 class ReaderProcess:

@@ -31,10 +31,12 @@ from ..config import PlexConfig, env_flag, env_int
 from ..errors import NotPlexServer, PlexBadResponse, PlexNotFound
 from .http import PlexHTTP, int_attr, paging
 from .pipeline import END, IN_FLIGHT, FetchPool, lookahead, next_after, prefetch
-from .reader import DEFAULT_MIN_KEYS, ReaderProcess
 from .rows import FullBatch, full_batch, rating_key
 
 log = logging.getLogger("plexcache.plex")
+
+#: The smallest full read that goes to a reader process (reader.py): one costs ~0.15 s to start
+READER_MIN_KEYS = 5000
 
 TRACK, ALBUM, ARTIST = 10, 9, 8
 TYPE_PREFIX = {TRACK: "track", ALBUM: "album", ARTIST: "artist"}
@@ -112,11 +114,11 @@ class PlexSource(PlexHTTP):
         # Big full reads in a child process (reader.py): PLEXCACHE_READER_PROCESS
         # (default on) and PLEXCACHE_READER_MIN_KEYS (the smallest such read).
         self.reader_min_keys = (
-            env_int("PLEXCACHE_READER_MIN_KEYS", DEFAULT_MIN_KEYS, 0)
+            env_int("PLEXCACHE_READER_MIN_KEYS", READER_MIN_KEYS, 0)
             if reader and env_flag("PLEXCACHE_READER_PROCESS", True)
             else None
         )
-        self._reader: ReaderProcess | None = None
+        self._reader = None  # a reader.ReaderProcess, started by the first big read
 
     def close(self) -> None:
         self.close_reader()
@@ -137,6 +139,10 @@ class PlexSource(PlexHTTP):
         if self.reader_min_keys is None or keys < self.reader_min_keys:
             return False
         if self._reader is None:
+            from .reader import (
+                ReaderProcess,
+            )  # pickle and subprocess: ~20 ms a sync need not import
+
             try:
                 self._reader = ReaderProcess(
                     {"url": self.config.url, "token": self.config.token, "timeout": self.timeout,
