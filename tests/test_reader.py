@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -95,40 +96,54 @@ def test_the_readers_errors_are_the_syncs_own(sim, tmp_path, always, monkeypatch
     assert [r["status"] for r in runs(db)] == ["succeeded", "failed", "failed"]
 
 
-def test_a_reader_that_dies_is_a_one_line_error_and_changes_nothing(sim, tmp_path, always):
-    db = tmp_path / "c.db"
-    sync(db, config_for(sim))
-    before = snapshot(db)
-    sim.inject_fault("stall", path=r"/library/metadata/", nth=2, stall_seconds=3)
-    failure = []
+def test_a_reader_that_dies_is_a_one_line_error_and_changes_nothing(tmp_path, always):
+    with Simulator(tracks=4000, seed=4, token=TOKEN, music_sections=1) as sim:
+        db = tmp_path / "c.db"
+        sync(db, config_for(sim))
+        before = snapshot(db)
+        # batches 1-2 are the sample's tracks; once batch 3 is staged the reader has answered
+        sim.inject_fault("stall", path=r"/library/metadata/", nth=5, stall_seconds=3)
+        failure, staged = [], []
 
-    def run():
-        try:
-            sync(db, config_for(sim), full=True)
-        except Exception as e:  # noqa: BLE001 - checked below
-            failure.append(e)
+        def run():
+            try:
+                sync(db, config_for(sim), full=True, on_progress=lambda p: staged.append(p.current))
+            except Exception as e:  # noqa: BLE001 - checked below
+                failure.append(e)
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + 10
-    # killed mid-read: while it waits for its second batch
-    while not (readers() and sim.request_counts.get("metadata", 0) >= 2):
-        assert time.monotonic() < deadline, "the reader never started reading"
-        time.sleep(0.02)
-    (pid,) = readers()
-    # the token travels through the pipe: not in the child's command line or environment
-    for part in ("cmdline", "environ"):
-        assert TOKEN.encode() not in Path(f"/proc/{pid}/{part}").read_bytes()
-    os.kill(pid, signal.SIGKILL)
-    thread.join(15)
-    (error,) = failure
-    assert type(error) is PlexcacheError
-    assert str(error) == (
-        f"the process reading full items from Plex at {sim.url} ended unexpectedly (exit code -9)"
-    )
-    assert snapshot(db) == before
-    assert runs(db)[-1]["status"] == "failed"
-    assert runs(db)[-1]["error"] == str(error)
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not (readers() and staged and max(staged) > 1000):
+            assert time.monotonic() < deadline, "the reader never answered"
+            time.sleep(0.01)
+        (pid,) = readers()
+        # the token travels through the pipe: not in the child's command line or environment
+        for part in ("cmdline", "environ"):
+            assert TOKEN.encode() not in Path(f"/proc/{pid}/{part}").read_bytes()
+        os.kill(pid, signal.SIGKILL)
+        thread.join(15)
+        (error,) = failure
+        assert type(error) is PlexcacheError
+        assert str(error) == (
+            f"the process reading full items from Plex at {sim.url} ended unexpectedly (exit code -9)"
+        )
+        assert snapshot(db) == before
+        assert runs(db)[-1]["status"] == "failed"
+        assert runs(db)[-1]["error"] == str(error)
+
+
+@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"])
+def test_a_reader_that_cannot_run_here_leaves_the_read_in_process(
+    sim, tmp_path, always, monkeypatch, executable
+):
+    "A frozen app's sys.executable cannot run `-m` (it ends at once), or there is none to start"
+    monkeypatch.setattr(sys, "executable", executable)
+    sim.reset_counts()
+    result = sync(tmp_path / "c.db", config_for(sim), full=True)
+    assert result.status == "succeeded"
+    assert result.requests == sim.total_requests
+    assert diff_cache(tmp_path / "c.db", sim.expected_cache()) == NO_DIFF
 
 
 @pytest.mark.parametrize(

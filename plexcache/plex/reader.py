@@ -22,8 +22,10 @@ token travels through a pipe, never argv or the environment:
   requests)``; ``requests``: those made since the last frame.
 
 The child's stderr is discarded (a crash must not print a traceback, or
-anything else, on the sync's terminal); a child that dies mid-read is a
-one-line error, and one that cannot start makes the read run in-process.
+anything else, on the sync's terminal); a child that dies once it has
+answered is a one-line error, and one that cannot start, or ends before
+it ever answers (an interpreter that cannot run ``-m``, e.g. a frozen
+app), makes the read run in-process.
 ``PLEXCACHE_READER_PROCESS=0`` turns the child off.
 """
 
@@ -43,6 +45,10 @@ from .rows import FullBatch
 log = logging.getLogger("plexcache.sync")
 
 
+class ReaderUnavailable(Exception):
+    "The child ended before it ever answered (it cannot run here): read in-process instead"
+
+
 class ReaderProcess:
     """One child process reading full items for one ``PlexSource``; started
     at once (its start-up overlaps whatever the sync does next), closed with
@@ -57,6 +63,7 @@ class ReaderProcess:
             close_fds=True,
         )
         self.broken = False
+        self.answered = False  # a frame ever came back: a later death is an error, not a fallback
         try:
             self._send(settings)
         except OSError:
@@ -82,6 +89,7 @@ class ReaderProcess:
                 message = pickle.load(self.proc.stdout)
             except (EOFError, OSError, pickle.UnpicklingError):
                 raise self._died(where) from None
+            self.answered = True
             kind = message[0]
             count(message[-1])
             if kind == "batch":
@@ -96,11 +104,13 @@ class ReaderProcess:
                     cls = PlexError
                 raise cls(text)
 
-    def _died(self, where: str) -> PlexcacheError:
+    def _died(self, where: str) -> Exception:
         try:
             code = self.proc.wait(1)
         except subprocess.TimeoutExpired:
             code = None
+        if not self.answered:
+            return ReaderUnavailable(f"exit code {code}")
         return PlexcacheError(
             f"the process reading full items from {where} ended unexpectedly"
             + (f" (exit code {code})" if code is not None else "")

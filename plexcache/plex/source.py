@@ -165,8 +165,19 @@ class PlexSource(PlexHTTP):
         elif in_reader:  # the reader again, restarted if a failed read left it broken
             in_reader = self.use_reader(self.reader_min_keys or 0)
         if in_reader:
-            return self._reader.read(keys, self.where, self._count)
+            return self._from_reader(keys)
         return prefetch(map(full_batch, self.metadata(keys)))
+
+    def _from_reader(self, keys: Sequence[str | int]) -> Iterator[FullBatch]:
+        from .reader import ReaderUnavailable
+
+        try:
+            yield from self._reader.read(keys, self.where, self._count)
+        except ReaderUnavailable as e:  # it never answered: nothing of this read was used yet
+            log.debug("the reader process cannot run here (%s): reading full items in-process", e)
+            self.close_reader()
+            self.reader_min_keys = None
+            yield from prefetch(map(full_batch, self.metadata(keys)))
 
     def _count(self, n: int) -> None:
         with self._requests_lock:
