@@ -172,19 +172,6 @@ class Stage:
             )
         return out
 
-    def seen_keys(self, section_id: int) -> array:
-        "The keys a complete listing or key scan of the section saw, as integers, in key order"
-        return array(
-            "q",
-            (
-                r[0]
-                for r in self.conn.execute(
-                    "select cast(rating_key as integer) k from stage.seen where section_id = ? order by k",
-                    (section_id,),
-                )
-            ),
-        )
-
     def wanted(self) -> list[str]:
         return [
             r[0]
