@@ -917,18 +917,6 @@ class Library:
             rec = self.record(int(key))
             return self._public(rec) if rec else None
 
-    def expected_cache(self, track_genres: bool = True) -> dict[str, dict[str, dict]]:
-        """What a cache of this library must hold, from the model (README "Column rules"):
-        {"tracks"|"albums"|"artists": {rating_key: row}}. ``track_genres=False``: a server
-        without track genres (PMS < 1.40). See simulator/truth.py."""
-        from .truth import expected_cache
-
-        return expected_cache(self, track_genres)
-
-    def expected_tracks(self, track_genres: bool = True) -> dict[str, dict]:
-        'expected_cache()["tracks"]: the cache row every live track must have, by rating key'
-        return self.expected_cache(track_genres)["tracks"]
-
     # -----------------------------------------------------------------------------------------
     # mutations (caller holds no lock; all bump version and clear caches)
 

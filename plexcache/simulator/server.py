@@ -22,6 +22,7 @@ from . import render as R
 from .library import ALBUM, ARTIST, MOVIE, TRACK, TYPE_NAMES, Library, QueryError
 from .notify import WS_PATHS, Notifier
 from .profiles import CLASSIC, PROFILES, Profile, get_profile
+from .truth import expected_cache
 
 PMS_VERSION = PROFILES[CLASSIC].version  # classic's: captured from a real PMS 1.41.5 (§6)
 BODY_401 = (
@@ -894,9 +895,9 @@ class Simulator:
     # -- ground truth
 
     def expected_cache(self) -> dict[str, dict[str, dict]]:
-        """What a cache synced from this server must hold (Library.expected_cache), for what this
-        profile's server knows: no track genres before PMS 1.40."""
-        return self.library.expected_cache(track_genres=self.profile.track_genres)
+        """What a cache synced from this server must hold (``truth.expected_cache``), for what
+        this profile's server knows: no track genres before PMS 1.40."""
+        return expected_cache(self.library, track_genres=self.profile.track_genres)
 
     def expected_tracks(self) -> dict[str, dict]:
         return self.expected_cache()["tracks"]

@@ -1,6 +1,6 @@
 """What a cache of the simulated library must hold: the README's column rules applied to the
 simulator's model (what the server knows), never to what a listing shows and never through
-plexcache's own code. ``Library.expected_cache()`` / ``Simulator.expected_cache()``.
+plexcache's own code. ``expected_cache(library)`` / ``Simulator.expected_cache()``.
 
 The one server fact that changes the answer is whether the server has track genres at all
 (PMS >= 1.40); every other profile difference is only in what listings show."""
