@@ -31,7 +31,6 @@ app), makes the read run in-process.
 
 from __future__ import annotations
 
-import logging
 import pickle
 import subprocess
 import sys
@@ -41,8 +40,6 @@ from collections.abc import Callable, Iterator, Sequence
 from .. import errors
 from ..errors import PlexcacheError, PlexError
 from .rows import FullBatch
-
-log = logging.getLogger("plexcache.sync")
 
 
 class ReaderUnavailable(Exception):

@@ -259,25 +259,22 @@ def full_batch(elements) -> FullBatch:
     batch = FullBatch()
     for el in elements:
         kind = item_type(el)
-        try:
-            if kind == "album":
-                batch.albums.append(album_row(el))
-            elif kind == "artist":
-                batch.artists.append(artist_row(el))
-            elif kind == "track":
-                try:
-                    row = track_row(el, None, full=True)
-                    key = row[0]
-                except BadItem:
-                    row, key = None, rating_key(el.get("ratingKey"))
-                batch.tracks.append((key, row))
-                batch.returned.add(key)
+        if kind == "track":
+            try:
+                row = track_row(el, None, full=True)
+                key = row[0]
+            except BadItem:  # came back, but cannot be cached: counted by the sync
+                row, key = None, rating_key(el.get("ratingKey"))
+            batch.tracks.append((key, row))
+            batch.returned.add(key)
+        elif kind in ("album", "artist"):
+            try:
+                row = album_row(el) if kind == "album" else artist_row(el)
+            except BadItem:
+                batch.skipped += 1
                 continue
-            else:
-                continue
-            batch.returned.add(rating_key(el.get("ratingKey")))
-        except BadItem:
-            batch.skipped += 1
+            (batch.albums if kind == "album" else batch.artists).append(row)
+            batch.returned.add(row["rating_key"])
     return batch
 
 

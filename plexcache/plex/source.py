@@ -133,15 +133,15 @@ class PlexSource(PlexHTTP):
     def use_reader(self, keys: int) -> bool:
         """Whether a read of ``keys`` keys goes to the reader process; if so it
         is started now, so that its start-up overlaps what comes before the read"""
+        return self.reader_min_keys is not None and keys >= self.reader_min_keys and self._ready()
+
+    def _ready(self) -> bool:
+        "A reader process up (started, or restarted after a read that failed), or False: none here"
         if self._reader is not None and self._reader.broken:
-            self._reader.close()
-            self._reader = None
-        if self.reader_min_keys is None or keys < self.reader_min_keys:
-            return False
-        if self._reader is None:
-            from .reader import (
-                ReaderProcess,
-            )  # pickle and subprocess: ~20 ms a sync need not import
+            self.close_reader()
+        if self._reader is None and self.reader_min_keys is not None:
+            # imported here: pickle and subprocess are ~20 ms a sync need not import
+            from .reader import ReaderProcess
 
             try:
                 self._reader = ReaderProcess(
@@ -151,8 +151,7 @@ class PlexSource(PlexHTTP):
             except OSError as e:  # no child process here: read in this one
                 log.debug("no reader process (%s): reading full items in-process", e)
                 self.reader_min_keys = None
-                return False
-        return True
+        return self._reader is not None
 
     def full_batches(
         self, keys: Sequence[str | int], in_reader: bool | None = None
@@ -162,10 +161,11 @@ class PlexSource(PlexHTTP):
         enough, ``use_reader``), else by this process's parse thread"""
         if in_reader is None:
             in_reader = self.use_reader(len(keys))
-        elif in_reader:  # the reader again, restarted if a failed read left it broken
-            in_reader = self.use_reader(self.reader_min_keys or 0)
-        if in_reader:
+        if in_reader and self._ready():
             return self._from_reader(keys)
+        return self._in_process(keys)
+
+    def _in_process(self, keys: Sequence[str | int]) -> Iterator[FullBatch]:
         return prefetch(map(full_batch, self.metadata(keys)))
 
     def _from_reader(self, keys: Sequence[str | int]) -> Iterator[FullBatch]:
@@ -177,7 +177,7 @@ class PlexSource(PlexHTTP):
             log.debug("the reader process cannot run here (%s): reading full items in-process", e)
             self.close_reader()
             self.reader_min_keys = None
-            yield from prefetch(map(full_batch, self.metadata(keys)))
+            yield from self._in_process(keys)
 
     def _count(self, n: int) -> None:
         with self._requests_lock:
