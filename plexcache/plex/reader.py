@@ -113,11 +113,19 @@ class ReaderProcess:
             + (f" (exit code {code})" if code is not None else "")
         )
 
+    def end(self) -> None:
+        "Tell the child to exit (end of input) without waiting for it; ``close`` reaps it"
+        if not self.broken and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
     def close(self) -> None:
         proc = self.proc
         try:
             if not self.broken and proc.poll() is None:
-                proc.stdin.close()  # end of input: the child exits
+                self.end()  # end of input: the child exits
                 proc.wait(2)
         except (OSError, subprocess.TimeoutExpired):
             pass

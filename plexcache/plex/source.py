@@ -119,15 +119,24 @@ class PlexSource(PlexHTTP):
             else None
         )
         self._reader = None  # a reader.ReaderProcess, started by the first big read
+        self._ending: list = []  # readers told to exit, not reaped yet
 
     def close(self) -> None:
         self.close_reader()
+        for reader in self._ending:
+            reader.close()
+        self._ending = []
         super().close()
 
-    def close_reader(self) -> None:
-        "End the reader process, if any (a later big read starts another)"
+    def close_reader(self, wait: bool = True) -> None:
+        """End the reader process, if any (a later big read starts another);
+        ``wait=False``: tell it to exit and go on (``close`` reaps it)"""
         if self._reader is not None:
-            self._reader.close()
+            if wait or self._reader.broken:  # a broken one is killed at once
+                self._reader.close()
+            else:
+                self._reader.end()
+                self._ending.append(self._reader)
             self._reader = None
 
     def use_reader(self, keys: int) -> bool:
@@ -164,6 +173,20 @@ class PlexSource(PlexHTTP):
         if in_reader and self._ready():
             return self._from_reader(keys)
         return self._in_process(keys)
+
+    def read_in_reader(self, keys: Sequence[str | int]) -> Iterator[FullBatch]:
+        """``keys`` read in full by the reader process that ``use_reader``
+        started, or in this one when it could not run (``_from_reader``)"""
+        if self._reader is None:
+            return self._in_process(keys)
+        return self._from_reader(keys)
+
+    def shared_read(self):
+        """A ``SharedRead`` (shared_read.py): a big read split between the
+        reader process and a worker thread of this one; after ``use_reader``"""
+        from .shared_read import SharedRead
+
+        return SharedRead(self)
 
     def _in_process(self, keys: Sequence[str | int]) -> Iterator[FullBatch]:
         return prefetch(map(full_batch, self.metadata(keys)))
@@ -332,12 +355,14 @@ class PlexSource(PlexHTTP):
             if ahead is not None:
                 ahead.close()
 
-    def metadata(self, keys: Sequence[str | int]) -> Iterator[list[ET.Element]]:
+    def metadata(
+        self, keys: Sequence[str | int], in_flight: int | None = None
+    ) -> Iterator[list[ET.Element]]:
         """Full items for ``keys``, one list per batch; keys the server no longer has are skipped.
 
         ``keys``: rating keys as strings or integers (an ``array("q")`` of a
         million keys is 8 MB, a list of strings ~60 MB). Batches are fetched
-        by a ``FetchPool``, up to ``in_flight`` at once, while the previous
+        by a ``FetchPool``, up to ``in_flight`` (default ``self.in_flight``) at once, while the previous
         batch is parsed and used; any failure but "none of these exists"
         holds new requests back until it is retried here, one request at a
         time."""
@@ -354,7 +379,7 @@ class PlexSource(PlexHTTP):
 
         if not batches:
             return
-        pool = FetchPool(fetch, list(range(len(batches))), self.in_flight,
+        pool = FetchPool(fetch, list(range(len(batches))), in_flight or self.in_flight,
                          pause=lambda e: not isinstance(e, PlexNotFound))  # fmt: skip
         try:
             for i in range(len(batches)):

@@ -177,33 +177,36 @@ def _run(
     # (nothing changed since the last sync, so no GET /) nothing is trusted.
     facts = learn.load(conn, plan.server_id, server.version) if server is not None else None
     collector = Collector(source, stage, progress, facts)
-    plays = HistoryStep(conn, source, progress, plan, full=full, enabled=steps["history"])
-    plays.collect()
-    if not steps["tracks"]:
-        return _apply_history_only(conn, plan, plays, progress, source, started, server_time)
-    # Progress total: section sizes for full syncs; incremental totals grow
-    # as the delta listings report their sizes.
-    progress.total += sum(
-        source.count(p.section.id, TRACK) for p in plan.sections if not p.incremental
-    )
-    log.info("Starting sync, total tracks: %d", progress.total)
-    progress("tracks", force=True)
-    scanned = []
-    for p in plan.sections:
-        if not p.incremental:
-            collector.list_section(p.section)
-            scanned.append(p.section.id)
-        elif collector.list_changes(
-            p.section, p.since, p.content_changed, viewed_since=plays.viewed_since(p)
-        ):
-            scanned.append(p.section.id)
-    # A version counts as learned once every music library was read under
-    # it: a sync limited to one library leaves the others for later.
-    learned = server is not None and (
-        not plan.relearn or len(sections) == sum(s.is_music for s in every)
-    )
-    return _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, allow_mass_delete, started,
-                              section, version=server.version if learned else None)  # fmt: skip
+    try:
+        plays = HistoryStep(conn, source, progress, plan, full=full, enabled=steps["history"])
+        plays.collect()
+        if not steps["tracks"]:
+            return _apply_history_only(conn, plan, plays, progress, source, started, server_time)
+        # Progress total: section sizes for full syncs; incremental totals grow
+        # as the delta listings report their sizes.
+        progress.total += sum(
+            source.count(p.section.id, TRACK) for p in plan.sections if not p.incremental
+        )
+        log.info("Starting sync, total tracks: %d", progress.total)
+        progress("tracks", force=True)
+        scanned = []
+        for p in plan.sections:
+            if not p.incremental:
+                collector.list_section(p.section)
+                scanned.append(p.section.id)
+            elif collector.list_changes(
+                p.section, p.since, p.content_changed, viewed_since=plays.viewed_since(p)
+            ):
+                scanned.append(p.section.id)
+        # A version counts as learned once every music library was read under
+        # it: a sync limited to one library leaves the others for later.
+        learned = server is not None and (
+            not plan.relearn or len(sections) == sum(s.is_music for s in every)
+        )
+        return _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, allow_mass_delete, started,
+                                  section, version=server.version if learned else None)  # fmt: skip
+    finally:
+        collector.close()  # a shared read's workers, if a failure left them running
 
 
 def _run_live(
@@ -241,7 +244,9 @@ def _collect_and_apply(conn, source, progress, plan, collector, plays, scanned, 
     """The full reads every sync needs, then the one-transaction apply and the run's record;
     ``version``: the server version whose listing facts (``collector.facts``) are kept"""
     collector.read_full_items()
-    source.close_reader()  # nothing more to read in full: its memory is not held through the apply
+    # nothing more to read in full: the reader exits (its memory is not held
+    # through the apply) while the apply starts; the source's close reaps it
+    source.close_reader(wait=False)
     server_time = plan.server_time
     progress("applying", force=True)
     warnings = list(plan.warnings)

@@ -4,7 +4,10 @@
   become deletions); or, when listed genre lists may all be cut (nothing
   learned yet about this server version, or its listings show no track
   genres), every track read in full from a keys-only scan
-  (``read_section_in_full``);
+  (``read_section_in_full``; a big read is shared by a reader process and
+  a thread of this one, ``plex.shared_read``, and goes on while the next
+  section is scanned; its albums and artists are queued on it as they
+  appear);
 - ``list_changes``: an incremental section: the tracks, albums and artists
   changed since the last sync, then, when the section's count says tracks
   disappeared, which ones (``deletions_by_album``, else a key scan);
@@ -69,6 +72,9 @@ class Collector:
         self.missing: set[str] = (
             set()
         )  # keys asked through /library/metadata that did not come back
+        self.shared = None  # a plex.SharedRead while a big read runs
+        self.ahead: set[str] = set()  # album and artist keys of its tracks: queued on it, or soon
+        self.related: list[str] = []  # those not queued yet
 
     # -- tracks -------------------------------------------------------------
 
@@ -114,9 +120,11 @@ class Collector:
         listing's cost): the keys from a keys-only scan, each page of keys
         read in full while the next page is fetched. One listing page is
         staged first, so that its tracks are compared with their full items:
-        what the next syncs learn from."""
+        what the next syncs learn from. A big read is shared (``_share``):
+        it may still run when this returns; ``read_full_items`` waits for it."""
         # a big read goes to a reader process: started now, it is up by the first page of keys
-        in_reader = self.source.use_reader(self.progress.total)
+        # (a shared read from an earlier section goes on: its reader is busy, not broken)
+        in_reader = self.shared is not None or self.source.use_reader(self.progress.total)
         self._stage_tracks(self.source.sample(section.id, TRACK, SAMPLE_SIZE), section.id)
         for items, _ in prefetch(
             self.source.pages(
@@ -125,7 +133,10 @@ class Collector:
         ):
             keys = [k for k in map(rating_key, (el.get("ratingKey") for el in items)) if k]
             self.stage.add_seen(keys, section.id)
-            self._read(keys, in_reader)
+            if in_reader:
+                self._share(keys)
+            else:
+                self._read(keys, in_reader=False)
 
     def _list_delta(self, section: Section, libtype: int, filters: dict) -> list[str]:
         "Stage (tracks) or return the keys of (albums, artists) items matching ``filters``"
@@ -378,9 +389,11 @@ class Collector:
     def read_full_items(self) -> None:
         """Full items for: albums and artists the staged tracks need, tracks
         whose listed genres may be truncated, and anything queued in ``wanted``."""
+        self._stage_shared()  # all of it: what is still wanted below is known once it is staged
+        self.close()
         self.progress("metadata", force=True)
         self.stage.want_related(self.facts.read_in_full_from)
-        keys = self.stage.wanted()
+        keys = [k for k in self.stage.wanted() if k not in self.ahead]
         if keys:
             self._read(keys)
         # Tracks staged from their full items (found by key scans) may belong
@@ -430,8 +443,12 @@ class Collector:
     def _read(self, keys: list[str], in_reader: bool | None = None) -> set[str]:
         """Read ``keys`` in full and stage what comes back; the keys that did
         not come back. ``in_reader``: see ``PlexSource.full_batches``."""
+        return self._stage_batches(keys, self.source.full_batches(keys, in_reader))
+
+    def _stage_batches(self, keys, batches) -> set[str]:
+        "Stage the full-item ``batches`` read for ``keys``; the keys that did not come back"
         returned = set()
-        for batch in self.source.full_batches(keys, in_reader):
+        for batch in batches:
             returned |= batch.returned
             self.skipped += batch.skipped
             self.stage.add_items(batch.albums, batch.artists)
@@ -441,6 +458,48 @@ class Collector:
         missing = set(keys) - returned
         self.missing |= missing
         return missing
+
+    # -- a big read, shared by the reader process and this one ---------------
+
+    def _share(self, keys: list[str]) -> None:
+        """Queue ``keys`` on the shared read (``plex.shared_read``), staging
+        what came back while more than a page of keys waits"""
+        if self.shared is None:
+            self.shared = self.source.shared_read()
+        self.shared.add(keys)
+        self._stage_shared(backlog=KEY_SCAN_PAGE)
+
+    def _stage_shared(self, backlog: int = 0) -> None:
+        """Stage the shared read's answers until at most ``backlog`` keys wait
+        (0: all, the last albums and artists included). The albums and
+        artists of its tracks (whole sections: every one is read in full,
+        ``Stage.want_related``) are queued on it as they appear, a batch at
+        a time, instead of after the last track (``ahead``)."""
+        if self.shared is None:
+            return
+        size = self.source.batch_size
+        while True:
+            for keys, batches in self.shared.results(backlog):
+                self._stage_batches(keys, batches)
+                for batch in batches:
+                    for _, row in batch.tracks:
+                        for key in (row[_ALBUM_AT], row[_ARTIST_AT]) if row else ():
+                            if key and key not in self.ahead:
+                                self.ahead.add(key)
+                                self.related.append(key)
+                while len(self.related) >= size:
+                    self.shared.add(self.related[:size])
+                    del self.related[:size]
+            if backlog or not self.related:
+                return
+            self.shared.add(self.related)  # the last ones
+            self.related = []
+
+    def close(self) -> None:
+        "Stop the shared read's workers, if any"
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
 
     def _merge_full_tracks(self, tracks: list[tuple]) -> None:
         """Full track rows (``(key, row)``, row None when malformed): complete
@@ -470,6 +529,8 @@ class Collector:
 
 
 _GENRES_AT = STAGE_TRACK_COLUMNS.index("own_genres")
+_ALBUM_AT = STAGE_TRACK_COLUMNS.index("album_rating_key")
+_ARTIST_AT = STAGE_TRACK_COLUMNS.index("artist_rating_key")
 
 
 def _key_range(lo: int, hi: int | None) -> dict:
