@@ -14,7 +14,7 @@ thread of the sync process that takes chunks of keys from one queue:
   parse and rows in the worker thread).
 
 Whichever is free takes the next chunk, so the split follows the speed of
-each (about 70/30 on this 2-core machine). The sync thread stages what
+each (about two thirds to the reader on this 2-core machine). The sync thread stages what
 comes back (``results``), in any order: each result names the keys it was
 asked for, so the keys that did not come back are known per chunk, as they
 were per page before. Chunks are a multiple of the source's batch size and
