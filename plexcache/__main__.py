@@ -1,4 +1,4 @@
-from plexcache.cli import cli
+from plexcache.cli import main
 
 if __name__ == "__main__":
-    cli()
+    main()

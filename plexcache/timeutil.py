@@ -60,6 +60,11 @@ def epoch_to_iso(value) -> str | None:
 
 
 def iso_to_epoch(value: str | None) -> int | None:
+    "'2026-02-05T10:30:00Z' (``_FORMAT``, what the cache stores) to epoch seconds; None for empty"
     if not value:
         return None
-    return int(datetime.strptime(value, _FORMAT).replace(tzinfo=UTC).timestamp())
+    # fromisoformat, not strptime: a no-change sync need not import _strptime
+    # (and locale) for a format this fixed
+    if len(value) != 20 or value[10] != "T" or value[19] != "Z":
+        raise ValueError(f"time data {value!r} does not match format {_FORMAT!r}")
+    return int(datetime.fromisoformat(value[:19]).replace(tzinfo=UTC).timestamp())

@@ -31,6 +31,7 @@ app), makes the read run in-process.
 
 from __future__ import annotations
 
+import gc
 import pickle
 import subprocess
 import sys
@@ -188,6 +189,10 @@ def main() -> None:
         serve(sys.stdin.buffer, sys.stdout.buffer)
     except (BrokenPipeError, KeyboardInterrupt):  # the sync went away: nothing to tell
         pass
+    finally:
+        # exiting: skip the last garbage collections' walk over every object
+        # (as ``plexcache.cli.main``); the sync's apply runs meanwhile
+        gc.freeze()
 
 
 if __name__ == "__main__":
