@@ -307,3 +307,34 @@ def test_a_failed_apply_changes_nothing(cache):
     assert cache.rows("select * from tracks order by rating_key") == before
     assert cache.rows("select name from temp.sqlite_master where name = 'doomed'") == []
     assert facet_counts.is_current(cache.conn)
+
+
+def test_a_bulk_apply_sorts_with_a_smaller_page_cache_and_gives_it_back(cache):
+    # SQLite sizes a sorter's runs by the page cache: the index builds and
+    # recounts of a bulk apply run with SORT_CACHE_KIB, the rest with the sync's
+    cache.conn.execute("pragma cache_size = -24576")
+    sizes = []  # the page cache in force at each CREATE INDEX / FTS rebuild
+    cache.conn.set_trace_callback(
+        lambda sql: sizes.append((sql.split()[1], cache.conn.execute("pragma main.cache_size").fetchone()[0]))
+        if sql.startswith(("CREATE INDEX", "insert into tracks_fts")) else None
+    )  # fmt: skip
+    try:
+        ten_tracks(cache)
+    finally:
+        cache.conn.set_trace_callback(None)
+    assert {size for what, size in sizes if what == "INDEX"} == {-apply.SORT_CACHE_KIB}
+    assert len([what for what, _ in sizes if what == "INDEX"]) == 12
+    assert [size for what, size in sizes if what == "into"] == [-24576]  # the FTS rebuild
+    assert cache.conn.execute("pragma cache_size").fetchone()[0] == -24576
+
+
+def test_page_cache_never_grows_the_cache_and_restores_it_on_error(cache):
+    conn = cache.conn
+    conn.execute("pragma cache_size = 1000")  # pages (4 KiB): 4,000 KiB
+    with apply.page_cache(conn, 8192):
+        assert conn.execute("pragma cache_size").fetchone()[0] == -4000
+    assert conn.execute("pragma cache_size").fetchone()[0] == 1000
+    with pytest.raises(RuntimeError), apply.page_cache(conn, 1024):
+        assert conn.execute("pragma cache_size").fetchone()[0] == -1024
+        raise RuntimeError("an index build failed")
+    assert conn.execute("pragma cache_size").fetchone()[0] == 1000

@@ -23,7 +23,10 @@ A bulk load (an empty cache, or a change touching more than half of it)
 drops the tracks' secondary indexes and FTS triggers first and rebuilds them
 afterwards, sorted, in one pass each: ~30% less time than maintaining them
 row by row at 1,000,000 tracks. Rows are inserted in key order so the
-primary-key index writes stay sequential.
+primary-key index writes stay sequential. The index builds and the recounts
+run with a smaller page cache (``SORT_CACHE_KIB``): SQLite sizes a sorter's
+in-memory runs by the page cache, so with the sync's 24 MB both took 24 MB
+each at once (a sync's peak memory); the FTS rebuild gets the whole cache back.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ from dataclasses import dataclass
 from .. import facet_counts, overview
 from ..columns import ALBUMS, ARTISTS, TRACKS, Table
 from .plan import SyncPlan
+
+#: The page cache of a bulk apply's index builds and recounts (KiB). SQLite
+#: sizes a sorter's in-memory runs by the page cache: at 1,000,000 tracks the
+#: apply's SQLite memory peaked at 63.5 MB with the sync's 24 MB cache (cache
+#: plus a 24 MB sorter, more in the genre recount's GROUP BY), 31 MB with
+#: this, in the same time (docs/performance.md, session 7).
+SORT_CACHE_KIB = 8 * 1024
 
 #: Every track written or deleted by this apply: what the facet deltas follow
 CHANGED_KEYS_SQL = "select rating_key from stage.tracks union select rating_key from temp.doomed"
@@ -108,14 +118,15 @@ def apply_staged(
         overview.subtract(conn, CHANGED_KEYS_SQL)
     changed = upsert(conn)
     removed = delete_doomed(conn) if doomed else 0
-    for sql in track_indexes:
-        conn.execute(sql)
-    if bulk:
-        facet_counts.recount(conn)
-    else:
-        facet_counts.add(conn, CHANGED_KEYS_SQL)
-    # after a bulk apply (no subtract before it) this recounts
-    overview.add(conn, CHANGED_KEYS_SQL)
+    with page_cache(conn, SORT_CACHE_KIB) if bulk else contextlib.nullcontext():
+        for sql in track_indexes:
+            conn.execute(sql)
+        if bulk:
+            facet_counts.recount(conn)
+        else:
+            facet_counts.add(conn, CHANGED_KEYS_SQL)
+        # after a bulk apply (no subtract before it) this recounts
+        overview.add(conn, CHANGED_KEYS_SQL)
     delete_orphans(conn)
     if plan.replacing:
         ids = plan.section_ids
@@ -133,6 +144,19 @@ def apply_staged(
         removed=removed,
         warning=guard.warning if guard else None,
     )
+
+
+@contextlib.contextmanager
+def page_cache(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
+    "The main database's page cache at most ``kib`` KiB inside, as it was afterwards"
+    before = conn.execute("pragma main.cache_size").fetchone()[0]  # pages, or -KiB
+    page_kib = conn.execute("pragma main.page_size").fetchone()[0] / 1024
+    now_kib = -before if before < 0 else int(before * page_kib)
+    conn.execute(f"pragma main.cache_size = -{min(kib, now_kib)}")
+    try:
+        yield
+    finally:
+        conn.execute(f"pragma main.cache_size = {before}")
 
 
 def count_tracks(conn: sqlite3.Connection, section_id: int | None = None) -> int:
