@@ -25,8 +25,9 @@ afterwards, sorted, in one pass each: ~30% less time than maintaining them
 row by row at 1,000,000 tracks. Rows are inserted in key order so the
 primary-key index writes stay sequential. The index builds and the recounts
 run with a smaller page cache (``SORT_CACHE_KIB``): SQLite sizes a sorter's
-in-memory runs by the page cache, so with the sync's 24 MB both took 24 MB
-each at once (a sync's peak memory); the FTS rebuild gets the whole cache back.
+in-memory runs by the page cache, so with the sync's 24 MB cache each sort
+held another 24 MB on top of it (a big sync's peak memory). The FTS rebuild,
+which needs the cache, gets it back.
 """
 
 from __future__ import annotations
