@@ -675,6 +675,28 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path, fresh_sim):
     assert get_status(db, None)["track_count"] == 0
 
 
+def test_ctrl_c_after_the_commit_leaves_the_run_succeeded(tmp_path, fresh_sim, caplog):
+    # Ctrl-C (or the watch command's SIGINT) can land after the apply committed,
+    # e.g. while the WAL is checkpointed: the run must not be rewritten as interrupted.
+    db = tmp_path / "c.db"
+    sync(db, config_for(fresh_sim))
+    fresh_sim.advance_clock(2)
+    fresh_sim.edit_track(fresh_sim.library.track_keys(1)[0], title="Saved before the signal")
+
+    def interrupt_when_done(p):
+        if p.phase == "done":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sync(db, config_for(fresh_sim), on_progress=interrupt_when_done)
+    last = runs(db)[-1]
+    assert (last["status"], last["error"], last["tracks_updated"]) == ("succeeded", None, 1)
+    assert "Saved before the signal" in {r["title"] for r in rows_by_key(db).values()}
+    assert "Sync interrupted after its changes were saved" in caplog.messages
+    assert not any(m.startswith("Sync interrupted:") for m in caplog.messages)
+    assert get_status(db, None)["error"] is None
+
+
 def test_token_never_in_logs_or_output(tmp_path, sim, caplog):
     import logging
 

@@ -482,22 +482,39 @@ def test_watch_command_runs_until_a_signal_and_exits_0(sim, tmp_path, sig):
     env = cli_env(tmp_path, sim)  # DEBUG logging of everything into cli-debug.log
     scanner = SecretScanner(sim.token)
     proc = spawn_cli(["watch", "--db", db], env)
+    lines: list[str] = []  # stderr, read as it comes: the signal waits for the live line
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+
+    def live_line() -> bool:
+        return any(
+            line.startswith("Live: 0 added, 1 updated, 0 removed (1 requests,") for line in lines
+        )
+
     try:
         wait_connected_process(db)
         sim.advance_clock(2)
         sim.edit_track(sim.library.track_keys(1)[0], title="Seen by the command")
         converge(db, sim)
+        # the cache converges at the apply's commit; the line is logged just after
+        wait_for(live_line, "the live sync's line")
     finally:
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)  # (the command writes nothing to stdout: no pipe to fill)
+        out = proc.stdout.read()
+        reader.join(timeout=20)
+    err = "".join(lines)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     lines = err.splitlines()
     ws_url = sim.url.replace("http://", "ws://") + "/:/websockets/notifications"
     assert f"Listening to Plex notifications at {ws_url}" in lines
-    assert any(
-        line.startswith("Live: 0 added, 1 updated, 0 removed (1 requests,") for line in lines
-    ), err
+    assert live_line(), err
     assert read_state(db)["state"] == "stopped"
     scanner.add("stdout", out)
     scanner.add("stderr", err)

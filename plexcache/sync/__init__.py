@@ -346,7 +346,7 @@ def _recorded_run(
         # statement on this connection fail, the failure record included.
         _rollback(conn)
         stage.drop()
-        runs.fail(
+        recorded = runs.fail(
             conn,
             run_id,
             status=status,
@@ -355,7 +355,10 @@ def _recorded_run(
             requests=source.requests,
             phase=progress.phase,
         )
-        log.error("Sync %s: %s", status, message)
+        if recorded:
+            log.error("Sync %s: %s", status, message)
+        else:  # Ctrl-C after the apply's commit: the run succeeded and says so
+            log.warning("Sync %s after its changes were saved", status)
         if error is not None and error is not e:
             raise error from None
         raise

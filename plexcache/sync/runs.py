@@ -178,18 +178,24 @@ def fail(
     duration_ms: int,
     requests: int,
     phase: str,
-) -> None:
-    "Mark the run ``failed`` or ``interrupted``; a write that fails is only logged"
+) -> bool:
+    """Mark the run ``failed`` or ``interrupted``; a write that fails is only logged.
+
+    Only a run still ``running`` changes: one whose apply committed (it is
+    ``succeeded``) stays so when Ctrl-C lands after the commit. False when the
+    row was not changed."""
     try:
         if conn.in_transaction:
             conn.execute("rollback")
-        conn.execute(
+        cur = conn.execute(
             "update sync_runs set status = ?, error = ?, finished_at = ?, duration_ms = ?, "
-            "http_requests = ?, phase = ? where id = ?",
+            "http_requests = ?, phase = ? where id = ? and status = 'running'",
             (status, message, utc_now_iso(), duration_ms, requests, phase, run_id),
         )
     except sqlite3.Error as e:  # e.g. disk full: the lock + status recovery still tell the truth
         log.warning("could not record the failed run: %s", e)
+        return True
+    return cur.rowcount > 0
 
 
 def mark_interrupted(conn: sqlite3.Connection) -> int:
