@@ -482,18 +482,18 @@ def test_watch_command_runs_until_a_signal_and_exits_0(sim, tmp_path, sig):
     env = cli_env(tmp_path, sim)  # DEBUG logging of everything into cli-debug.log
     scanner = SecretScanner(sim.token)
     proc = spawn_cli(["watch", "--db", db], env)
-    lines: list[str] = []  # stderr, read as it comes: the signal waits for the live line
+    read: list[str] = []  # stderr, read as it comes: the signal waits for the live line
 
     def read_stderr() -> None:
         for line in proc.stderr:
-            lines.append(line)
+            read.append(line)
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
 
     def live_line() -> bool:
         return any(
-            line.startswith("Live: 0 added, 1 updated, 0 removed (1 requests,") for line in lines
+            line.startswith("Live: 0 added, 1 updated, 0 removed (1 requests,") for line in read
         )
 
     try:
@@ -508,7 +508,7 @@ def test_watch_command_runs_until_a_signal_and_exits_0(sim, tmp_path, sig):
         proc.wait(timeout=20)  # (the command writes nothing to stdout: no pipe to fill)
         out = proc.stdout.read()
         reader.join(timeout=20)
-    err = "".join(lines)
+    err = "".join(read)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     lines = err.splitlines()

@@ -182,8 +182,8 @@ def fail(
     """Mark the run ``failed`` or ``interrupted``; a write that fails is only logged.
 
     Only a run still ``running`` changes: one whose apply committed (it is
-    ``succeeded``) stays so when Ctrl-C lands after the commit. False when the
-    row was not changed."""
+    ``succeeded``) stays so when Ctrl-C lands after the commit. False only
+    then: the run had already ended."""
     try:
         if conn.in_transaction:
             conn.execute("rollback")
